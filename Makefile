@@ -1,0 +1,35 @@
+# Two entry points (see README): `make quick` runs the whole pipeline on the offline profile,
+# `make test` runs the test suite. Both create .venv on first use.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: quick paper-dry test test-fast setup clean
+
+setup: $(STAMP)
+
+# torch/torchvision are installed first, by exact version, so no resolver can pull another build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+quick: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml all
+
+paper-dry: $(STAMP)
+	$(BIN)/snakemake -n all
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow"
+
+clean:
+	rm -rf results/* .snakemake
+	touch results/.gitkeep

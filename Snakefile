@@ -1,0 +1,21 @@
+# rarts: end-to-end reproduction of "RARTS: An Efficient First-Order Relaxed Architecture
+# Search Method" (Xue, Qi, Xin; IEEE Access 2022). See README.md.
+#   snakemake --cores 8 all                                  # the paper's settings
+#   snakemake --cores 2 --configfile config/quick.yaml all   # the offline profile
+#   snakemake results/fig1.png                               # one target
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/toy.smk"
+include: "workflow/rules/search.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        ALL_TARGETS,
+        "results/mlflow_run.json",

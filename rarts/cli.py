@@ -1,0 +1,159 @@
+"""`rarts` / `python -m rarts`: the one interface the pipeline rules call.
+
+Rules pass their slice of the (schema-validated) config as a JSON `--spec`; every output is
+written atomically. Heavy imports happen inside the subcommands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+
+def _json_arg(text: str) -> dict:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {exc}") from exc
+
+
+# -- subcommands --------------------------------------------------------------------------
+def cmd_toy(args) -> None:
+    from rarts import toy
+
+    res = toy.simulate(args.method, lam=args.lam, beta=args.beta, alpha0=args.alpha0, w0=args.w0,
+                       y0=args.y0, lr=args.lr, steps=args.steps)
+    final = res.final
+    if args.json:
+        print(json.dumps(final))
+    else:
+        print(", ".join(f"{k} = {v:.6f}" for k, v in final.items()))
+
+
+def cmd_fig1(args) -> None:
+    from rarts import plots
+
+    plots.make_fig1(args.spec, png=args.png, pdf=args.pdf, csv=args.csv)
+
+
+def cmd_prepare_data(args) -> None:
+    from rarts.data import prepare
+
+    prepare.prepare_dataset(args.dataset, args.spec, args.out)
+
+
+def cmd_split(args) -> None:
+    from rarts.data import prepare
+
+    prepare.make_search_split(args.dataset, args.spec, args.out)
+
+
+def cmd_params(args) -> None:
+    from rarts import params
+
+    print(params.count(args))
+
+
+def cmd_search(args) -> None:
+    from rarts.search import run
+
+    run.search_main(space=args.space, algo=args.algo, seed=args.seed, spec=args.spec,
+                    split_path=args.split, out_dir=args.out_dir, ckpt_path=args.ckpt)
+
+
+def cmd_fig2(args) -> None:
+    from rarts import plots
+
+    plots.make_fig2(args.runs, png=args.png, pdf=args.pdf, csv=args.csv)
+
+
+def cmd_log_mlflow(args) -> None:
+    from rarts import tracking
+
+    tracking.log_reproduction(args.spec, args.config, args.artifacts, args.search_runs, args.out)
+
+
+# -- parser --------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
+    t.add_argument("--method", choices=["darts1", "darts2", "milenas", "rarts"], required=True)
+    t.add_argument("--lam", type=float, default=1.0, help="λ (RARTS, MiLeNAS)")
+    t.add_argument("--beta", type=float, default=1.0, help="β (RARTS)")
+    t.add_argument("--alpha0", type=float, default=2.0)
+    t.add_argument("--w0", type=float, default=2.0)
+    t.add_argument("--y0", type=float, default=0.0)
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument("--json", action="store_true", help="print the final point as JSON")
+    t.set_defaults(func=cmd_toy)
+
+    f = sub.add_parser("fig1", help="Fig. 1 and the toy equilibria table")
+    f.add_argument("--spec", type=_json_arg, required=True)
+    f.add_argument("--png", required=True)
+    f.add_argument("--pdf")
+    f.add_argument("--csv", required=True)
+    f.set_defaults(func=cmd_fig1)
+
+    d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
+    d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet"], required=True)
+    d.add_argument("--spec", type=_json_arg, required=True)
+    d.add_argument("--out", required=True, help="a JSON summary of the prepared data")
+    d.set_defaults(func=cmd_prepare_data)
+
+    s = sub.add_parser("split", help="write the D_t / D_v search split")
+    s.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
+    s.add_argument("--spec", type=_json_arg, required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_split)
+
+    c = sub.add_parser("params", help="print a network's parameter count (last line)")
+    c.add_argument("--net", choices=["search"], required=True)
+    c.add_argument("--classes", type=int, default=10)
+    c.add_argument("--channels", type=int, help="initial channels (default: the paper's)")
+    c.add_argument("--layers", type=int, help="cells (default: the paper's)")
+    c.set_defaults(func=cmd_params)
+
+    r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
+    r.add_argument("--space", choices=["darts"], default="darts")
+    r.add_argument("--algo", choices=["darts1", "darts2", "milenas", "rarts", "random"],
+                   required=True)
+    r.add_argument("--seed", type=int, required=True)
+    r.add_argument("--spec", type=_json_arg, required=True)
+    r.add_argument("--split", required=True, help="the search split JSON")
+    r.add_argument("--out-dir", required=True)
+    r.add_argument("--ckpt", required=True, help="checkpoint file (outside declared outputs)")
+    r.set_defaults(func=cmd_search)
+
+    g = sub.add_parser("fig2", help="draw the cells of the best RARTS search")
+    g.add_argument("--runs", nargs="+", required=True, help="search output folders")
+    g.add_argument("--png", required=True)
+    g.add_argument("--pdf")
+    g.add_argument("--csv", required=True, help="skip-connection counts of every genotype")
+    g.set_defaults(func=cmd_fig2)
+
+    m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
+    m.add_argument("--spec", type=_json_arg, required=True)
+    m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
+    m.add_argument("--artifacts", nargs="*", default=[])
+    m.add_argument("--search-runs", nargs="*", default=[])
+    m.add_argument("--out", required=True)
+    m.set_defaults(func=cmd_log_mlflow)
+    return p
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
+    from rarts.data.errors import DatasetError
+
+    try:
+        args.func(args)
+    except DatasetError as exc:
+        sys.exit(f"rarts {args.command}: {exc}")

@@ -1,0 +1,42 @@
+"""Pipeline steps for data: make a dataset ready (real or stand-in) and write the search split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rarts.data import cifar, imagenet, split, standin
+from rarts.io import write_json
+
+
+def prepare_dataset(dataset: str, spec: dict, out) -> dict:
+    """spec: root, standin (write the digits stand-in if the root is empty), download."""
+    root = Path(spec["root"])
+    if dataset == "imagenet":
+        if spec["standin"] and not (root / "train").is_dir():
+            standin.write_imagefolder_standin(root)
+        imagenet.check_imagefolder(root)
+        classes = imagenet.class_list(root)
+        summary = {"dataset": dataset, "root": str(root), "standin": imagenet.is_standin(root),
+                   "num_classes": len(classes),
+                   "n_train": sum(1 for _ in (root / "train").rglob("*") if _.is_file()),
+                   "n_val": sum(1 for _ in (root / "val").rglob("*") if _.is_file())}
+    else:
+        folder = root / cifar.spec_of(dataset).folder
+        if spec["standin"] and not folder.is_dir():
+            standin.write_cifar_standin(dataset, root)
+        cifar.ensure_cifar(dataset, root, download=spec["download"])
+        _, y_train = cifar.load_cifar(dataset, root, train=True)
+        _, y_test = cifar.load_cifar(dataset, root, train=False)
+        summary = {"dataset": dataset, "root": str(root), "standin": cifar.is_standin(dataset, root),
+                   "num_classes": int(y_train.max()) + 1, "n_train": len(y_train),
+                   "n_test": len(y_test)}
+    if summary["standin"]:
+        summary["note"] = standin.NOTE.format(fmt=dataset)
+    write_json(out, summary)
+    return summary
+
+
+def make_search_split(dataset: str, spec: dict, out) -> dict:
+    """spec: root, seed, portion. Every search rule reads the file this writes."""
+    _, y_train = cifar.load_cifar(dataset, spec["root"], train=True)
+    return split.write_split(out, dataset, len(y_train), spec["seed"], spec["portion"])

@@ -1,0 +1,99 @@
+"""In-memory mini-batch streams with on-device augmentation and exact, resumable order.
+
+The whole split is held as one normalised tensor (on the GPU when it fits), so a step costs an
+index and a gather; the shuffling generator and position are part of the checkpoint.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def prepare_images(x_uint8: torch.Tensor, mean, std, resolution: int, device) -> torch.Tensor:
+    """uint8 (N, 3, H, W) → normalised float on `device`, area-resized to `resolution`."""
+    x = x_uint8.to(device=device, dtype=torch.float32).div_(255.0)
+    if x.shape[-1] != resolution:
+        x = F.interpolate(x, size=(resolution, resolution), mode="area")
+    mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, crop_padding: int = 0, hflip: bool = False,
+            cutout: int = 0) -> torch.Tensor:
+    """Random crop with zero padding, horizontal flip and cutout, vectorised over the batch.
+
+    The random draws come from `gen` (a CPU generator) so the stream replays after resume.
+    """
+    n, c, h, w = x.shape
+    if crop_padding:
+        p = crop_padding
+        padded = F.pad(x, (p, p, p, p))
+        oy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
+        ox = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
+        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+        idx = torch.arange(n, device=x.device)[:, None, None]
+        x = padded.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2)
+    if hflip:
+        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    if cutout:
+        cy = torch.randint(0, h, (n,), generator=gen).to(x.device)
+        cx = torch.randint(0, w, (n,), generator=gen).to(x.device)
+        ys = torch.arange(h, device=x.device)[None, :, None]
+        xs = torch.arange(w, device=x.device)[None, None, :]
+        half = cutout // 2
+        # The DARTS cutout: a length×length square centred anywhere, clipped at the border.
+        inside = ((ys >= (cy - half)[:, None, None]) & (ys < (cy + half)[:, None, None])
+                  & (xs >= (cx - half)[:, None, None]) & (xs < (cx + half)[:, None, None]))
+        x = x * (~inside)[:, None].to(x.dtype)
+    return x
+
+
+class BatchStream:
+    """Endless shuffled mini-batches over (x, y); one reshuffle per pass over the data."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
+                 crop_padding: int = 0, hflip: bool = False, cutout: int = 0):
+        if len(x) == 0:
+            raise ValueError("empty dataset")
+        self.x, self.y = x, y
+        self.batch_size = min(batch_size, len(x))
+        self.aug = dict(crop_padding=crop_padding, hflip=hflip, cutout=cutout)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.perm = torch.randperm(len(x), generator=self.gen)
+        self.pos = 0
+
+    @property
+    def batches_per_pass(self) -> int:
+        return len(self.x) // self.batch_size  # the last partial batch is dropped
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.pos + self.batch_size > len(self.x):
+            self.perm = torch.randperm(len(self.x), generator=self.gen)
+            self.pos = 0
+        idx = self.perm[self.pos:self.pos + self.batch_size].to(self.x.device)
+        self.pos += self.batch_size
+        xb = self.x.index_select(0, idx)
+        if any(self.aug.values()):
+            xb = augment(xb, self.gen, **self.aug)
+        return xb, self.y.index_select(0, idx)
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+        self.perm = state["perm"].clone()
+        self.pos = state["pos"]
+
+
+def iterate_once(x: torch.Tensor, y: torch.Tensor, batch_size: int, limit: int = 0):
+    """Ordered batches over the data, for evaluation; `limit` > 0 caps the number of batches."""
+    n_batches = -(-len(x) // batch_size)
+    if limit:
+        n_batches = min(n_batches, limit)
+    for b in range(n_batches):
+        yield x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size]

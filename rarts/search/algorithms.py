@@ -1,0 +1,250 @@
+"""DARTS-1, DARTS-2, MiLeNAS and RARTS as strategies over one search step.
+
+Each algorithm owns its networks, α and optimizers and exposes `step(train_batch, val_batch)`.
+Networks take α as a forward argument (see `rarts.spaces`), so:
+- DARTS-2 evaluates its virtual and perturbed weights with `torch.func.functional_call` on a
+  dictionary of tensors, never copying the model;
+- RARTS keeps two weight copies (w on D_t, y on D_v) over one shared α.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call
+
+
+def cross_entropy(net, params, arch, batch):
+    """Loss and logits of `net` on `batch`; `params` (a name → tensor dict) overrides weights."""
+    x, y = batch
+    logits = net(x, arch) if params is None else functional_call(net, params, (x, arch))
+    return F.cross_entropy(logits, y), logits
+
+
+class SearchAlgorithm:
+    """Common state: one weight network w, α, SGD for weights, Adam for α, cosine schedules."""
+
+    name = "base"
+    passes_per_step = 0  # forward+backward passes of the network per step (sets the speed limit)
+
+    def __init__(self, space, hp: dict, device, arch_penalty=None):
+        self.space, self.hp, self.device = space, hp, torch.device(device)
+        self.net = space.build_network().to(self.device)
+        self.arch = space.init_arch(self.device)
+        self.arch_penalty = arch_penalty  # callable(arch) -> scalar, e.g. the latency term
+        self.w_opt = self._weight_optimizer(self.net)
+        self.arch_opt = torch.optim.Adam(self.arch, lr=hp["arch_lr"], betas=tuple(hp["arch_betas"]),
+                                         weight_decay=hp["arch_weight_decay"])
+        self.schedulers = [self._cosine(self.w_opt)]
+
+    # -- construction helpers ------------------------------------------------------------
+    def _weight_optimizer(self, net):
+        return torch.optim.SGD(net.parameters(), lr=self.hp["w_lr"], momentum=self.hp["w_momentum"],
+                               weight_decay=self.hp["w_weight_decay"],
+                               nesterov=self.hp.get("w_nesterov", False))
+
+    def _cosine(self, opt):
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=self.hp["epochs"],
+                                                          eta_min=self.hp["w_lr_min"])
+
+    # -- pieces shared by the algorithms --------------------------------------------------
+    @property
+    def w_lr(self) -> float:
+        return self.w_opt.param_groups[0]["lr"]
+
+    def eval_net(self) -> nn.Module:
+        """The network whose weights were trained on D_t (evaluated on D_v for the history)."""
+        return self.net
+
+    def arch_grads(self, loss) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(loss, self.arch))
+
+    def penalty_grads(self) -> list[torch.Tensor] | None:
+        if self.arch_penalty is None:
+            return None
+        return list(torch.autograd.grad(self.arch_penalty(self.arch), self.arch))
+
+    def apply_arch_step(self, grads) -> None:
+        extra = self.penalty_grads()
+        for i, (a, g) in enumerate(zip(self.arch, grads)):
+            a.grad = g if extra is None else g + extra[i]
+        self.arch_opt.step()
+
+    def weight_step(self, net, opt, loss, coupling=None) -> None:
+        """One SGD step on `net` for `loss` (+ β(w − other) when `coupling` = (β, other net))."""
+        opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=list(net.parameters()))
+        if coupling is not None:
+            beta, other = coupling
+            with torch.no_grad():
+                for p, q in zip(net.parameters(), other.parameters()):
+                    p.grad.add_(p - q, alpha=beta)
+        nn.utils.clip_grad_norm_(net.parameters(), self.hp["grad_clip"])
+        opt.step()
+
+    def step(self, train_batch, val_batch) -> dict:
+        raise NotImplementedError
+
+    # -- checkpointing ---------------------------------------------------------------------
+    def optimizers(self) -> dict:
+        return {"w_opt": self.w_opt, "arch_opt": self.arch_opt}
+
+    def networks(self) -> dict:
+        return {"net": self.net}
+
+    def state_dict(self) -> dict:
+        return {"arch": [a.detach().clone() for a in self.arch],
+                "nets": {k: n.state_dict() for k, n in self.networks().items()},
+                "opts": {k: o.state_dict() for k, o in self.optimizers().items()},
+                "schedulers": [s.state_dict() for s in self.schedulers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for a, saved in zip(self.arch, state["arch"]):
+                a.copy_(saved)
+        for k, n in self.networks().items():
+            n.load_state_dict(state["nets"][k])
+        for k, o in self.optimizers().items():
+            o.load_state_dict(state["opts"][k])
+        for s, saved in zip(self.schedulers, state["schedulers"]):
+            s.load_state_dict(saved)
+
+
+class Darts1(SearchAlgorithm):
+    """First-order DARTS: α ← α − η∇_α L_v(w, α), then w ← w − η∇_w L_t(w, α) (official order)."""
+
+    name, passes_per_step = "darts1", 2
+
+    def step(self, train_batch, val_batch):
+        loss_v, _ = cross_entropy(self.net, None, self.arch, val_batch)
+        self.apply_arch_step(self.arch_grads(loss_v))
+        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
+        self.weight_step(self.net, self.w_opt, loss_t)
+        return {"loss": loss_t.detach(), "logits": logits.detach()}
+
+
+class Darts2(SearchAlgorithm):
+    """Second-order DARTS: the unrolled hypergradient of REFERENCE.md, no model copies.
+
+    w' = w − ξ(momentum·buf + ∇_w L_t(w) + wd·w),  ξ = current weight lr;
+    ∇_α = ∇_α L_v(w') − ξ (∇_α L_t(w⁺) − ∇_α L_t(w⁻)) / 2R,  w± = w ± R∇_{w'}L_v(w'),
+    R = 0.01 / ‖∇_{w'} L_v(w')‖.
+    """
+
+    name, passes_per_step = "darts2", 5
+
+    def virtual_weights(self, train_batch, xi: float) -> dict:
+        names, params = zip(*self.net.named_parameters())
+        loss_t, _ = cross_entropy(self.net, None, self.arch, train_batch)
+        grads = torch.autograd.grad(loss_t, params)
+        momentum, wd = self.hp["w_momentum"], self.hp["w_weight_decay"]
+        virtual = {}
+        with torch.no_grad():
+            for n, p, g in zip(names, params, grads):
+                buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
+                d = g + wd * p
+                if buf is not None:
+                    d = d + momentum * buf
+                virtual[n] = p - xi * d
+        return virtual
+
+    def hypergradient(self, train_batch, val_batch, xi: float) -> list[torch.Tensor]:
+        virtual = {n: v.requires_grad_() for n, v in self.virtual_weights(train_batch, xi).items()}
+        loss_v, _ = cross_entropy(self.net, virtual, self.arch, val_batch)
+        grads = torch.autograd.grad(loss_v, [*self.arch, *virtual.values()])
+        g_arch, g_w = grads[:len(self.arch)], grads[len(self.arch):]
+        implicit = self.hessian_vector_product(g_w, train_batch)
+        return [ga - xi * h for ga, h in zip(g_arch, implicit)]
+
+    def hessian_vector_product(self, vector, train_batch) -> list[torch.Tensor]:
+        """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v."""
+        r = 0.01 / torch.cat([v.flatten() for v in vector]).norm()
+        names, params = zip(*self.net.named_parameters())
+        out = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                shifted = {n: p + sign * r * v for n, p, v in zip(names, params, vector)}
+            loss, _ = cross_entropy(self.net, shifted, self.arch, train_batch)
+            out.append(torch.autograd.grad(loss, self.arch))
+        return [(gp - gm) / (2 * r) for gp, gm in zip(*out)]
+
+    def step(self, train_batch, val_batch):
+        self.apply_arch_step(self.hypergradient(train_batch, val_batch, xi=self.w_lr))
+        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
+        self.weight_step(self.net, self.w_opt, loss_t)
+        return {"loss": loss_t.detach(), "logits": logits.detach()}
+
+
+class MiLeNAS(SearchAlgorithm):
+    """Mixed-level: α ← α − η(∇_α L_v + λ∇_α L_t), w ← w − η∇_w L_t, both gradients at (w, α).
+
+    One train pass yields ∇_w L_t and ∇_α L_t together, one val pass ∇_α L_v: two passes.
+    """
+
+    name, passes_per_step = "milenas", 2
+
+    def step(self, train_batch, val_batch):
+        lam = self.hp["milenas"]["lam"]
+        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
+        params = list(self.net.parameters())
+        g_t = torch.autograd.grad(loss_t, [*self.arch, *params])
+        loss_v, _ = cross_entropy(self.net, None, self.arch, val_batch)
+        g_v = self.arch_grads(loss_v)
+        self.apply_arch_step([gv + lam * gt for gv, gt in zip(g_v, g_t[:len(self.arch)])])
+        self.w_opt.zero_grad(set_to_none=True)
+        for p, g in zip(params, g_t[len(self.arch):]):
+            p.grad = g
+        nn.utils.clip_grad_norm_(params, self.hp["grad_clip"])
+        self.w_opt.step()
+        return {"loss": loss_t.detach(), "logits": logits.detach()}
+
+
+class RARTS(SearchAlgorithm):
+    """Relaxed architecture search: Gauss–Seidel on L_v(y) + λL_t(w) + β/2‖y − w‖² (eqs. 6–8).
+
+    w ← w − η[λ∇_w L_t(w, α) + β(w − y)]
+    y ← y − η[∇_y L_v(y, α) + β(y − w)]          (new w)
+    α ← α − η[λ∇_α L_t(w, α) + ∇_α L_v(y, α)]    (new w and y; + latency term)
+    """
+
+    name, passes_per_step = "rarts", 4
+
+    def __init__(self, space, hp, device, arch_penalty=None):
+        super().__init__(space, hp, device, arch_penalty)
+        cfg = hp["rarts"]
+        self.lam, self.beta = cfg["lam"], cfg["beta"]
+        if cfg["y_init"] == "copy":
+            self.net_y = copy.deepcopy(self.net)
+        else:  # its own initialisation, drawn after w's and α's
+            self.net_y = space.build_network().to(self.device)
+        self.y_opt = self._weight_optimizer(self.net_y)
+        self.schedulers.append(self._cosine(self.y_opt))
+
+    def networks(self):
+        return {"net": self.net, "net_y": self.net_y}
+
+    def optimizers(self):
+        return {"w_opt": self.w_opt, "y_opt": self.y_opt, "arch_opt": self.arch_opt}
+
+    def step(self, train_batch, val_batch):
+        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
+        self.weight_step(self.net, self.w_opt, self.lam * loss_t, coupling=(self.beta, self.net_y))
+        loss_v, _ = cross_entropy(self.net_y, None, self.arch, val_batch)
+        self.weight_step(self.net_y, self.y_opt, loss_v, coupling=(self.beta, self.net))
+        loss_t_new, _ = cross_entropy(self.net, None, self.arch, train_batch)
+        loss_v_new, _ = cross_entropy(self.net_y, None, self.arch, val_batch)
+        self.apply_arch_step(self.arch_grads(self.lam * loss_t_new + loss_v_new))
+        return {"loss": loss_t.detach(), "logits": logits.detach()}
+
+
+ALGORITHMS = {cls.name: cls for cls in (Darts1, Darts2, MiLeNAS, RARTS)}
+SEARCH_ALGORITHMS = tuple(ALGORITHMS) + ("random",)
+
+
+def build_algorithm(name: str, space, hp: dict, device, arch_penalty=None) -> SearchAlgorithm:
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown search algorithm {name!r}; choose from {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name](space, hp, device, arch_penalty)

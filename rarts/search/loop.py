@@ -1,0 +1,215 @@
+"""The search loop shared by every algorithm: data streams, schedules, per-epoch history,
+atomic checkpoints with exact resume, SIGTERM handling and the non-finite-loss stop."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rarts import checkpoint
+from rarts.data.stream import BatchStream, iterate_once
+from rarts.search.algorithms import build_algorithm
+
+log = logging.getLogger("rarts.search")
+
+
+class NonFiniteLoss(RuntimeError):
+    pass
+
+
+class Preempted(SystemExit):
+    """Raised after a SIGTERM-triggered checkpoint; exit code 143 like a plain SIGTERM."""
+
+    def __init__(self):
+        super().__init__(143)
+
+
+@dataclass
+class SearchData:
+    x_train: torch.Tensor  # D_t, normalised, on the device
+    y_train: torch.Tensor
+    x_val: torch.Tensor    # D_v
+    y_val: torch.Tensor
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+@torch.no_grad()
+def evaluate(net, arch, x, y, batch_size: int, limit: int = 0) -> tuple[float, float]:
+    was_training = net.training
+    net.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for xb, yb in iterate_once(x, y, batch_size, limit):
+        logits = net(xb, arch)
+        loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+        count += len(yb)
+    net.train(was_training)
+    return loss_sum / count, correct / count
+
+
+class SearchLoop:
+    """Runs one (algorithm, seed) search to completion, resuming from `ckpt_path` if present."""
+
+    def __init__(self, space, algo_name: str, seed: int, hp: dict, data: SearchData, device,
+                 ckpt_path, arch_penalty=None, on_step=None):
+        self.algo_name, self.seed, self.hp = algo_name, seed, hp
+        self.device, self.ckpt_path = torch.device(device), Path(ckpt_path)
+        self.on_step = on_step  # test hook: called with the global step number
+        self.fingerprint = checkpoint.fingerprint({"algo": algo_name, "seed": seed, "hp": hp,
+                                                   "space": space.kw, "n_train": len(data.x_train)})
+        checkpoint.seed_everything(seed)
+        self.algo = build_algorithm(algo_name, space, hp, self.device, arch_penalty)
+        aug = dict(crop_padding=hp["augment"]["crop_padding"], hflip=hp["augment"]["hflip"])
+        self.data = data
+        self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed, **aug)
+        self.val_stream = BatchStream(data.x_val, data.y_val, hp["batch_size"], seed + 1, **aug)
+        self.steps_per_epoch = self.train_stream.batches_per_pass
+        if hp.get("max_steps_per_epoch"):
+            self.steps_per_epoch = min(self.steps_per_epoch, hp["max_steps_per_epoch"])
+        self.epoch, self.step_in_epoch, self.elapsed = 0, 0, 0.0
+        self.history: list[dict] = []
+        self.meters = self._fresh_meters()
+        self._stop_requested = False
+
+    # -- state ------------------------------------------------------------------------------
+    def _fresh_meters(self) -> dict:
+        z = lambda: torch.zeros((), device=self.device, dtype=torch.float64)  # noqa: E731
+        return {"loss": z(), "correct": z(), "count": z()}
+
+    def state_dict(self) -> dict:
+        return {"fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step_in_epoch,
+                "elapsed": self.elapsed, "history": self.history, "algo": self.algo.state_dict(),
+                "streams": {"train": self.train_stream.state_dict(),
+                            "val": self.val_stream.state_dict()},
+                "meters": {k: v.cpu() for k, v in self.meters.items()}}
+
+    def save_checkpoint(self) -> None:
+        checkpoint.save(self.ckpt_path, self.state_dict())
+
+    def try_resume(self) -> bool:
+        state = checkpoint.load(self.ckpt_path, self.fingerprint)
+        if state is None:
+            return False
+        self.algo.load_state_dict(state["algo"])
+        self.train_stream.load_state_dict(state["streams"]["train"])
+        self.val_stream.load_state_dict(state["streams"]["val"])
+        self.meters = {k: v.to(self.device) for k, v in state["meters"].items()}
+        self.epoch, self.step_in_epoch = state["epoch"], state["step"]
+        self.elapsed, self.history = state["elapsed"], state["history"]
+        checkpoint.set_rng_state(state["rng"])
+        log.info("%s seed %d: resumed from %s at epoch %d, step %d", self.algo_name, self.seed,
+                 self.ckpt_path, self.epoch, self.step_in_epoch)
+        return True
+
+    def request_stop(self, *_args) -> None:
+        """SIGTERM handler: checkpoint at the next step boundary, then exit."""
+        self._stop_requested = True
+
+    # -- running ----------------------------------------------------------------------------
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        if not math.isfinite(float(loss)):
+            raise NonFiniteLoss(f"non-finite training loss ({float(loss)}) in {self.algo_name} "
+                                f"search, seed {self.seed}, epoch {self.epoch}, step "
+                                f"{self.step_in_epoch}: lower the learning rates or check the data")
+
+    def _train_epoch(self) -> None:
+        algo = self.algo
+        algo.net.train()
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step_in_epoch, leave=False,
+                   desc=f"{self.algo_name} s{self.seed} e{self.epoch}", disable=None)
+        while self.step_in_epoch < self.steps_per_epoch:
+            t0 = time.perf_counter()
+            train_batch = self.train_stream.next()
+            out = algo.step(train_batch, self.val_stream.next())
+            self._check_finite(out["loss"])
+            n = len(train_batch[1])
+            self.meters["loss"] += out["loss"].double() * n
+            self.meters["count"] += n
+            self.meters["correct"] += (out["logits"].argmax(1) == train_batch[1]).sum()
+            self.step_in_epoch += 1
+            self.elapsed += time.perf_counter() - t0
+            bar.update(1)
+            if self.on_step is not None:
+                self.on_step(self.epoch * self.steps_per_epoch + self.step_in_epoch)
+            if self._stop_requested:
+                bar.close()
+                self.save_checkpoint()
+                log.warning("%s seed %d: stop requested; checkpoint written at epoch %d step %d",
+                            self.algo_name, self.seed, self.epoch, self.step_in_epoch)
+                raise Preempted()
+        bar.close()
+
+    def _end_epoch(self) -> dict:
+        t0 = time.perf_counter()
+        algo, m = self.algo, self.meters
+        val_loss, val_acc = evaluate(algo.eval_net(), algo.arch, self.data.x_val, self.data.y_val,
+                                     self.hp["batch_size"], self.hp.get("eval_batches", 0))
+        weights = self.algo.space.edge_weights(algo.arch)
+        genotype = self.algo.space.derive(algo.arch)
+        record = {
+            "epoch": self.epoch + 1,
+            "lr": algo.w_lr,
+            "arch_lr": algo.arch_opt.param_groups[0]["lr"],
+            "train_loss": float(m["loss"] / m["count"]),
+            "train_acc": float(m["correct"] / m["count"]),
+            "val_loss": val_loss,
+            "val_acc": val_acc,
+            "alpha": {name: w.round(6).tolist()
+                      for name, w in zip(self.algo.space.arch_names, weights)},
+            "genotype": genotype.to_json(),
+        }
+        if algo.arch_penalty is not None and hasattr(algo.arch_penalty, "expected_latency"):
+            record["expected_latency"] = algo.arch_penalty.expected_latency(algo.arch)
+        for s in algo.schedulers:
+            s.step()
+        self.elapsed += time.perf_counter() - t0
+        record["wall_s"] = self.elapsed
+        return record
+
+    def run(self) -> dict:
+        """Search for hp['epochs'] epochs; returns the final history record."""
+        self.try_resume()
+        previous = signal.signal(signal.SIGTERM, self.request_stop)
+        fault_at = int(os.environ.get("RARTS_FAULT_AT_STEP", "0"))  # tests: a hard kill
+        if fault_at:
+            self._arm_fault(fault_at)
+        try:
+            while self.epoch < self.hp["epochs"]:
+                self._train_epoch()
+                record = self._end_epoch()
+                self.history.append(record)
+                log.info("%s seed %d epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc "
+                         "%.3f | lr %.5f | %.1fs", self.algo_name, self.seed, record["epoch"],
+                         self.hp["epochs"], record["train_loss"], record["train_acc"],
+                         record["val_loss"], record["val_acc"], record["lr"], record["wall_s"])
+                self.epoch, self.step_in_epoch = self.epoch + 1, 0
+                self.meters = self._fresh_meters()
+                self.save_checkpoint()
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        return self.history[-1] if self.history else {}
+
+    def _arm_fault(self, fault_at: int) -> None:
+        user_hook = self.on_step
+
+        def hook(global_step):
+            if user_hook is not None:
+                user_hook(global_step)
+            if global_step == fault_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+        self.on_step = hook

@@ -1,0 +1,87 @@
+"""`rarts search`: load the split onto the device, run one search, write its outputs."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rarts.data import cifar
+from rarts.data.split import read_split
+from rarts.data.stream import prepare_images
+from rarts.io import write_json
+from rarts.search.algorithms import ALGORITHMS
+from rarts.search.loop import SearchData, SearchLoop, device_name
+from rarts.spaces import build_space
+
+log = logging.getLogger("rarts.search")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def load_search_data(dataset: str, root, split_path, resolution: int, device) -> SearchData:
+    """Both halves of the split as normalised tensors, held on `device` for the whole search."""
+    spec = cifar.spec_of(dataset)
+    x, y = cifar.load_cifar(dataset, root, train=True)
+    split = read_split(split_path)
+    if split["n"] != len(y):
+        raise ValueError(f"{split_path} was made for {split['n']} images, {root} has {len(y)}")
+    tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
+    to = lambda idx: prepare_images(x[idx], spec.mean, spec.std, resolution, device)  # noqa: E731
+    return SearchData(to(tr), y[tr].to(device), to(va), y[va].to(device))
+
+
+def build_search_space(space: str, spec: dict):
+    hp = spec["hp"]
+    return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
+                       layers=hp["layers"], steps=hp["steps"], multiplier=hp["multiplier"])
+
+
+def arch_penalty_for(algo: str, hp: dict):
+    lat = hp["latency"]
+    if not lat["enabled"] or algo not in lat["algorithms"]:
+        return None
+    from rarts.latency import LatencyPenalty
+
+    return LatencyPenalty.from_file(lat["table"], lat["weight"])
+
+
+def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_dir, ckpt_path):
+    """spec: dataset, root, num_classes, standin, device, threads, hp (the search settings)."""
+    out_dir = Path(out_dir)
+    hp = spec["hp"]
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    search_space = build_search_space(space, spec)
+    meta = {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"],
+            "standin": spec["standin"], "hp": hp}
+    if algo == "random":
+        genotype = search_space.random_genotype(np.random.default_rng(seed))
+        history, cost = [], {"device": "none (sampled)", "wall_s": 0.0, "gpu_days": 0.0}
+    else:
+        device = resolve_device(spec["device"])
+        data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
+        loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
+                          arch_penalty=arch_penalty_for(algo, hp))
+        loop.run()
+        genotype, history = search_space.derive(loop.algo.arch), loop.history
+        cost = {"device": device_name(device), "wall_s": loop.elapsed,
+                "gpu_days": loop.elapsed / 86400 if device.type == "cuda" else None,
+                "steps_per_epoch": loop.steps_per_epoch,
+                "passes_per_step": ALGORITHMS[algo].passes_per_step}
+        meta["final_val_acc"] = history[-1]["val_acc"]
+    meta.update(search_space.summarize(genotype))
+    write_json(out_dir / "genotype.json", {**genotype.to_json(), "meta": meta})
+    write_json(out_dir / "history.json", {**meta, "epochs": history})
+    write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost})
+    from rarts.plots import save_cell_figure
+
+    save_cell_figure(genotype, out_dir / "cell.png",
+                     title=f"{algo}, seed {seed}" + (" (stand-in data)" if spec["standin"] else ""))
+    log.info("%s seed %d: genotype written to %s", algo, seed, out_dir / "genotype.json")

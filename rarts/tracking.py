@@ -1,0 +1,133 @@
+"""MLflow: one run per reproduction with the config, every table and figure, provenance, and a
+nested run per search with its learning curves. Jobs never write the store themselves; this
+single local step does (SQLite stores corrupt under concurrent first writers)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+from rarts.io import read_json, write_json
+
+PACKAGES = ("rarts", "torch", "torchvision", "snakemake", "mlflow", "pandas", "numpy", "nats_bench")
+
+
+def tracking_uri(spec: dict) -> str:
+    """The config's URI, else MLFLOW_TRACKING_URI, else a SQLite file under the results folder."""
+    if spec.get("tracking_uri"):
+        return spec["tracking_uri"]
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(spec['store_dir']).resolve() / 'mlflow.db'}"
+
+
+def provenance() -> dict:
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain"], capture_output=True,
+                                    text=True).stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", False
+    versions = {}
+    for pkg in PACKAGES:
+        try:
+            versions[f"version.{pkg}"] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[f"version.{pkg}"] = "not installed"
+    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+        f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
+    return {"git.commit": commit, "git.dirty": str(dirty), "device": device,
+            "python": platform.python_version(), **versions}
+
+
+def _experiment_id(client, name: str, artifact_root: str | None) -> str:
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_root)
+
+
+EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s", "expected_latency")
+
+
+def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -> None:
+    hist = read_json(run_dir / "history.json")
+    run = client.create_run(experiment_id, run_name=f"search-{hist['algorithm']}-seed{hist['seed']}",
+                            tags={"mlflow.parentRunId": parent_id, "kind": "search"})
+    rid = run.info.run_id
+    client.log_batch(rid, params=_params({"algorithm": hist["algorithm"], "seed": hist["seed"],
+                                          "dataset": hist["dataset"], "standin": hist["standin"]}))
+    from mlflow.entities import Metric
+
+    metrics = []
+    for rec in hist["epochs"]:
+        for key in EPOCH_METRICS:
+            if key in rec:
+                metrics.append(Metric(key, float(rec[key]), 0, rec["epoch"]))
+        # α evolution: the softmax weight of every op on every edge, one series each
+        for cell, weights in rec["alpha"].items():
+            for e, row in enumerate(weights):
+                for k, v in enumerate(row):
+                    metrics.append(Metric(f"alpha.{cell}.e{e:02d}.op{k}", float(v), 0, rec["epoch"]))
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(rid, metrics=metrics[i:i + 1000])
+    for name in ("genotype.json", "history.json", "cost.json", "cell.png"):
+        if (run_dir / name).exists():
+            client.log_artifact(rid, str(run_dir / name))
+    client.set_terminated(rid)
+
+
+def _params(d: dict):
+    from mlflow.entities import Param
+
+    return [Param(k, str(v)[:6000]) for k, v in d.items()]
+
+
+def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> dict:
+    """spec: tracking_uri, experiment, store_dir, run_name."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = tracking_uri(spec)
+    mlflow.set_tracking_uri(uri)
+    client = MlflowClient(uri)
+    artifact_root = None
+    if uri.startswith("sqlite:"):  # keep artifacts beside the database, not in ./mlruns
+        artifact_root = (Path(spec["store_dir"]).resolve() / "mlartifacts").as_uri()
+    exp_id = _experiment_id(client, spec["experiment"], artifact_root)
+    parent = client.create_run(exp_id, run_name=spec.get("run_name") or "reproduction",
+                               tags={"kind": "reproduction", **provenance()})
+    pid = parent.info.run_id
+    client.log_dict(pid, config, "config.json")
+    params = _params({f"config.{k}": v for k, v in _flatten(config).items()})
+    for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(pid, params=params[i:i + 100])
+    for path in map(Path, artifacts):
+        if path.exists():
+            sub = "figures" if path.suffix in (".png", ".pdf") else "tables"
+            client.log_artifact(pid, str(path), artifact_path=sub)
+    for run_dir in map(Path, search_runs):
+        _log_search_run(client, exp_id, pid, run_dir)
+    client.set_terminated(pid)
+    result = {"tracking_uri": uri, "experiment": spec["experiment"], "experiment_id": exp_id,
+              "run_id": pid, "artifact_uri": client.get_run(pid).info.artifact_uri,
+              "search_runs": len(search_runs)}
+    write_json(out, result)
+    return result
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out

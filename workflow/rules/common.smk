@@ -1,0 +1,33 @@
+# Shared by every rule file: config validation, the CLI, and the list of final targets that
+# each rule file extends (so adding a stage means adding one file and one include).
+import json
+import shlex
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+validate(config, "../schemas/config.schema.yaml")
+
+RARTS = "rarts"  # the package's console script; every rule goes through it
+ALL_TARGETS = []  # tables and figures; the MLflow rule logs them all
+SEARCH_RUNS = []  # search output folders, logged as nested MLflow runs
+
+
+def spec(obj):
+    """A config slice as one shell-quoted JSON argument (also a rerun trigger via params)."""
+    return shlex.quote(json.dumps(obj, sort_keys=True))
+
+
+def dataset_spec(name):
+    d = config["data"]
+    root = d["imagenet" if name.startswith("imagenet") else name]["root"]
+    return {"root": root, "standin": d["standin"], "download": d["download"]}
+
+
+def checkpoint_path(*parts):
+    return str(Path(config["checkpoints"], *parts, "ckpt.pt"))
+
+
+localrules: all

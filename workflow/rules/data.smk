@@ -1,0 +1,35 @@
+# Dataset preparation: download + MD5 check (or the offline stand-in), and the search split.
+
+
+rule prepare_data:
+    output:
+        "results/data/{dataset}/ready.json",
+    wildcard_constraints:
+        dataset="cifar10|cifar100|imagenet",
+    params:
+        spec=lambda w: spec(dataset_spec(w.dataset)),
+    log:
+        "results/logs/prepare_data/{dataset}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+
+
+rule search_split:
+    input:
+        "results/data/{dataset}/ready.json",
+    output:
+        "results/data/{dataset}/search_split.json",
+    wildcard_constraints:
+        dataset="cifar10|cifar100",
+    params:
+        spec=lambda w: spec({"root": dataset_spec(w.dataset)["root"],
+                             "seed": config["data"]["split_seed"],
+                             "portion": config["data"]["split_portion"]}),
+    log:
+        "results/logs/search_split/{dataset}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} split --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"

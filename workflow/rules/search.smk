@@ -1,0 +1,66 @@
+# Paper §3: topology search in the DARTS space, one job per (algorithm, seed), and Fig. 2.
+DARTS = config["search"]["darts"]
+
+
+def darts_search_spec():
+    ds = DARTS["dataset"]
+    classes = 100 if ds == "cifar100" else 10
+    return {"dataset": ds, "root": dataset_spec(ds)["root"], "num_classes": classes,
+            "standin": config["data"]["standin"], "device": config["device"],
+            "threads": config["threads"], "hp": DARTS}
+
+
+def darts_run_dirs(algorithms=None):
+    algos = algorithms or DARTS["algorithms"]
+    return [f"results/search/darts/{a}/seed{s}" for a in algos for s in DARTS["seeds"]]
+
+
+rule search_darts:
+    input:
+        split=f"results/data/{DARTS['dataset']}/search_split.json",
+    output:
+        genotype="results/search/darts/{algo}/seed{seed}/genotype.json",
+        history="results/search/darts/{algo}/seed{seed}/history.json",
+        cost="results/search/darts/{algo}/seed{seed}/cost.json",
+        cell=report("results/search/darts/{algo}/seed{seed}/cell.png", category="Search cells",
+                    subcategory="{algo}", caption="../report/cell.rst"),
+    wildcard_constraints:
+        algo="darts1|darts2|milenas|rarts|random",
+        seed=r"\d+",
+    params:
+        spec=spec(darts_search_spec()),
+        out_dir=lambda w: f"results/search/darts/{w.algo}/seed{w.seed}",
+        ckpt=lambda w: checkpoint_path("search", "darts", w.algo, f"seed{w.seed}"),
+    threads: config["threads"]
+    log:
+        "results/logs/search/darts/{algo}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} search --space darts --algo {wildcards.algo} --seed {wildcards.seed} "
+        "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} "
+        "--ckpt {params.ckpt} 2> {log}"
+
+
+rule fig2:
+    input:
+        [f"{d}/genotype.json" for d in darts_run_dirs()],
+    output:
+        png=report("results/fig2.png", category="Search cells", caption="../report/fig2.rst"),
+        pdf="results/fig2.pdf",
+        csv=report("results/search/darts/skip_connections.csv", category="Search cells",
+                   caption="../report/skip_connections.rst"),
+    params:
+        runs=darts_run_dirs(),
+    log:
+        "results/logs/fig2.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
+
+
+localrules: fig2
+
+ALL_TARGETS += ["results/fig2.png", "results/fig2.pdf", "results/search/darts/skip_connections.csv"]
+SEARCH_RUNS += darts_run_dirs([a for a in DARTS["algorithms"] if a != "random"])
