@@ -135,6 +135,7 @@ class Darts2(SearchAlgorithm):
     """
 
     name, passes_per_step = "darts2", 5
+    fd_radius = 0.01  # R·‖v‖ of the finite difference (official value); tests shrink it
 
     def virtual_weights(self, train_batch, xi: float) -> dict:
         names, params = zip(*self.net.named_parameters())
@@ -161,7 +162,7 @@ class Darts2(SearchAlgorithm):
 
     def hessian_vector_product(self, vector, train_batch) -> list[torch.Tensor]:
         """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v."""
-        r = 0.01 / torch.cat([v.flatten() for v in vector]).norm()
+        r = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm()
         names, params = zip(*self.net.named_parameters())
         out = []
         for sign in (1.0, -1.0):

@@ -12,7 +12,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rarts.spaces import genotypes
-from rarts.spaces.darts_ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN
+from rarts.spaces.darts_ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, Zero
 
 
 class MixedOp(nn.Module):
@@ -26,7 +26,9 @@ class MixedOp(nn.Module):
             self.ops.append(op)
 
     def forward(self, x, weights):
-        return sum(w * op(x) for w, op in zip(weights, self.ops))
+        # `none` outputs zeros: its term and every gradient through it are exactly zero, so it
+        # is skipped (softmax still normalises over all eight weights).
+        return sum(w * op(x) for w, op in zip(weights, self.ops) if not isinstance(op, Zero))
 
 
 class SearchCell(nn.Module):

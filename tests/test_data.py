@@ -1,0 +1,131 @@
+import numpy as np
+import pytest
+import torch
+
+from rarts.data import cifar, imagenet, split, standin
+from rarts.data.errors import DatasetError
+from rarts.data.stream import BatchStream, augment
+
+
+def _tiny(n, classes, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, classes, n)
+
+
+@pytest.fixture
+def tiny_cifar10_archive(tmp_path, monkeypatch):
+    """A 30-image CIFAR-10 archive in the official layout, with its MD5 made the expected one."""
+    train, test = _tiny(25, 10), _tiny(5, 10, seed=1)
+    src = cifar.write_cifar("cifar10", tmp_path / "src", train, test, [f"c{i}" for i in range(10)])
+    archive = cifar.write_cifar_archive("cifar10", src, tmp_path / "root" / "cifar-10-python.tar.gz")
+    spec = cifar.SPECS["cifar10"]
+    monkeypatch.setitem(cifar.SPECS, "cifar10", spec.__class__(**{**spec.__dict__, "md5": cifar._md5(archive)}))
+    return tmp_path / "root", train, test
+
+
+def test_archive_is_checked_extracted_and_read_as_uint8(tiny_cifar10_archive):
+    root, train, test = tiny_cifar10_archive
+    x, y = cifar.load_cifar("cifar10", root, train=True)
+    assert x.dtype == torch.uint8 and x.shape == (25, 3, 32, 32)
+    assert torch.equal(x, torch.from_numpy(train[0])) and y.tolist() == train[1].tolist()
+    xt, yt = cifar.load_cifar("cifar10", root, train=False)
+    assert xt.shape == (5, 3, 32, 32) and yt.tolist() == test[1].tolist()
+    assert cifar.class_names("cifar10", root)[3] == "c3"
+    assert not cifar.is_standin("cifar10", root)
+
+
+def test_checksum_mismatch_names_path_and_expected_md5(tmp_path):
+    train, test = _tiny(10, 10), _tiny(2, 10)
+    src = cifar.write_cifar("cifar10", tmp_path / "src", train, test, ["c"] * 10)
+    archive = cifar.write_cifar_archive("cifar10", src, tmp_path / "root" / "cifar-10-python.tar.gz")
+    with pytest.raises(DatasetError) as err:
+        cifar.ensure_cifar("cifar10", tmp_path / "root", download=False)
+    msg = str(err.value)
+    assert str(archive) in msg and cifar.SPECS["cifar10"].md5 in msg and "checksum" in msg
+
+
+def test_missing_data_names_the_path_and_how_to_place_it(tmp_path):
+    with pytest.raises(DatasetError) as err:
+        cifar.load_cifar("cifar100", tmp_path / "nowhere", download=False)
+    msg = str(err.value)
+    assert str(tmp_path / "nowhere" / "cifar-100-python.tar.gz") in msg
+    assert "eb9058c3a382ffc7106e4002c42a8d85" in msg and "https://" in msg
+
+
+def test_cifar100_format_uses_fine_labels(tmp_path):
+    train, test = _tiny(20, 100), _tiny(4, 100)
+    cifar.write_cifar("cifar100", tmp_path, train, test, [f"f{i}" for i in range(100)])
+    x, y = cifar.load_cifar("cifar100", tmp_path)
+    assert x.shape == (20, 3, 32, 32) and y.tolist() == train[1].tolist()
+
+
+def test_digits_standin_goes_through_the_cifar_loader(tmp_path):
+    standin.write_cifar_standin("cifar10", tmp_path)
+    x, y = cifar.load_cifar("cifar10", tmp_path)
+    xt, _ = cifar.load_cifar("cifar10", tmp_path, train=False)
+    assert len(x) + len(xt) == 1797 and x.shape[1:] == (3, 32, 32)
+    assert set(y.tolist()) == set(range(10))
+    assert cifar.is_standin("cifar10", tmp_path)
+
+
+def test_imagefolder_standin_and_imagenet_r_subset(tmp_path):
+    root = standin.write_imagefolder_standin(tmp_path / "imnet")
+    assert imagenet.is_standin(root)
+    classes = imagenet.draw_subset_classes(root, 4, seed=0)
+    assert classes == imagenet.draw_subset_classes(root, 4, seed=0) and len(classes) == 4
+    assert classes != imagenet.draw_subset_classes(root, 4, seed=1)
+    ds = imagenet.image_folder(root, "train", classes)
+    assert ds.classes == classes and len(ds.targets) > 0 and set(ds.targets) == set(range(4))
+    img, label = ds[0]
+    assert img.size == (32, 32) and label == 0
+    # the subset reads the original files: nothing was copied
+    assert all(str(root / "train") in path for path, _ in ds.samples)
+
+
+def test_missing_imagenet_names_the_path(tmp_path):
+    with pytest.raises(DatasetError, match=str(tmp_path / "imagenet")):
+        imagenet.check_imagefolder(tmp_path / "imagenet")
+
+
+def test_search_split_is_disjoint_complete_and_seeded(tmp_path):
+    s = split.write_split(tmp_path / "split.json", "cifar10", 101, seed=3)
+    assert not set(s["train"]) & set(s["val"])
+    assert sorted(s["train"] + s["val"]) == list(range(101)) and len(s["train"]) == 50
+    assert split.read_split(tmp_path / "split.json")["train"] == split.make_split(101, 3)["train"]
+    assert split.make_split(101, 4)["train"] != s["train"]
+
+
+def test_batch_stream_resumes_with_the_same_batches():
+    x, y = torch.randn(50, 3, 8, 8), torch.arange(50)
+    a = BatchStream(x, y, 16, seed=0, crop_padding=2, hflip=True)
+    for _ in range(4):  # cross a reshuffle boundary
+        a.next()
+    state = a.state_dict()
+    expected = [a.next() for _ in range(5)]
+    b = BatchStream(x, y, 16, seed=123, crop_padding=2, hflip=True)
+    b.load_state_dict(state)
+    for (xe, ye), (xb, yb) in zip(expected, (b.next() for _ in range(5))):
+        assert torch.equal(xe, xb) and torch.equal(ye, yb)
+
+
+def test_each_pass_visits_every_example_once():
+    x, y = torch.zeros(40, 1, 2, 2), torch.arange(40)
+    s = BatchStream(x, y, 8, seed=0)
+    seen = torch.cat([s.next()[1] for _ in range(s.batches_per_pass)])
+    assert sorted(seen.tolist()) == list(range(40))
+
+
+def test_augment_semantics():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
+    assert torch.equal(augment(x, gen), x)
+    # a crop from a padded image is a shifted window: every value comes from x or the zero pad
+    cropped = augment(x, gen, crop_padding=1)
+    assert cropped.shape == x.shape
+    assert set(cropped.unique().tolist()) <= set(x.unique().tolist()) | {0.0}
+    flipped = augment(x, torch.Generator().manual_seed(1), hflip=True)
+    for i in range(2):
+        assert torch.equal(flipped[i], x[i]) or torch.equal(flipped[i], x[i].flip(-1))
+    cut = augment(torch.ones(8, 1, 16, 16), gen, cutout=4)
+    zeros = (cut == 0).flatten(1).sum(1)
+    assert torch.all(zeros <= 16) and torch.any(zeros > 0)

@@ -1,0 +1,51 @@
+import json
+
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from rarts import tracking
+
+
+def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"method": ["RARTS"], "error": [2.6]}).to_csv(table, index=False)
+    run_dir = tmp_path / "search" / "rarts" / "seed0"
+    run_dir.mkdir(parents=True)
+    epochs = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.1 * e, "val_loss": 2.1 / e,
+               "val_acc": 0.1 * e, "lr": 0.02, "wall_s": float(e),
+               "alpha": {"normal": [[0.5, 0.5]], "reduce": [[0.25, 0.75]]}} for e in (1, 2)]
+    (run_dir / "history.json").write_text(json.dumps(
+        {"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "standin": True, "epochs": epochs}))
+    (run_dir / "genotype.json").write_text("{}")
+    spec = {"tracking_uri": "", "experiment": "test-exp", "run_name": "t",
+            "store_dir": str(tmp_path / "store")}
+    out = tmp_path / "mlflow_run.json"
+    res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table)],
+                                    [str(run_dir)], out)
+    assert json.loads(out.read_text())["run_id"] == res["run_id"]
+    assert res["tracking_uri"] == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+
+    client = MlflowClient(res["tracking_uri"])
+    run = client.get_run(res["run_id"])
+    assert run.data.params["config.search.darts.epochs"] == "2"
+    assert "git.commit" in run.data.tags and "version.torch" in run.data.tags
+    files = {f.path for f in client.list_artifacts(res["run_id"], "tables")}
+    assert files == {"tables/table.csv"}
+    local = client.download_artifacts(res["run_id"], "tables/table.csv", str(tmp_path / "dl"))
+    assert pd.read_csv(local)["error"].tolist() == [2.6]
+    children = client.search_runs([res["experiment_id"]],
+                                  f"tags.mlflow.parentRunId = '{res['run_id']}'")
+    assert len(children) == 1
+    curve = client.get_metric_history(children[0].info.run_id, "val_acc")
+    assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [(1, 0.1), (2, 0.2)]
+    assert client.get_metric_history(children[0].info.run_id, "alpha.reduce.e00.op1")[0].value == 0.75
+    # a second reproduction goes to the same experiment
+    res2 = tracking.log_reproduction(spec, {}, [], [], out)
+    assert res2["experiment_id"] == res["experiment_id"] and res2["run_id"] != res["run_id"]
+
+
+def test_configured_uri_wins_over_environment(monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
+    assert tracking.tracking_uri({"tracking_uri": "", "store_dir": "x"}) == "http://127.0.0.1:5999"
+    assert tracking.tracking_uri({"tracking_uri": "sqlite:///a.db", "store_dir": "x"}) == "sqlite:///a.db"

@@ -1,0 +1,92 @@
+"""The Snakemake workflow: the paper DAG, schema errors, and the offline profile end to end."""
+
+import json
+import shutil
+import subprocess
+
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import BIN, REPO
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """A scratch copy of the workflow, so tests never touch the repo's results/."""
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
+    return tmp_path
+
+
+def snakemake(workdir, env, *args, check=True):
+    proc = subprocess.run([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def job_counts(stdout):
+    counts, started = {}, False
+    for line in stdout.splitlines():
+        if line.startswith("job ") and "count" in line:
+            started = True
+            continue
+        if started:
+            parts = line.split()
+            if len(parts) == 2 and parts[1].isdigit():
+                counts[parts[0]] = int(parts[1])
+            elif parts and parts[0] == "total":
+                break
+    return counts
+
+
+def test_paper_dag_has_every_search(workdir, cli_env):
+    out = snakemake(workdir, cli_env, "-n", "all").stdout
+    counts = job_counts(out)
+    assert counts["search_darts"] == 25  # 5 algorithms × 5 seeds
+    assert counts["fig1"] == counts["fig2"] == counts["log_mlflow"] == 1
+
+
+def test_bad_config_stops_with_the_key_named(workdir, cli_env):
+    cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    cfg["search"]["darts"]["epoks"] = 3
+    (workdir / "bad.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, cli_env, "-n", "all", "--configfile=bad.yaml", check=False)
+    assert proc.returncode != 0
+    assert "epoks" in proc.stdout + proc.stderr
+
+
+def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
+    snakemake(workdir, cli_env, "--cores", "2", "results/fig1.png", "--configfile", "config/quick.yaml")
+    assert (workdir / "results" / "fig1.png").is_file()
+    assert not (workdir / "results" / "search").exists(), "fig1 alone must not run searches"
+
+    snakemake(workdir, cli_env, "--cores", "2", "--configfile=config/quick.yaml", "all")
+    res = workdir / "results"
+    for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json"):
+        assert (res / name).is_file(), name
+    eq = pd.read_csv(res / "toy_equilibria.csv")
+    rarts = eq[eq.method == "rarts"]
+    assert (rarts.abs_err < 1e-3).all() and (rarts.dist_to_optimum < 0.7).all()
+    skips = pd.read_csv(res / "search" / "darts" / "skip_connections.csv")
+    assert len(skips) == 10 and skips.standin.all()  # 5 algorithms × 2 seeds, marked stand-in
+    ready = json.loads((res / "data" / "cifar10" / "ready.json").read_text())
+    assert ready["standin"] and "stand-in" in ready["note"]
+    run = json.loads((res / "mlflow_run.json").read_text())
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(run["tracking_uri"])
+    figures = {f.path for f in client.list_artifacts(run["run_id"], "figures")}
+    assert {"figures/fig1.png", "figures/fig2.png"} <= figures
+    children = client.search_runs([run["experiment_id"]], f"tags.mlflow.parentRunId = '{run['run_id']}'")
+    assert len(children) == 8  # every trained search (random has no curves)
+
+    # nothing left to do, and the report renders
+    assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", "--configfile=config/quick.yaml", "all").stdout
+    snakemake(workdir, cli_env, "--configfile=config/quick.yaml", "--report", "report.html")
+    assert (workdir / "report.html").stat().st_size > 10_000
