@@ -11,6 +11,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/toy.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 
 

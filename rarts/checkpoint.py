@@ -57,3 +57,7 @@ def load(path, expected_fingerprint: str) -> dict | None:
         log.warning("checkpoint %s was written for other settings; starting afresh", path)
         return None
     return state
+
+
+def save_torch_rng(path) -> None:
+    save_torch(path, rng_state())

@@ -63,6 +63,24 @@ def cmd_search(args) -> None:
                     split_path=args.split, out_dir=args.out_dir, ckpt_path=args.ckpt)
 
 
+def cmd_train(args) -> None:
+    from rarts.train import run
+
+    run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
+
+
+def cmd_select_cell(args) -> None:
+    from rarts.train.transfer import select_cell
+
+    select_cell(args.rule, args.runs, args.cifar_metrics, args.out)
+
+
+def cmd_table(args) -> None:
+    from rarts import tables
+
+    tables.TABLES[args.table](args.spec, args.inputs, args.csv, args.md)
+
+
 def cmd_fig2(args) -> None:
     from rarts import plots
 
@@ -113,8 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_split)
 
     c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=["search"], required=True)
-    c.add_argument("--classes", type=int, default=10)
+    c.add_argument("--net", choices=["search", "cifar", "imagenet"], required=True)
+    c.add_argument("--genotype", default="DARTS_V2",
+                   help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
+    c.add_argument("--classes", type=int, help="default: 10 (search, cifar), 1000 (imagenet)")
     c.add_argument("--channels", type=int, help="initial channels (default: the paper's)")
     c.add_argument("--layers", type=int, help="cells (default: the paper's)")
     c.set_defaults(func=cmd_params)
@@ -129,6 +149,30 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out-dir", required=True)
     r.add_argument("--ckpt", required=True, help="checkpoint file (outside declared outputs)")
     r.set_defaults(func=cmd_search)
+
+    tr = sub.add_parser("train", help="retrain a genotype (CIFAR or ImageNet network)")
+    tr.add_argument("--net", choices=["cifar", "imagenet"], required=True)
+    tr.add_argument("--genotype", required=True, help="DARTS_V1, DARTS_V2, or a genotype JSON file")
+    tr.add_argument("--name", required=True, help="a label for logs and tables")
+    tr.add_argument("--spec", type=_json_arg, required=True)
+    tr.add_argument("--out-dir", required=True)
+    tr.add_argument("--ckpt", required=True)
+    tr.set_defaults(func=cmd_train)
+
+    sc = sub.add_parser("select-cell", help="choose the RARTS cell to transfer to ImageNet")
+    sc.add_argument("--rule", required=True, help="best_search_val | best_cifar_test | seedN")
+    sc.add_argument("--runs", nargs="+", required=True, help="RARTS search output folders")
+    sc.add_argument("--cifar-metrics", nargs="*", default=[])
+    sc.add_argument("--out", required=True)
+    sc.set_defaults(func=cmd_select_cell)
+
+    tb = sub.add_parser("table", help="assemble one of the paper's tables")
+    tb.add_argument("table", choices=["table1", "table3"])
+    tb.add_argument("--spec", type=_json_arg, required=True)
+    tb.add_argument("--inputs", nargs="*", default=[])
+    tb.add_argument("--csv", required=True)
+    tb.add_argument("--md", required=True)
+    tb.set_defaults(func=cmd_table)
 
     g = sub.add_parser("fig2", help="draw the cells of the best RARTS search")
     g.add_argument("--runs", nargs="+", required=True, help="search output folders")

@@ -11,7 +11,17 @@ def count(args) -> int:
     if args.net == "search":
         from rarts.spaces import DartsSearchSpace
 
-        space = DartsSearchSpace(init_channels=args.channels or 16, num_classes=args.classes,
+        space = DartsSearchSpace(init_channels=args.channels or 16, num_classes=args.classes or 10,
                                  layers=args.layers or 8)
         return n_params(space.build_network())
+    if args.net in ("cifar", "imagenet"):
+        from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
+        from rarts.spaces.genotypes import load_genotype
+
+        genotype = load_genotype(args.genotype)
+        if args.net == "cifar":
+            return n_params(NetworkCIFAR(genotype, c=args.channels or 36, layers=args.layers or 20,
+                                         num_classes=args.classes or 10))
+        return n_params(NetworkImageNet(genotype, c=args.channels or 48, layers=args.layers or 14,
+                                        num_classes=args.classes or 1000))
     raise ValueError(f"unknown network {args.net!r}")

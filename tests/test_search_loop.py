@@ -8,7 +8,8 @@ import torch
 
 from rarts.data import standin
 from rarts.data.split import write_split
-from rarts.search.loop import NonFiniteLoss, Preempted, SearchData, SearchLoop
+from rarts.runtime import NonFiniteLoss, Preempted
+from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import DartsSearchSpace
 
 HP = dict(epochs=2, batch_size=8, max_steps_per_epoch=3, eval_batches=2, resolution=8,

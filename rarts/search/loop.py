@@ -4,9 +4,6 @@ atomic checkpoints with exact resume, SIGTERM handling and the non-finite-loss s
 from __future__ import annotations
 
 import logging
-import math
-import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,20 +13,11 @@ from tqdm import tqdm
 
 from rarts import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
+from rarts.runtime import (NonFiniteLoss, Preempted, PreemptionGuard, check_finite,  # noqa: F401
+                           with_fault_injection)
 from rarts.search.algorithms import build_algorithm
 
 log = logging.getLogger("rarts.search")
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
-
-class Preempted(SystemExit):
-    """Raised after a SIGTERM-triggered checkpoint; exit code 143 like a plain SIGTERM."""
-
-    def __init__(self):
-        super().__init__(143)
 
 
 @dataclass
@@ -38,13 +26,6 @@ class SearchData:
     y_train: torch.Tensor
     x_val: torch.Tensor    # D_v
     y_val: torch.Tensor
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    import platform
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
 @torch.no_grad()
@@ -83,7 +64,7 @@ class SearchLoop:
         self.epoch, self.step_in_epoch, self.elapsed = 0, 0, 0.0
         self.history: list[dict] = []
         self.meters = self._fresh_meters()
-        self._stop_requested = False
+        self.guard = PreemptionGuard()
 
     # -- state ------------------------------------------------------------------------------
     def _fresh_meters(self) -> dict:
@@ -115,16 +96,11 @@ class SearchLoop:
                  self.ckpt_path, self.epoch, self.step_in_epoch)
         return True
 
-    def request_stop(self, *_args) -> None:
-        """SIGTERM handler: checkpoint at the next step boundary, then exit."""
-        self._stop_requested = True
+    def request_stop(self) -> None:
+        """What SIGTERM does: checkpoint at the next step boundary, then exit."""
+        self.guard.request()
 
     # -- running ----------------------------------------------------------------------------
-    def _check_finite(self, loss: torch.Tensor) -> None:
-        if not math.isfinite(float(loss)):
-            raise NonFiniteLoss(f"non-finite training loss ({float(loss)}) in {self.algo_name} "
-                                f"search, seed {self.seed}, epoch {self.epoch}, step "
-                                f"{self.step_in_epoch}: lower the learning rates or check the data")
 
     def _train_epoch(self) -> None:
         algo = self.algo
@@ -135,7 +111,8 @@ class SearchLoop:
             t0 = time.perf_counter()
             train_batch = self.train_stream.next()
             out = algo.step(train_batch, self.val_stream.next())
-            self._check_finite(out["loss"])
+            check_finite(out["loss"], f"{self.algo_name} search, seed {self.seed}, epoch "
+                                      f"{self.epoch}, step {self.step_in_epoch}")
             n = len(train_batch[1])
             self.meters["loss"] += out["loss"].double() * n
             self.meters["count"] += n
@@ -145,7 +122,7 @@ class SearchLoop:
             bar.update(1)
             if self.on_step is not None:
                 self.on_step(self.epoch * self.steps_per_epoch + self.step_in_epoch)
-            if self._stop_requested:
+            if self.guard.requested:
                 bar.close()
                 self.save_checkpoint()
                 log.warning("%s seed %d: stop requested; checkpoint written at epoch %d step %d",
@@ -183,11 +160,8 @@ class SearchLoop:
     def run(self) -> dict:
         """Search for hp['epochs'] epochs; returns the final history record."""
         self.try_resume()
-        previous = signal.signal(signal.SIGTERM, self.request_stop)
-        fault_at = int(os.environ.get("RARTS_FAULT_AT_STEP", "0"))  # tests: a hard kill
-        if fault_at:
-            self._arm_fault(fault_at)
-        try:
+        self.on_step = with_fault_injection(self.on_step)
+        with self.guard:
             while self.epoch < self.hp["epochs"]:
                 self._train_epoch()
                 record = self._end_epoch()
@@ -199,17 +173,4 @@ class SearchLoop:
                 self.epoch, self.step_in_epoch = self.epoch + 1, 0
                 self.meters = self._fresh_meters()
                 self.save_checkpoint()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
         return self.history[-1] if self.history else {}
-
-    def _arm_fault(self, fault_at: int) -> None:
-        user_hook = self.on_step
-
-        def hook(global_step):
-            if user_hook is not None:
-                user_hook(global_step)
-            if global_step == fault_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-
-        self.on_step = hook

@@ -13,16 +13,11 @@ from rarts.data.split import read_split
 from rarts.data.stream import prepare_images
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
-from rarts.search.loop import SearchData, SearchLoop, device_name
+from rarts.runtime import device_name, resolve_device
+from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import build_space
 
 log = logging.getLogger("rarts.search")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def load_search_data(dataset: str, root, split_path, resolution: int, device) -> SearchData:

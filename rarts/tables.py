@@ -1,0 +1,150 @@
+"""The paper's tables, assembled from our runs. The paper's own numbers live only in columns
+named `paper_*` (and in rows whose `source` is "paper"); ours are never filled from them."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from rarts.io import read_json, write_csv, write_text
+
+STANDIN_NOTE = ("STAND-IN DATA: these numbers come from the offline profile (scikit-learn digits "
+                "written in the real dataset formats, tiny networks, few steps). They exercise the "
+                "pipeline; they are not a reproduction of the paper's numbers.")
+
+# Table 1 of the paper (CIFAR-10): test error (%), params (M), V100?, search GPU-days.
+PAPER_TABLE1 = [
+    ("Random baseline", "3.29 ± 0.15", 3.2, "no", 4.0),
+    ("AmoebaNet-B", "2.55 ± 0.05", 2.8, "no", 3150.0),
+    ("SNAS-Mi", "2.98", 2.9, "no", 1.5),
+    ("SNAS-Mo", "2.85 ± 0.02", 2.8, "no", 1.5),
+    ("DARTS-1", "3.00 ± 0.14", 3.3, "no", 1.5),
+    ("DARTS-2", "2.76 ± 0.09", 3.3, "no", 4.0),
+    ("GDAS", "2.82", 2.5, "yes", 0.2),
+    ("ProxylessNAS", "2.08", 5.7, "yes", 4.0),
+    ("FairDARTS (V100)", "2.54 ± 0.05", 3.3, "yes", 0.4),
+    ("FairDARTS", "2.94 ± 0.05", 3.2, "no", 0.3),
+    ("P-DARTS", "2.50", 3.4, "yes", 0.3),
+    ("PC-DARTS (V100)", "2.57 ± 0.07", 3.6, "yes", 0.1),
+    ("PC-DARTS", "2.71", 2.9, "no", 0.1),
+    ("MiLeNAS", "2.80 ± 0.04", 2.9, "yes", 0.3),
+    ("MiLeNAS (3.9 M)", "2.51 ± 0.11", 3.9, "yes", 0.3),
+    ("RARTS", "2.65 ± 0.07", 3.2, "no", 1.1),
+]
+# Which paper row each of our methods is compared with.
+OURS_TO_PAPER1 = {"random": "Random baseline", "darts1": "DARTS-1", "darts2": "DARTS-2",
+                  "milenas": "MiLeNAS", "rarts": "RARTS", "DARTS_V1": "DARTS-1", "DARTS_V2": "DARTS-2"}
+LABELS = {"random": "Random baseline", "darts1": "DARTS-1", "darts2": "DARTS-2",
+          "milenas": "MiLeNAS", "rarts": "RARTS",
+          "DARTS_V1": "DARTS-1 (published DARTS_V1 cell, retrained)",
+          "DARTS_V2": "DARTS-2 (published DARTS_V2 cell, retrained)"}
+
+# Table 3 of the paper (ImageNet): top-1, top-5 error (%), params (M), V100?, direct search?
+PAPER_TABLE3 = [
+    ("SNAS", 27.3, 9.2, 4.3, "no", "no"), ("DARTS", 26.7, 8.7, 4.7, "no", "no"),
+    ("GDAS", 26.0, 8.5, 5.3, "yes", "no"), ("ProxylessNAS", 24.9, 7.5, 7.1, "yes", "yes"),
+    ("FairDARTS", 24.9, 7.5, 4.8, "yes", "no"), ("FairDARTS (direct)", 24.4, 7.4, 4.3, "yes", "yes"),
+    ("P-DARTS", 24.4, 7.4, 4.9, "yes", "no"), ("PC-DARTS", 25.1, 7.8, 5.3, "yes", "no"),
+    ("PC-DARTS (direct)", 24.2, 7.3, 5.3, "yes", "yes"), ("MiLeNAS", 25.4, 7.9, 4.9, "yes", "no"),
+    ("RARTS", 25.9, 8.3, 4.7, "no", "no"),
+]
+
+
+def mean_std(values) -> tuple[float, float]:
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
+
+
+def fmt(mean: float, std: float, digits: int = 2) -> str:
+    if np.isnan(mean):
+        return ""
+    return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def write_table(df: pd.DataFrame, csv, md, title: str, standin: bool, notes: list[str]) -> None:
+    write_csv(csv, df)
+    lines = [f"# {title}", ""]
+    if standin:
+        lines += [f"**{STANDIN_NOTE}**", ""]
+    lines += [df.astype(object).where(df.notna(), "").to_markdown(index=False), ""] + [f"- {n}" for n in notes]
+    write_text(md, "\n".join(lines) + "\n")
+
+
+def _run_key(path: Path) -> str:
+    return path.parent.name  # results/train/cifar/<name>/metrics.json
+
+
+def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
+    """spec: standin, search_root. inputs: CIFAR metrics.json of every retraining."""
+    runs: dict[str, list[dict]] = {}
+    for p in map(Path, inputs):
+        name = _run_key(p)
+        m = re.fullmatch(r"(?P<algo>\w+?)-seed(?P<seed>\d+)", name)
+        method = m["algo"] if m else name
+        rec = read_json(p)
+        if m:  # searched genotype: attach its search cost
+            cost = read_json(Path(spec["search_root"]) / m["algo"] / f"seed{m['seed']}" / "cost.json")
+            rec = {**rec, "search_cost": cost}
+        runs.setdefault(method, []).append(rec)
+    paper = {r[0]: r for r in PAPER_TABLE1}
+    rows = []
+    for method in ["random", "darts1", "darts2", "milenas", "rarts", "DARTS_V1", "DARTS_V2"]:
+        if method not in runs:
+            continue
+        recs = runs[method]
+        err_m, err_s = mean_std([r["test_error"] for r in recs])
+        costs = [r["search_cost"] for r in recs if "search_cost" in r]
+        gpu_days = [c["gpu_days"] for c in costs if c.get("gpu_days") is not None]
+        p = paper[OURS_TO_PAPER1[method]]
+        rows.append({
+            "method": LABELS[method], "source": "ours", "test_error": fmt(err_m, err_s),
+            "test_error_mean": err_m, "test_error_std": err_s,
+            "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
+            "search_gpu_days": float(np.mean(gpu_days)) if gpu_days else np.nan,
+            "search_wall_hours": float(np.mean([c["wall_s"] for c in costs])) / 3600 if costs else np.nan,
+            "search_device": costs[0]["device"] if costs else "— (published cell)",
+            "train_device": recs[0]["device"], "n_runs": len(recs),
+            "paper_method": p[0], "paper_test_error": p[1], "paper_params_M": p[2],
+            "paper_v100": p[3], "paper_search_gpu_days": p[4]})
+    for p in PAPER_TABLE1:  # the rows we do not run, quoted and labelled as the paper's
+        rows.append({"method": p[0], "source": "paper", "paper_method": p[0], "paper_test_error": p[1],
+                     "paper_params_M": p[2], "paper_v100": p[3], "paper_search_gpu_days": p[4]})
+    df = pd.DataFrame(rows)
+    write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec["standin"], [
+        "Our rows: mean ± sample std of the test error over search seeds (each genotype retrained "
+        "once under one protocol); search cost measured on the device named.",
+        "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 1).",
+        "Search GPU-days are empty for searches that ran on a CPU; see search_wall_hours."])
+    return df
+
+
+def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
+    """spec: standin, selection (how the RARTS cell was chosen). inputs: ImageNet metrics.json."""
+    paper = {r[0]: r for r in PAPER_TABLE3}
+    compare = {"RARTS": "RARTS", "DARTS_V2": "DARTS"}
+    rows = []
+    for p in map(Path, inputs):
+        rec, name = read_json(p), _run_key(p)
+        pr = paper[compare.get(name, "RARTS")]
+        rows.append({"method": "RARTS" if name == "RARTS" else f"{name} (published cell)",
+                     "source": "ours", "top1_error": round(rec["test_error"], 2),
+                     "top5_error": round(rec["test_top5_error"], 2), "params_M": round(rec["params_M"], 3),
+                     "device": rec["device"], "gpus": rec["world_size"],
+                     "cell": spec["selection"] if name == "RARTS" else name,
+                     "paper_method": pr[0], "paper_top1_error": pr[1], "paper_top5_error": pr[2],
+                     "paper_params_M": pr[3]})
+    for p in PAPER_TABLE3:
+        rows.append({"method": p[0], "source": "paper", "paper_method": p[0], "paper_top1_error": p[1],
+                     "paper_top5_error": p[2], "paper_params_M": p[3], "paper_v100": p[4],
+                     "paper_direct_search": p[5]})
+    df = pd.DataFrame(rows)
+    write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec["standin"], [
+        f"RARTS cell: {spec['selection']}.",
+        "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3)."])
+    return df
+
+
+TABLES = {"table1": table1, "table3": table3}

@@ -1,0 +1,95 @@
+"""`rarts train`: retrain a genotype on CIFAR (in-memory, on-device augmentation) or ImageNet
+(ImageFolder + DataLoader), on one device or one process per GPU under torchrun."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from rarts import checkpoint
+from rarts.data import cifar
+from rarts.data.stream import prepare_images
+from rarts.io import write_json
+from rarts.params import n_params
+from rarts.runtime import device_name, init_distributed, resolve_device
+from rarts.spaces.genotypes import load_genotype
+from rarts.train.sources import FolderSource, TensorSource, folder_eval_batches, tensor_eval_batches
+from rarts.train.trainer import Trainer
+
+log = logging.getLogger("rarts.train")
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def cifar_setup(spec, hp, dist, device):
+    x, y = cifar.load_cifar(spec["dataset"], spec["root"], train=True)
+    xt, yt = cifar.load_cifar(spec["dataset"], spec["root"], train=False)
+    if hp.get("limit_train"):
+        x, y = x[:hp["limit_train"]], y[:hp["limit_train"]]
+    st = cifar.spec_of(spec["dataset"])
+    prep = lambda a: prepare_images(a, st.mean, st.std, hp["resolution"], device)  # noqa: E731
+    x, xt, y, yt = prep(x), prep(xt), y.to(device), yt.to(device)
+    source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
+                          hflip=hp["hflip"], cutout=hp["cutout"])
+    return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist)), int(y.max()) + 1
+
+
+def imagenet_setup(spec, hp, dist, device):
+    from torchvision import transforms as T
+
+    from rarts.data.imagenet import image_folder
+
+    res = hp["resolution"]
+    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
+    train_tf = T.Compose([T.RandomResizedCrop(res), T.RandomHorizontalFlip(),
+                          T.ColorJitter(*hp["color_jitter"]), T.ToTensor(), norm])
+    val_tf = T.Compose([T.Resize(round(res * 256 / 224)), T.CenterCrop(res), T.ToTensor(), norm])
+    classes = spec.get("classes")
+    train_ds = image_folder(spec["root"], "train", classes, train_tf)
+    val_ds = image_folder(spec["root"], "val", classes, val_tf)
+    source = FolderSource(train_ds, hp["batch_size"], hp["seed"], dist, hp["workers"], device)
+    evals = lambda: folder_eval_batches(val_ds, hp["batch_size"], dist, hp["workers"], device)  # noqa: E731
+    return source, evals, len(train_ds.classes)
+
+
+def build_network(net: str, genotype, hp: dict, num_classes: int):
+    from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
+
+    cls = NetworkCIFAR if net == "cifar" else NetworkImageNet
+    return cls(genotype, c=hp["init_channels"], num_classes=num_classes, layers=hp["layers"],
+               auxiliary=hp["auxiliary"])
+
+
+def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
+    """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
+    hp = spec["hp"]
+    dist = init_distributed("cuda" if resolve_device(spec["device"]).type == "cuda" else "cpu")
+    device = resolve_device(spec["device"], dist.local_rank)
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    genotype = load_genotype(genotype_ref)
+    setup = cifar_setup if net == "cifar" else imagenet_setup
+    source, eval_fn, num_classes = setup(spec, hp, dist, device)
+    checkpoint.seed_everything(hp["seed"])  # same initial weights on every rank
+    model = build_network(net, genotype, hp, num_classes)
+    torch.manual_seed(hp["seed"] + 7919 * dist.rank)  # per-rank drop-path masks
+    fp = checkpoint.fingerprint({"net": net, "genotype": genotype.to_json(), "hp": hp,
+                                 "data": [spec["dataset"], spec["root"]], "world": dist.world})
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step)
+    history = trainer.fit(source, eval_fn)
+    in_sync = trainer.weights_in_sync()
+    last = history[-1]
+    metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
+               "genotype": genotype.to_json(), "params": n_params(model),
+               "params_M": n_params(model) / 1e6, "num_classes": num_classes,
+               "test_error": 100 * (1 - last["test_acc"]), "test_top5_error": 100 * (1 - last["test_top5"]),
+               "device": device_name(device), "world_size": dist.world, "ranks_in_sync": in_sync,
+               "wall_s": trainer.elapsed, "hp": hp, "history": history}
+    if dist.main:
+        write_json(Path(out_dir) / "metrics.json", metrics)
+        log.info("%s: test error %.2f%% (%d params)", name, metrics["test_error"], metrics["params"])
+    if dist.world > 1:
+        torch.distributed.destroy_process_group()
+    return metrics

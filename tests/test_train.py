@@ -1,0 +1,167 @@
+"""Evaluation networks, the trainer (exact resume on both data paths, DDP), transfer and tables."""
+
+import json
+import subprocess
+
+import pandas as pd
+import pytest
+import torch
+
+from rarts.data import standin
+from rarts.models.darts_eval import EvalCell, NetworkCIFAR, drop_path
+from rarts.spaces.genotypes import DARTS_V2, Genotype
+from rarts.train.run import train_main
+
+CIFAR_HP = dict(seed=0, init_channels=4, layers=3, auxiliary=True, auxiliary_weight=0.4,
+                drop_path_prob=0.3, epochs=2, batch_size=32, schedule="cosine", lr=0.05, lr_min=0.0,
+                lr_gamma=0.1, momentum=0.9, weight_decay=3e-4, grad_clip=5.0, resolution=16,
+                crop_padding=2, hflip=True, cutout=4, max_steps_per_epoch=4, amp=False,
+                channels_last=False, limit_train=256)
+IMAGENET_HP = dict(CIFAR_HP, schedule="exponential", lr_gamma=0.97, label_smoothing=0.1, resolution=32,
+                   color_jitter=[0.4, 0.4, 0.4, 0.2], workers=0, batch_size=16)
+
+
+@pytest.mark.parametrize("net,expected", [("cifar", 3349342), ("imagenet", 4718752)])
+def test_published_darts_v2_parameter_counts(cli_env, net, expected):
+    out = subprocess.run(["rarts", "params", "--net", net, "--genotype", "DARTS_V2"],
+                         capture_output=True, text=True, check=True, env=cli_env).stdout
+    assert int(out.strip().splitlines()[-1]) == expected  # official: 3.3 M and 4.7 M
+
+
+def test_drop_path_zeroes_whole_samples_and_rescales():
+    torch.manual_seed(0)
+    x = torch.ones(400, 2, 3, 3)
+    y = drop_path(x, 0.25)
+    per_sample = y.flatten(1)
+    assert per_sample.unique().tolist() == pytest.approx([0.0, 1 / 0.75])
+    assert (per_sample == 0).all(1).float().mean().item() == pytest.approx(0.25, abs=0.07)
+    assert torch.equal(drop_path(x, 0.0), x)
+
+
+def test_drop_path_never_touches_identity_ops():
+    skips = [("skip_connect", 0), ("skip_connect", 1)] * 4
+    g = Genotype(skips, [2, 3, 4, 5], skips, [2, 3, 4, 5])
+    cell = EvalCell(g, 4, 4, 4, reduction=False, reduction_prev=False).train()
+    s0, s1 = torch.randn(8, 4, 6, 6), torch.randn(8, 4, 6, 6)
+    torch.manual_seed(0)
+    assert torch.equal(cell(s0, s1, 0.99), cell(s0, s1, 0.0))
+
+
+def test_cifar_network_outputs_and_aux_only_in_training():
+    net = NetworkCIFAR(DARTS_V2, c=4, layers=5, num_classes=7)
+    logits, aux = net.train()(torch.randn(2, 3, 16, 16))
+    assert logits.shape == aux.shape == (2, 7)
+    assert net.eval()(torch.randn(2, 3, 16, 16))[1] is None
+
+
+@pytest.fixture(scope="module")
+def standins(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    standin.write_cifar_standin("cifar10", root / "cifar10")
+    standin.write_imagefolder_standin(root / "imagenet")
+    return root
+
+
+def _spec(standins, net):
+    if net == "cifar":
+        return {"dataset": "cifar10", "root": str(standins / "cifar10"), "standin": True,
+                "device": "cpu", "threads": 1, "hp": CIFAR_HP}
+    return {"dataset": "imagenet", "root": str(standins / "imagenet"), "standin": True, "device": "cpu",
+            "threads": 1, "hp": IMAGENET_HP, "classes": ["n00000001", "n00000003", "n00000007"]}
+
+
+class Killed(Exception):
+    pass
+
+
+@pytest.mark.parametrize("net", ["cifar", "imagenet"])
+def test_training_resumes_exactly_after_a_kill_mid_epoch(tmp_path, standins, net):
+    spec = _spec(standins, net)
+    ref = train_main(net, "DARTS_V2", "ref", spec, tmp_path / "ref", tmp_path / "ref.pt")
+
+    def kill(step):
+        if step == 6:  # epoch 2, step 2: after epoch 1's checkpoint
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_main(net, "DARTS_V2", "run", spec, tmp_path / "run", tmp_path / "run.pt", on_step=kill)
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    resumed = train_main(net, "DARTS_V2", "run", spec, tmp_path / "run", tmp_path / "run.pt")
+    for key in ("train_loss", "test_loss", "test_acc", "lr"):
+        assert [h[key] for h in ref["history"]] == [h[key] for h in resumed["history"]], key
+    assert ref["test_error"] == resumed["test_error"]
+    if net == "imagenet":
+        assert resumed["num_classes"] == 3  # the class subset, read in place
+
+
+def test_final_weights_equal_after_resume(tmp_path, standins):
+    from rarts import checkpoint
+
+    spec = _spec(standins, "cifar")
+    train_main("cifar", "DARTS_V2", "a", spec, tmp_path / "a", tmp_path / "a.pt")
+    with pytest.raises(Killed):
+        train_main("cifar", "DARTS_V2", "b", spec, tmp_path / "b", tmp_path / "b.pt",
+                   on_step=lambda s: (_ for _ in ()).throw(Killed) if s == 3 else None)
+    train_main("cifar", "DARTS_V2", "b", spec, tmp_path / "b", tmp_path / "b.pt")
+    a, b = (torch.load(tmp_path / f"{n}.pt", weights_only=False)["model"] for n in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert checkpoint.load(tmp_path / "a.pt", "other-fingerprint") is None
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu_keeps_ranks_identical(tmp_path, standins, cli_env):
+    spec = _spec(standins, "cifar")
+    cmd = [str(cli_env["PATH"].split(":")[0] + "/torchrun"), "--standalone", "--nproc_per_node=2",
+           "-m", "rarts", "train", "--net", "cifar", "--genotype", "DARTS_V2", "--name", "ddp",
+           "--spec", json.dumps(spec), "--out-dir", str(tmp_path / "out"), "--ckpt", str(tmp_path / "ck.pt")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cli_env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["world_size"] == 2 and metrics["ranks_in_sync"] is True
+    assert len(metrics["history"]) == 2
+
+
+def test_transfer_cell_selection(tmp_path):
+    from rarts.train.transfer import select_cell
+
+    dirs = []
+    for seed, acc in ((0, 0.5), (1, 0.7), (2, 0.6)):
+        d = tmp_path / "rarts" / f"seed{seed}"
+        d.mkdir(parents=True)
+        (d / "genotype.json").write_text(json.dumps({**DARTS_V2.to_json(), "meta": {"final_val_acc": acc}}))
+        dirs.append(d)
+    metrics = []
+    for seed, err in ((0, 3.0), (1, 4.0), (2, 2.5)):
+        p = tmp_path / f"m{seed}.json"
+        p.write_text(json.dumps({"name": f"rarts-seed{seed}", "test_error": err}))
+        metrics.append(p)
+    assert select_cell("best_search_val", dirs, [], tmp_path / "o.json")["meta"]["selection"].endswith("seed1")
+    assert select_cell("best_cifar_test", dirs, metrics, tmp_path / "o.json")["meta"]["selection"].endswith("seed2")
+    assert select_cell("seed0", dirs, [], tmp_path / "o.json")["meta"]["selection"].endswith("seed0")
+    with pytest.raises(ValueError):
+        select_cell("best_luck", dirs, [], tmp_path / "o.json")
+
+
+def test_table1_aggregates_ours_and_keeps_paper_numbers_apart(tmp_path):
+    from rarts.tables import table1
+
+    inputs = []
+    for seed, err in ((0, 3.0), (1, 2.0)):
+        d = tmp_path / "train" / f"rarts-seed{seed}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps({"test_error": err, "params_M": 3.1, "device": "cpu"}))
+        inputs.append(d / "metrics.json")
+        c = tmp_path / "search" / "rarts" / f"seed{seed}"
+        c.mkdir(parents=True)
+        (c / "cost.json").write_text(json.dumps({"device": "gpu X", "wall_s": 3600.0 * (seed + 1),
+                                                 "gpu_days": (seed + 1) / 24}))
+    df = table1({"standin": True, "search_root": str(tmp_path / "search")}, inputs,
+                tmp_path / "t.csv", tmp_path / "t.md")
+    ours = df[df.source == "ours"].iloc[0]
+    assert ours.method == "RARTS" and ours.test_error == "2.50 ± 0.71" and ours.n_runs == 2
+    assert ours.search_gpu_days == pytest.approx(1.5 / 24) and ours.search_wall_hours == pytest.approx(1.5)
+    assert ours.paper_test_error == "2.65 ± 0.07"  # beside, never in our columns
+    paper_rows = df[df.source == "paper"]
+    assert paper_rows.test_error_mean.isna().all() and len(paper_rows) == 16
+    assert "STAND-IN" in (tmp_path / "t.md").read_text()
+    assert pd.read_csv(tmp_path / "t.csv").shape[0] == 17
