@@ -49,6 +49,8 @@ def test_paper_dag_has_every_search(workdir, cli_env):
     out = snakemake(workdir, cli_env, "-n", "all").stdout
     counts = job_counts(out)
     assert counts["search_darts"] == 25  # 5 algorithms × 5 seeds
+    assert counts["train_cifar"] == 27  # every searched genotype + DARTS_V1 + DARTS_V2
+    assert counts["train_imagenet"] == 2  # the chosen RARTS cell + DARTS_V2
     assert counts["fig1"] == counts["fig2"] == counts["log_mlflow"] == 1
 
 
@@ -68,8 +70,15 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
 
     snakemake(workdir, cli_env, "--cores", "2", "--configfile=config/quick.yaml", "all")
     res = workdir / "results"
-    for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json"):
+    for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json",
+                 "table1.csv", "table1.md", "table3.csv", "table3.md"):
         assert (res / name).is_file(), name
+    t1 = pd.read_csv(res / "table1.csv")
+    ours = t1[t1.source == "ours"]
+    assert len(ours) == 7 and (ours.n_runs > 0).all() and ours.test_error_mean.between(0, 100).all()
+    assert "STAND-IN" in (res / "table1.md").read_text() and "STAND-IN" in (res / "table3.md").read_text()
+    t3 = pd.read_csv(res / "table3.csv")
+    assert set(t3[t3.source == "ours"].method) == {"RARTS", "DARTS_V2 (published cell)"}
     eq = pd.read_csv(res / "toy_equilibria.csv")
     rarts = eq[eq.method == "rarts"]
     assert (rarts.abs_err < 1e-3).all() and (rarts.dist_to_optimum < 0.7).all()

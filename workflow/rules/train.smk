@@ -47,7 +47,7 @@ rule train_cifar:
         launch=launcher(TRAIN["cifar"]["gpus"]),
     threads: config["threads"]
     resources:
-        gpus=TRAIN["cifar"]["gpus"],
+        gpu=TRAIN["cifar"]["gpus"],
     log:
         "results/logs/train/cifar/{name}.log",
     conda:
@@ -93,7 +93,7 @@ rule train_imagenet:
         launch=launcher(TRAIN["imagenet"]["gpus"]),
     threads: config["threads"]
     resources:
-        gpus=TRAIN["imagenet"]["gpus"],
+        gpu=TRAIN["imagenet"]["gpus"],
     log:
         "results/logs/train/imagenet/{name}.log",
     conda:
