@@ -11,7 +11,9 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/toy.smk"
 include: "workflow/rules/search.smk"
+include: "workflow/rules/latency.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 
 

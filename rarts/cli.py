@@ -75,6 +75,18 @@ def cmd_select_cell(args) -> None:
     select_cell(args.rule, args.runs, args.cifar_metrics, args.out)
 
 
+def cmd_latency_table(args) -> None:
+    from rarts.latency import latency_table_main
+
+    latency_table_main(args.spec, args.out)
+
+
+def cmd_model_latency(args) -> None:
+    from rarts.latency import model_latency_main
+
+    model_latency_main(args.genotype, args.spec, args.out)
+
+
 def cmd_table(args) -> None:
     from rarts import tables
 
@@ -166,8 +178,19 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--out", required=True)
     sc.set_defaults(func=cmd_select_cell)
 
+    lt = sub.add_parser("latency-table", help="measure every op on every edge (the Lat of eq. 5)")
+    lt.add_argument("--spec", type=_json_arg, required=True)
+    lt.add_argument("--out", required=True)
+    lt.set_defaults(func=cmd_latency_table)
+
+    ml = sub.add_parser("model-latency", help="forward time of a genotype's evaluation network")
+    ml.add_argument("--genotype", required=True)
+    ml.add_argument("--spec", type=_json_arg, required=True)
+    ml.add_argument("--out", required=True)
+    ml.set_defaults(func=cmd_model_latency)
+
     tb = sub.add_parser("table", help="assemble one of the paper's tables")
-    tb.add_argument("table", choices=["table1", "table3"])
+    tb.add_argument("table", choices=["table1", "table2", "table3"])
     tb.add_argument("--spec", type=_json_arg, required=True)
     tb.add_argument("--inputs", nargs="*", default=[])
     tb.add_argument("--csv", required=True)

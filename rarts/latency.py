@@ -29,3 +29,134 @@ class LatencyPenalty:
     def from_file(cls, path, weight: float, arch_names=("normal", "reduce")) -> "LatencyPenalty":
         table = read_json(Path(path))
         return cls([torch.tensor(table["lat"][n], dtype=torch.float32) for n in arch_names], weight)
+
+
+# -- measuring ------------------------------------------------------------------------------
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@torch.no_grad()
+def time_forward(module, x, warmup: int, repeats: int) -> float:
+    """Median forward time in milliseconds after `warmup` untimed runs (synchronised on GPU)."""
+    import statistics
+    import time
+
+    for _ in range(warmup):
+        module(x)
+    _sync(x.device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        module(x)
+        _sync(x.device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def edge_shapes(space_kw: dict, resolution: int):
+    """For every cell of the search network: reduction flag, channels, and the input resolution
+    and stride of each of its edges (edges from the two cell inputs carry the reduction)."""
+    c, layers, steps = space_kw["c"], space_kw["layers"], space_kw["steps"]
+    res, cells = resolution, []
+    for i in range(layers):
+        reduction = i in (layers // 3, 2 * layers // 3)
+        if reduction:
+            c *= 2
+        edges = []
+        for node in range(steps):
+            for j in range(2 + node):
+                stride = 2 if reduction and j < 2 else 1
+                edges.append((res if j < 2 else (res // 2 if reduction else res), stride))
+        cells.append((reduction, c, edges))
+        if reduction:
+            res //= 2
+    return cells
+
+
+def measure_op_table(space, resolution: int, batch_size: int, device, warmup: int, repeats: int) -> dict:
+    """Lat for each α: the summed forward time (ms) of every candidate op on every edge of the
+    cells that share it, at that edge's input shape; `none` costs 0."""
+    from rarts.spaces.darts_ops import OPS, PRIMITIVES
+
+    device = torch.device(device)
+    cache: dict = {}
+    lat = {"normal": torch.zeros(space.num_edges, len(PRIMITIVES)),
+           "reduce": torch.zeros(space.num_edges, len(PRIMITIVES))}
+    for reduction, c, edges in edge_shapes(space.kw, resolution):
+        table = lat["reduce" if reduction else "normal"]
+        for e, (res, stride) in enumerate(edges):
+            for k, name in enumerate(PRIMITIVES):
+                if name == "none":
+                    continue
+                key = (name, c, res, stride)
+                if key not in cache:
+                    op = OPS[name](c, stride, False)
+                    if "pool" in name:  # as in the search network's mixed op
+                        op = torch.nn.Sequential(op, torch.nn.BatchNorm2d(c, affine=False))
+                    op = op.to(device).eval()
+                    x = torch.randn(batch_size, c, res, res, device=device)
+                    cache[key] = time_forward(op, x, warmup, repeats)
+                table[e, k] += cache[key]
+    return {"lat": {k: v.tolist() for k, v in lat.items()}, "unit": "ms", "ops": list(PRIMITIVES),
+            "distinct_shapes_timed": len(cache)}
+
+
+def model_latency(model, batch_size: int, resolution: int, device, warmup: int, repeats: int) -> float:
+    model = model.to(device).eval()
+    x = torch.randn(batch_size, 3, resolution, resolution, device=device)
+    return time_forward(model, x, warmup, repeats)
+
+
+def device_metadata(device) -> dict:
+    from rarts.runtime import device_name
+
+    return {"device": device_name(torch.device(device)), "torch": torch.__version__}
+
+
+# -- pipeline entry points ------------------------------------------------------------------
+def latency_table_main(spec: dict, out) -> dict:
+    """spec: space (init_channels, layers, steps, multiplier, num_classes), resolution,
+    batch_size, warmup, repeats, device, threads."""
+    from rarts.io import write_json
+    from rarts.runtime import resolve_device
+    from rarts.spaces import DartsSearchSpace
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = resolve_device(spec["device"])
+    sp = spec["space"]
+    space = DartsSearchSpace(init_channels=sp["init_channels"], num_classes=sp["num_classes"],
+                             layers=sp["layers"], steps=sp["steps"], multiplier=sp["multiplier"])
+    table = measure_op_table(space, spec["resolution"], spec["batch_size"], device, spec["warmup"],
+                             spec["repeats"])
+    result = {**table, **device_metadata(device), "batch_size": spec["batch_size"], "dtype": "float32",
+              "resolution": spec["resolution"], "space": sp, "mode": "inference (eval, no grad)"}
+    write_json(out, result)
+    return result
+
+
+def model_latency_main(genotype_path, spec: dict, out) -> dict:
+    """spec: init_channels, layers, num_classes, batch_size, resolution, warmup, repeats,
+    device, threads. The derived CIFAR evaluation network (no auxiliary head) forward time."""
+    from rarts.io import read_json, write_json
+    from rarts.models.darts_eval import NetworkCIFAR
+    from rarts.params import n_params
+    from rarts.runtime import resolve_device
+    from rarts.spaces.genotypes import load_genotype
+
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    device = resolve_device(spec["device"])
+    genotype = load_genotype(str(genotype_path))
+    torch.manual_seed(0)
+    model = NetworkCIFAR(genotype, c=spec["init_channels"], num_classes=spec["num_classes"],
+                         layers=spec["layers"], auxiliary=False)
+    ms = model_latency(model, spec["batch_size"], spec["resolution"], device, spec["warmup"], spec["repeats"])
+    meta = read_json(genotype_path).get("meta", {})
+    result = {"latency_ms": ms, "params": n_params(model), "params_M": n_params(model) / 1e6,
+              "batch_size": spec["batch_size"], "resolution": spec["resolution"],
+              "seed": meta.get("seed"), "standin": meta.get("standin"), **device_metadata(device)}
+    write_json(out, result)
+    return result

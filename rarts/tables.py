@@ -148,3 +148,43 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
 
 
 TABLES = {"table1": table1, "table3": table3}
+
+
+# Table 2 of the paper: latency (ms) of the found model per search setting.
+PAPER_TABLE2 = {  # (latency weight, batch, α lr, α wd) → ms
+    (2e-3, 64, 3e-4, 1e-3): 21.7, (2e-2, 64, 3e-4, 1e-3): 12.4, (2e-4, 64, 3e-4, 1e-3): 23.4,
+    (2e-3, 64, 3e-3, 1e-3): 21.0, (2e-3, 64, 3e-5, 1e-3): 23.1, (2e-3, 64, 3e-4, 1e-4): 21.3,
+    (2e-3, 64, 3e-4, 1e-2): 22.9, (2e-3, 32, 3e-4, 1e-3): 20.1, (2e-3, 16, 3e-4, 1e-3): 16.5,
+}
+
+
+def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
+    """spec: standin, settings {name: {weight, batch_size, arch_lr, arch_weight_decay}}, model.
+    inputs: results/ablation/latency/<setting>/seed<k>/latency.json."""
+    by_setting: dict[str, list[dict]] = {}
+    for p in map(Path, inputs):
+        by_setting.setdefault(p.parent.parent.name, []).append(read_json(p))
+    rows = []
+    for name in spec["order"]:  # the config's (the paper's) order; JSON specs sort their keys
+        s, recs = spec["settings"][name], by_setting.get(name, [])
+        key = (s["weight"], s["batch_size"], s["arch_lr"], s["arch_weight_decay"])
+        m, sd = mean_std([r["latency_ms"] for r in recs]) if recs else (np.nan, np.nan)
+        rows.append({"setting": name, "latency_weight": s["weight"], "batch_size": s["batch_size"],
+                     "arch_lr": s["arch_lr"], "arch_weight_decay": s["arch_weight_decay"],
+                     "latency_ms": fmt(m, sd), "latency_ms_mean": m, "latency_ms_std": sd,
+                     "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3) if recs else np.nan,
+                     "device": recs[0]["device"] if recs else "", "n_runs": len(recs),
+                     "paper_latency_ms": PAPER_TABLE2.get(key, np.nan)})
+    df = pd.DataFrame(rows)
+    mdl = spec["model"]
+    write_table(df, csv, md, "Table 2: latency ablation of RARTS", spec["standin"], [
+        f"Latency: forward time of the derived evaluation network (C={mdl['init_channels']}, "
+        f"{mdl['layers']} cells, batch {mdl['batch_size']}, {mdl['resolution']}x{mdl['resolution']}) "
+        f"on the device named, median of {mdl['repeats']} runs after {mdl['warmup']} warm-up; "
+        "mean ± std over search seeds.",
+        "Absolute milliseconds depend on the device: compare the trend across settings, not the "
+        "numbers, with paper_latency_ms (the paper's GTX 1080 Ti with PyTorch/TensorRT)."])
+    return df
+
+
+TABLES["table2"] = table2

@@ -129,3 +129,33 @@ def test_augment_semantics():
     cut = augment(torch.ones(8, 1, 16, 16), gen, cutout=4)
     zeros = (cut == 0).flatten(1).sum(1)
     assert torch.all(zeros <= 16) and torch.any(zeros > 0)
+
+
+def test_on_device_augmentation_matches_torchvision_semantics():
+    """Crop-with-padding and flip agree, image by image, with torchvision's functional ops."""
+    import torchvision.transforms.v2.functional as TF
+
+    from rarts.data import stream
+
+    x = torch.randn(6, 3, 10, 10)
+    gen = torch.Generator().manual_seed(3)
+    state = gen.get_state()
+    out = augment(x, gen, crop_padding=3, hflip=True)
+    # replay the same draws: offsets (oy, ox) and flips, in the order `augment` makes them
+    gen.set_state(state)
+    oy = torch.randint(0, 7, (6,), generator=gen)
+    ox = torch.randint(0, 7, (6,), generator=gen)
+    flip = torch.rand(6, generator=gen) < 0.5
+    for i in range(6):
+        ref = TF.crop(TF.pad(x[i], [3, 3, 3, 3]), int(oy[i]), int(ox[i]), 10, 10)
+        if flip[i]:
+            ref = TF.horizontal_flip(ref)
+        assert torch.equal(out[i], ref)
+    assert stream.storage_device(10**12, "cpu").type == "cpu"
+
+
+def test_batches_follow_the_compute_device_not_the_storage():
+    x, y = torch.randn(20, 3, 4, 4), torch.arange(20)
+    s = BatchStream(x, y, 5, seed=0, device="cpu")
+    xb, yb = s.next()
+    assert xb.device.type == yb.device.type == "cpu" and xb.shape == (5, 3, 4, 4)

@@ -10,8 +10,22 @@ import torch
 import torch.nn.functional as F
 
 
+def storage_device(nbytes: int, device) -> torch.device:
+    """Where to hold a dataset: on the GPU when it fits in half its free memory, else in host
+    memory (batches then move to the GPU one at a time)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        if nbytes > free // 2:
+            return torch.device("cpu")
+    return device
+
+
 def prepare_images(x_uint8: torch.Tensor, mean, std, resolution: int, device) -> torch.Tensor:
-    """uint8 (N, 3, H, W) → normalised float on `device`, area-resized to `resolution`."""
+    """uint8 (N, 3, H, W) → normalised float, area-resized to `resolution`, held on `device` when
+    it fits there (see `storage_device`)."""
+    nbytes = x_uint8.numel() * 4 * (resolution / x_uint8.shape[-1]) ** 2
+    device = storage_device(int(nbytes), device)
     x = x_uint8.to(device=device, dtype=torch.float32).div_(255.0)
     if x.shape[-1] != resolution:
         x = F.interpolate(x, size=(resolution, resolution), mode="area")
@@ -56,10 +70,11 @@ class BatchStream:
     """Endless shuffled mini-batches over (x, y); one reshuffle per pass over the data."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 crop_padding: int = 0, hflip: bool = False, cutout: int = 0):
+                 crop_padding: int = 0, hflip: bool = False, cutout: int = 0, device=None):
         if len(x) == 0:
             raise ValueError("empty dataset")
         self.x, self.y = x, y
+        self.device = torch.device(device) if device is not None else x.device  # batches go here
         self.batch_size = min(batch_size, len(x))
         self.aug = dict(crop_padding=crop_padding, hflip=hflip, cutout=cutout)
         self.gen = torch.Generator().manual_seed(seed)
@@ -76,10 +91,10 @@ class BatchStream:
             self.pos = 0
         idx = self.perm[self.pos:self.pos + self.batch_size].to(self.x.device)
         self.pos += self.batch_size
-        xb = self.x.index_select(0, idx)
+        xb = self.x.index_select(0, idx).to(self.device, non_blocking=True)
         if any(self.aug.values()):
-            xb = augment(xb, self.gen, **self.aug)
-        return xb, self.y.index_select(0, idx)
+            xb = augment(xb, self.gen, **self.aug)  # on the compute device
+        return xb, self.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:
         return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}

@@ -33,7 +33,9 @@ def evaluate(net, arch, x, y, batch_size: int, limit: int = 0) -> tuple[float, f
     was_training = net.training
     net.eval()
     loss_sum, correct, count = 0.0, 0, 0
+    device = arch[0].device
     for xb, yb in iterate_once(x, y, batch_size, limit):
+        xb, yb = xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
         logits = net(xb, arch)
         loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
@@ -56,8 +58,10 @@ class SearchLoop:
         self.algo = build_algorithm(algo_name, space, hp, self.device, arch_penalty)
         aug = dict(crop_padding=hp["augment"]["crop_padding"], hflip=hp["augment"]["hflip"])
         self.data = data
-        self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed, **aug)
-        self.val_stream = BatchStream(data.x_val, data.y_val, hp["batch_size"], seed + 1, **aug)
+        self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed,
+                                        device=self.device, **aug)
+        self.val_stream = BatchStream(data.x_val, data.y_val, hp["batch_size"], seed + 1,
+                                      device=self.device, **aug)
         self.steps_per_epoch = self.train_stream.batches_per_pass
         if hp.get("max_steps_per_epoch"):
             self.steps_per_epoch = min(self.steps_per_epoch, hp["max_steps_per_epoch"])

@@ -29,7 +29,8 @@ def load_search_data(dataset: str, root, split_path, resolution: int, device) ->
         raise ValueError(f"{split_path} was made for {split['n']} images, {root} has {len(y)}")
     tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
     to = lambda idx: prepare_images(x[idx], spec.mean, spec.std, resolution, device)  # noqa: E731
-    return SearchData(to(tr), y[tr].to(device), to(va), y[va].to(device))
+    x_train, x_val = to(tr), to(va)
+    return SearchData(x_train, y[tr].to(x_train.device), x_val, y[va].to(x_val.device))
 
 
 def build_search_space(space: str, spec: dict):

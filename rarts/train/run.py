@@ -30,10 +30,11 @@ def cifar_setup(spec, hp, dist, device):
         x, y = x[:hp["limit_train"]], y[:hp["limit_train"]]
     st = cifar.spec_of(spec["dataset"])
     prep = lambda a: prepare_images(a, st.mean, st.std, hp["resolution"], device)  # noqa: E731
-    x, xt, y, yt = prep(x), prep(xt), y.to(device), yt.to(device)
+    x, xt = prep(x), prep(xt)
+    y, yt = y.to(x.device), yt.to(xt.device)  # labels live beside their images
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
-                          hflip=hp["hflip"], cutout=hp["cutout"])
-    return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist)), int(y.max()) + 1
+                          hflip=hp["hflip"], cutout=hp["cutout"], device=device)
+    return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist, device)), int(y.max()) + 1
 
 
 def imagenet_setup(spec, hp, dist, device):

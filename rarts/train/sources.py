@@ -12,9 +12,9 @@ from rarts.data.stream import BatchStream, iterate_once
 class TensorSource:
     """Global batches from a BatchStream; rank r takes rows r::world."""
 
-    def __init__(self, x, y, batch_size, seed, dist, crop_padding=0, hflip=False, cutout=0):
+    def __init__(self, x, y, batch_size, seed, dist, crop_padding=0, hflip=False, cutout=0, device=None):
         self.stream = BatchStream(x, y, batch_size, seed, crop_padding=crop_padding, hflip=hflip,
-                                  cutout=cutout)
+                                  cutout=cutout, device=device)
         self.dist = dist
 
     @property
@@ -88,9 +88,10 @@ class FolderSource:
         pass
 
 
-def tensor_eval_batches(x, y, batch_size, dist):
-    """This rank's share of the evaluation set, in order."""
-    return iterate_once(x[dist.rank::dist.world], y[dist.rank::dist.world], batch_size)
+def tensor_eval_batches(x, y, batch_size, dist, device):
+    """This rank's share of the evaluation set, in order, moved to the compute device."""
+    for xb, yb in iterate_once(x[dist.rank::dist.world], y[dist.rank::dist.world], batch_size):
+        yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
 
 
 def folder_eval_batches(dataset, batch_size, dist, workers, device):

@@ -1,13 +1,21 @@
 # Paper §3: topology search in the DARTS space, one job per (algorithm, seed), and Fig. 2.
 DARTS = config["search"]["darts"]
+LATENCY_TABLE = DARTS["latency"]["table"] or f"results/latency/{config['latency']['device_tag']}.json"
 
 
-def darts_search_spec():
+def darts_search_spec(**overrides):
+    """The search settings (with `overrides`, e.g. an ablation setting) and where Lat lives."""
+    hp = {**DARTS, **overrides}
+    hp["latency"] = {**DARTS["latency"], **overrides.get("latency", {}), "table": LATENCY_TABLE}
     ds = DARTS["dataset"]
     classes = 100 if ds == "cifar100" else 10
     return {"dataset": ds, "root": dataset_spec(ds)["root"], "num_classes": classes,
             "standin": config["data"]["standin"], "device": config["device"],
-            "threads": config["threads"], "hp": DARTS}
+            "threads": config["threads"], "hp": hp}
+
+
+def uses_latency(algo):
+    return DARTS["latency"]["enabled"] and algo in DARTS["latency"]["algorithms"]
 
 
 def darts_run_dirs(algorithms=None):
@@ -18,6 +26,7 @@ def darts_run_dirs(algorithms=None):
 rule search_darts:
     input:
         split=f"results/data/{DARTS['dataset']}/search_split.json",
+        latency=lambda w: LATENCY_TABLE if uses_latency(w.algo) else [],
     output:
         genotype="results/search/darts/{algo}/seed{seed}/genotype.json",
         history="results/search/darts/{algo}/seed{seed}/history.json",

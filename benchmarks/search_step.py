@@ -1,0 +1,225 @@
+#!/usr/bin/env python
+"""Search-step benchmark: DARTS-1, DARTS-2, MiLeNAS and RARTS on the DARTS search network.
+
+Steady-state steps of the four algorithms in one process, on the same batches, interleaved
+round-robin after warm-up. Reports the median step time and its spread (IQR), peak memory
+(CUDA max allocated on GPU; peak process RSS sampled during the steps on CPU), the ratio to
+DARTS-1 and the forward+backward passes per step (the speed limit: darts1 2, milenas 2,
+rarts 4, darts2 5). Also: our functional DARTS-2 step against a copy-the-model reference
+(the official architect's approach, written only here), and the input pipeline's images/s
+against the model's, to show the loader is not the bottleneck.
+
+    python benchmarks/search_step.py --size small            # CPU, under two minutes
+    python benchmarks/search_step.py --size paper --device cuda --amp --channels-last
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rarts.data.stream import BatchStream  # noqa: E402
+from rarts.search.algorithms import ALGORITHMS, Darts2, build_algorithm, cross_entropy  # noqa: E402
+from rarts.spaces import DartsSearchSpace  # noqa: E402
+
+SIZES = {  # C, cells, resolution, batch
+    "paper": dict(init_channels=16, layers=8, resolution=32, batch_size=64),
+    "small": dict(init_channels=4, layers=5, resolution=16, batch_size=16),
+}
+HP = dict(epochs=50, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4,
+          w_nesterov=False, grad_clip=5.0, arch_lr=3e-4, arch_betas=[0.5, 0.999],
+          arch_weight_decay=1e-3, milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
+
+
+class CopyModelDarts2(Darts2):
+    """Reference only: the official unrolled step, with a deep copy of the model per step."""
+
+    def hypergradient(self, train_batch, val_batch, xi):
+        names, params = zip(*self.net.named_parameters())
+        virtual = self.virtual_weights(train_batch, xi)
+        unrolled = copy.deepcopy(self.net)  # what the functional version avoids
+        with torch.no_grad():
+            for n, p in unrolled.named_parameters():
+                p.copy_(virtual[n])
+        loss_v, _ = cross_entropy(unrolled, None, self.arch, val_batch)
+        grads = torch.autograd.grad(loss_v, [*self.arch, *unrolled.parameters()])
+        g_arch, vector = grads[:len(self.arch)], grads[len(self.arch):]
+        r = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm()
+        out = []
+        for sign in (1.0, -1.0):  # perturb the real weights in place, as the official code does
+            with torch.no_grad():
+                for p, v in zip(params, vector):
+                    p.add_(v, alpha=sign * r if sign > 0 else -2 * r)
+            loss, _ = cross_entropy(self.net, None, self.arch, train_batch)
+            out.append(torch.autograd.grad(loss, self.arch))
+        with torch.no_grad():
+            for p, v in zip(params, vector):
+                p.add_(v, alpha=r)
+        return [ga - xi * (gp - gm) / (2 * r) for ga, gp, gm in zip(g_arch, *out)]
+
+
+class PeakMemory:
+    """Peak memory during a block: CUDA max allocated, or sampled process RSS on CPU."""
+
+    def __init__(self, device):
+        self.device, self.peak = device, 0
+
+    def __enter__(self):
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            import psutil
+            self._proc, self._stop = psutil.Process(), False
+            self.peak = self._proc.memory_info().rss
+            self._thread = threading.Thread(target=self._sample, daemon=True)
+            self._thread.start()
+        return self
+
+    def _sample(self):
+        while not self._stop:
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.002)
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
+        else:
+            self._stop = True
+            self._thread.join()
+        return False
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_batches(size, device, n=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    b, r = size["batch_size"], size["resolution"]
+    return [(torch.randn(b, 3, r, r, generator=g).to(device), torch.randint(0, 10, (b,), generator=g).to(device))
+            for _ in range(n)]
+
+
+def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last=False):
+    space = DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"])
+    algos = {}
+    for name in names:
+        torch.manual_seed(0)
+        cls = CopyModelDarts2 if name == "darts2-copy" else ALGORITHMS[name]
+        algos[name] = cls(space, HP, device)
+        if channels_last:
+            for net in algos[name].networks().values():
+                net.to(memory_format=torch.channels_last)
+    batches = make_batches(size, device)
+    if channels_last:
+        batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+    ctx = lambda: torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp)  # noqa: E731
+    times, peaks = {n: [] for n in algos}, {n: 0 for n in algos}
+    for i in range(warmup + steps):  # round-robin: every algorithm sees the same machine state
+        for name, algo in algos.items():
+            tb, vb = batches[i % len(batches)], batches[(i + 1) % len(batches)]
+            sync(device)
+            with PeakMemory(device) as mem, ctx():
+                t0 = time.perf_counter()
+                algo.step(tb, vb)
+                sync(device)
+                dt = time.perf_counter() - t0
+            if i >= warmup:
+                times[name].append(dt)
+                peaks[name] = max(peaks[name], mem.peak)
+    return times, peaks
+
+
+def summarize(times, peaks, label, device):
+    base = statistics.median(times["darts1"])
+    rows = []
+    for name, ts in times.items():
+        q = statistics.quantiles(ts, n=4) if len(ts) > 1 else [ts[0]] * 3
+        med = statistics.median(ts)
+        rows.append({"setting": label, "algorithm": name, "median_step_s": med, "iqr_s": q[2] - q[0],
+                     "ratio_to_darts1": med / base, "peak_mem_MiB": peaks[name] / 2**20,
+                     "passes_per_step": ALGORITHMS.get(name.replace("-copy", ""), Darts2).passes_per_step,
+                     "device": str(device)})
+    return rows
+
+
+def data_path(size, device, steps=50):
+    """Images/s of the in-memory input pipeline (crop, flip, cutout) on its own."""
+    n = 4096
+    x = torch.randn(n, 3, size["resolution"], size["resolution"], device=device)
+    stream = BatchStream(x, torch.zeros(n, dtype=torch.long, device=device), size["batch_size"], 0,
+                         crop_padding=4, hflip=True, cutout=16 if size["resolution"] >= 32 else 8)
+    for _ in range(5):
+        stream.next()
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        stream.next()
+    sync(device)
+    return steps * size["batch_size"] / (time.perf_counter() - t0)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=sorted(SIZES), default="small")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--amp", action="store_true", help="also time bf16 autocast (GPU)")
+    p.add_argument("--channels-last", action="store_true", help="also time channels_last (GPU)")
+    p.add_argument("--out", help="write the rows as CSV here")
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = SIZES[args.size]
+    names = ["darts1", "darts2", "milenas", "rarts", "darts2-copy"]
+    times, peaks = time_algorithms(names, size, device, args.steps, args.warmup)
+    rows = summarize(times, peaks, f"{args.size} fp32", device)
+    for flag, kw in (("bf16", dict(amp=True)), ("channels_last", dict(channels_last=True))):
+        if getattr(args, "amp" if flag == "bf16" else "channels_last") and device.type == "cuda":
+            t, pk = time_algorithms(["darts1", "darts2", "milenas", "rarts"], size, device,
+                                    args.steps, args.warmup, **kw)
+            rows += summarize(t, pk, f"{args.size} {flag}", device)
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    speedup = (df.query("algorithm == 'darts2-copy'").median_step_s.iloc[0]
+               / df.query("algorithm == 'darts2' and setting.str.endswith('fp32')").median_step_s.iloc[0])
+    model_ips = size["batch_size"] / df.query("algorithm == 'darts1'").median_step_s.iloc[0]
+    loader_ips = data_path(size, device)
+    extra = pd.DataFrame([
+        {"setting": f"{args.size} fp32", "algorithm": "darts2 functional vs copy (speed-up)",
+         "ratio_to_darts1": speedup, "device": str(device)},
+        {"setting": f"{args.size} data path", "algorithm": "input pipeline images/s",
+         "median_step_s": size["batch_size"] / loader_ips, "images_per_s": loader_ips, "device": str(device)},
+        {"setting": f"{args.size} data path", "algorithm": "darts1 model step images/s",
+         "images_per_s": model_ips, "device": str(device)}])
+    df = pd.concat([df, extra], ignore_index=True)
+    meta = (f"# {args.size}: C={size['init_channels']}, {size['layers']} cells, "
+            f"{size['resolution']}x{size['resolution']}, batch {size['batch_size']}; device {device} "
+            f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}); "
+            f"torch {torch.__version__}; {args.steps} timed steps after {args.warmup} warm-up")
+    print(meta)
+    print(df.round(4).astype(object).where(df.notna(), "").to_string(index=False))
+    if args.out:
+        from rarts.io import write_text
+        write_text(args.out, meta + "\n" + df.to_csv(index=False))
+    return df
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,81 @@
+"""The latency table, the penalty's effect on the search, model latency and Table 2."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rarts.latency import LatencyPenalty, edge_shapes, measure_op_table, model_latency_main
+from rarts.search.loop import SearchData, SearchLoop
+from rarts.spaces import DartsSearchSpace
+from rarts.spaces.genotypes import DARTS_V2
+
+
+def test_edge_shapes_follow_the_search_network():
+    cells = edge_shapes(DartsSearchSpace().kw, 32)
+    assert [r for r, _, _ in cells] == [False, False, True, False, False, True, False, False]
+    red, c, edges = cells[2]
+    assert c == 32 and len(edges) == 14
+    # node 0: edges 0, 1 from the two inputs; node 1: edges 2, 3 from the inputs, 4 from node 0
+    assert edges[:4] == [(32, 2)] * 4 and edges[4] == (16, 1)
+    assert all(e == (16, 1) for e in cells[3][2]) and cells[3][1] == 32
+    assert all(e == (8, 1) for e in cells[7][2]) and cells[7][1] == 64
+
+
+def test_op_table_shape_and_none_is_free():
+    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
+    table = measure_op_table(space, 8, 4, "cpu", warmup=1, repeats=2)
+    lat = np.array(table["lat"]["normal"])
+    assert lat.shape == (5, 8) and (lat[:, 0] == 0).all() and (lat[:, 1:] > 0).all()
+    assert np.array(table["lat"]["reduce"]).shape == (5, 8)
+
+
+def test_a_larger_latency_weight_finds_a_faster_cell(tmp_path):
+    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
+    table = measure_op_table(space, 8, 8, "cpu", warmup=1, repeats=3)
+    tables = [torch.tensor(table["lat"][k]) for k in ("normal", "reduce")]
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
+    data = SearchData(x[:32], y[:32], x[32:], y[32:])
+    hp = dict(epochs=2, batch_size=8, max_steps_per_epoch=4, eval_batches=1, w_lr=0.025, w_lr_min=0.001,
+              w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2,
+              arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
+              milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"})
+    expected = {}
+    for weight in (0.0, 1.0):
+        pen = LatencyPenalty(tables, weight)
+        loop = SearchLoop(space, "rarts", 0, hp, data, "cpu", tmp_path / f"{weight}.pt", arch_penalty=pen)
+        loop.run()
+        expected[weight] = pen.expected_latency(loop.algo.arch)
+        assert "expected_latency" in loop.history[-1]
+    assert expected[1.0] < expected[0.0]
+
+
+def test_model_latency_of_a_genotype(tmp_path):
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps({**DARTS_V2.to_json(), "meta": {"seed": 3, "standin": True}}))
+    spec = dict(init_channels=4, layers=3, num_classes=10, batch_size=2, resolution=16, warmup=1,
+                repeats=3, device="cpu", threads=1)
+    res = model_latency_main(path, spec, tmp_path / "lat.json")
+    assert res["latency_ms"] > 0 and res["seed"] == 3 and res["params"] > 0
+    assert json.loads((tmp_path / "lat.json").read_text())["latency_ms"] == res["latency_ms"]
+
+
+def test_table2_pairs_our_latency_with_the_papers(tmp_path):
+    from rarts.tables import table2
+
+    settings = {"base": {"weight": 2e-3, "batch_size": 64, "arch_lr": 3e-4, "arch_weight_decay": 1e-3},
+                "batch_16": {"weight": 2e-3, "batch_size": 16, "arch_lr": 3e-4, "arch_weight_decay": 1e-3}}
+    inputs = []
+    for setting, values in (("base", (10.0, 12.0)), ("batch_16", (7.0,))):
+        for seed, ms in enumerate(values):
+            d = tmp_path / setting / f"seed{seed}"
+            d.mkdir(parents=True)
+            (d / "latency.json").write_text(json.dumps({"latency_ms": ms, "params_M": 1.0, "device": "cpu"}))
+            inputs.append(d / "latency.json")
+    model = {"init_channels": 36, "layers": 20, "batch_size": 64, "resolution": 32, "warmup": 5, "repeats": 20}
+    df = table2({"standin": False, "settings": settings, "order": ["base", "batch_16"], "model": model}, inputs, tmp_path / "t.csv", tmp_path / "t.md")
+    base = df[df.setting == "base"].iloc[0]
+    assert base.latency_ms == "11.00 ± 1.41" and base.paper_latency_ms == 21.7 and base.n_runs == 2
+    assert df[df.setting == "batch_16"].iloc[0].paper_latency_ms == 16.5

@@ -1,0 +1,21 @@
+# Search-step benchmark (benchmarks/search_step.py). Not part of `all`: timings want the machine
+# to themselves. `snakemake --cores 1 results/bench/search_step.csv`.
+BENCH = config["bench"]
+
+
+rule bench_search_step:
+    output:
+        "results/bench/search_step.csv",
+    params:
+        size=BENCH["size"],
+        flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
+    threads: workflow.cores
+    resources:
+        gpu=1 if config["device"] != "cpu" and BENCH["size"] == "paper" else 0,
+    log:
+        "results/logs/bench_search_step.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "python {workflow.basedir}/benchmarks/search_step.py --size {params.size} --device {config[device]} "
+        "--steps {BENCH[steps]} --warmup {BENCH[warmup]} {params.flags} --out {output} > {log} 2>&1"

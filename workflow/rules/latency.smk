@@ -1,0 +1,105 @@
+# Hardware-aware search (paper eqs. 5 and 8) and the latency ablation of Table 2: a per-op
+# latency table measured once per device, RARTS searches under the 9 settings of Table 2, and the
+# forward time of each found model.
+LAT = config["latency"]
+ABLATION = LAT["ablation"]
+
+
+def ablation_dirs():
+    return [f"results/ablation/latency/{s}/seed{k}" for s in ABLATION["settings"] for k in ABLATION["seeds"]]
+
+
+rule latency_table:
+    output:
+        f"results/latency/{LAT['device_tag']}.json",
+    params:
+        spec=spec({"space": {k: DARTS[k] for k in ("init_channels", "layers", "steps", "multiplier")}
+                   | {"num_classes": 100 if DARTS["dataset"] == "cifar100" else 10},
+                   "resolution": DARTS["resolution"], "batch_size": LAT["batch_size"],
+                   "warmup": LAT["warmup"], "repeats": LAT["repeats"], "device": config["device"],
+                   "threads": config["threads"]}),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        f"results/logs/latency_table_{LAT['device_tag']}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} latency-table --spec {params.spec} --out {output} 2> {log}"
+
+
+def ablation_spec(setting):
+    s = ABLATION["settings"][setting]
+    return darts_search_spec(batch_size=s["batch_size"], arch_lr=s["arch_lr"], epochs=ABLATION["epochs"],
+                             max_steps_per_epoch=ABLATION["max_steps_per_epoch"],
+                             arch_weight_decay=s["arch_weight_decay"],
+                             latency={"enabled": True, "weight": s["weight"], "algorithms": ["rarts"]})
+
+
+rule ablation_search:
+    input:
+        split=f"results/data/{DARTS['dataset']}/search_split.json",
+        latency=LATENCY_TABLE,
+    output:
+        genotype="results/ablation/latency/{setting}/seed{seed}/genotype.json",
+        history="results/ablation/latency/{setting}/seed{seed}/history.json",
+        cost="results/ablation/latency/{setting}/seed{seed}/cost.json",
+        cell="results/ablation/latency/{setting}/seed{seed}/cell.png",
+    wildcard_constraints:
+        seed=r"\d+",
+    params:
+        spec=lambda w: spec(ablation_spec(w.setting)),
+        ckpt=lambda w: checkpoint_path("ablation", "latency", w.setting, f"seed{w.seed}"),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/ablation/latency/{setting}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} search --space darts --algo rarts --seed {wildcards.seed} --spec {params.spec} "
+        "--split {input.split} --out-dir results/ablation/latency/{wildcards.setting}/seed{wildcards.seed} "
+        "--ckpt {params.ckpt} 2> {log}"
+
+
+rule model_latency:
+    input:
+        "results/ablation/latency/{setting}/seed{seed}/genotype.json",
+    output:
+        "results/ablation/latency/{setting}/seed{seed}/latency.json",
+    params:
+        spec=spec({**LAT["model"], "num_classes": 100 if DARTS["dataset"] == "cifar100" else 10,
+                   "device": config["device"], "threads": config["threads"]}),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
+
+
+rule table2:
+    input:
+        [f"{d}/latency.json" for d in ablation_dirs()],
+    output:
+        csv=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
+        md="results/table2.md",
+    params:
+        spec=spec({"standin": config["data"]["standin"], "settings": ABLATION["settings"],
+                   "order": list(ABLATION["settings"]), "model": LAT["model"]}),
+    log:
+        "results/logs/table2.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} table table2 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
+
+
+localrules: table2
+
+ALL_TARGETS += ["results/table2.csv", "results/table2.md"]
