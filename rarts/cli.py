@@ -87,6 +87,15 @@ def cmd_model_latency(args) -> None:
     model_latency_main(args.genotype, args.spec, args.out)
 
 
+def cmd_nats_score(args) -> None:
+    from rarts import nats_lookup
+
+    if args.benchmark:
+        nats_lookup.lookup_main(args.dataset, args.benchmark, args.runs, args.out)
+    else:
+        nats_lookup.local_train_main(args.dataset, args.spec, args.runs, args.out, args.ckpt_dir)
+
+
 def cmd_table(args) -> None:
     from rarts import tables
 
@@ -143,7 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_split)
 
     c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=["search", "cifar", "imagenet"], required=True)
+    c.add_argument("--net", choices=["search", "cifar", "imagenet", "nats"], required=True)
+    c.add_argument("--arch", help="nats: a NATS-Bench topology string")
     c.add_argument("--genotype", default="DARTS_V2",
                    help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
     c.add_argument("--classes", type=int, help="default: 10 (search, cifar), 1000 (imagenet)")
@@ -152,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_params)
 
     r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
-    r.add_argument("--space", choices=["darts"], default="darts")
+    r.add_argument("--space", choices=["darts", "nats"], default="darts")
     r.add_argument("--algo", choices=["darts1", "darts2", "milenas", "rarts", "random"],
                    required=True)
     r.add_argument("--seed", type=int, required=True)
@@ -189,8 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     ml.add_argument("--out", required=True)
     ml.set_defaults(func=cmd_model_latency)
 
+    ns = sub.add_parser("nats-score", help="score found NATS-Bench cells (lookup, or local training)")
+    ns.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
+    ns.add_argument("--benchmark", default="", help="the NATS-tss-v1_0-3ffb9-simple folder; empty: local-train")
+    ns.add_argument("--spec", type=_json_arg, default={}, help="local-train settings")
+    ns.add_argument("--runs", nargs="+", required=True)
+    ns.add_argument("--ckpt-dir", default="results/.checkpoints/nats")
+    ns.add_argument("--out", required=True)
+    ns.set_defaults(func=cmd_nats_score)
+
     tb = sub.add_parser("table", help="assemble one of the paper's tables")
-    tb.add_argument("table", choices=["table1", "table2", "table3"])
+    tb.add_argument("table", choices=["table1", "table2", "table3", "table4"])
     tb.add_argument("--spec", type=_json_arg, required=True)
     tb.add_argument("--inputs", nargs="*", default=[])
     tb.add_argument("--csv", required=True)

@@ -24,4 +24,11 @@ def count(args) -> int:
                                          num_classes=args.classes or 10))
         return n_params(NetworkImageNet(genotype, c=args.channels or 48, layers=args.layers or 14,
                                         num_classes=args.classes or 1000))
+    if args.net == "nats":
+        from rarts.spaces.nats import NatsCell, TinyNetwork
+
+        if not args.arch:
+            raise SystemExit("rarts params --net nats needs --arch '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
+        return n_params(TinyNetwork(c=args.channels or 16, num_classes=args.classes or 10,
+                                    cell=NatsCell.from_str(args.arch)))
     raise ValueError(f"unknown network {args.net!r}")

@@ -135,6 +135,34 @@ def save_cell_figure(genotype, path, title: str) -> None:
     plt.close(fig)
 
 
+def save_nats_cell_figure(cell, path, title: str) -> None:
+    """A NATS-Bench cell: nodes 0..3, every edge j→i labelled with its operation."""
+    from rarts.spaces.nats import EDGES
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    pos = {0: (0.0, 0.0), 1: (1.5, 1.0), 2: (3.0, -1.0), 3: (4.5, 0.0)}
+    for (i, j), op in zip(EDGES, cell.ops):
+        rad = 0.25 if (i - j) > 1 else 0.0
+        ax.annotate("", xy=pos[i], xytext=pos[j], arrowprops=dict(
+            arrowstyle="-|>", color="0.6" if op == "none" else "0.3", lw=1.1, shrinkA=12, shrinkB=12,
+            ls="--" if op == "none" else "-", connectionstyle=f"arc3,rad={rad}"))
+        (x0, y0), (x1, y1) = pos[j], pos[i]
+        cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
+        lx, ly = 0.25 * x0 + 0.5 * cx + 0.25 * x1, 0.25 * y0 + 0.5 * cy + 0.25 * y1
+        ax.text(lx, ly, op, fontsize=7, ha="center", va="center",
+                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
+    for node, (x, y) in pos.items():
+        ax.text(x, y, str(node), ha="center", va="center", fontsize=10,
+                bbox=dict(boxstyle="circle,pad=0.3", fc="#9ecae1", ec="0.3"))
+    ax.set_xlim(-0.6, 5.1)
+    ax.set_ylim(-1.8, 1.8)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(f"{title}\n{cell.arch_str()}", fontsize=8)
+    save_figure(fig, path)
+    plt.close(fig)
+
+
 def search_summary(run_dirs) -> pd.DataFrame:
     """One row per search run: algorithm, seed, final search val accuracy, skip counts."""
     rows = []

@@ -51,6 +51,9 @@ def test_paper_dag_has_every_search(workdir, cli_env):
     assert counts["search_darts"] == 25  # 5 algorithms × 5 seeds
     assert counts["train_cifar"] == 27  # every searched genotype + DARTS_V1 + DARTS_V2
     assert counts["train_imagenet"] == 2  # the chosen RARTS cell + DARTS_V2
+    assert counts["ablation_search"] == counts["model_latency"] == 27  # Table 2: 9 settings × 3 seeds
+    assert counts["latency_table"] == 1
+    assert counts["search_nats"] == 24 and counts["nats_score"] == 2  # 4 algorithms × 3 seeds × 2 datasets
     assert counts["fig1"] == counts["fig2"] == counts["log_mlflow"] == 1
 
 
@@ -71,12 +74,20 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     snakemake(workdir, cli_env, "--cores", "2", "--configfile=config/quick.yaml", "all")
     res = workdir / "results"
     for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json",
-                 "table1.csv", "table1.md", "table3.csv", "table3.md"):
+                 "table1.csv", "table1.md", "table2.csv", "table2.md", "table3.csv", "table3.md",
+                 "table4.csv", "table4.md", "latency/cpu.json"):
         assert (res / name).is_file(), name
     t1 = pd.read_csv(res / "table1.csv")
     ours = t1[t1.source == "ours"]
     assert len(ours) == 7 and (ours.n_runs > 0).all() and ours.test_error_mean.between(0, 100).all()
     assert "STAND-IN" in (res / "table1.md").read_text() and "STAND-IN" in (res / "table3.md").read_text()
+    t2 = pd.read_csv(res / "table2.csv")
+    assert t2.setting.tolist()[:3] == ["base", "weight_2e-2", "weight_2e-4"] and len(t2) == 9
+    assert (t2.latency_ms_mean > 0).all() and t2.paper_latency_ms.notna().all()
+    history = json.loads((res / "search" / "darts" / "rarts" / "seed0" / "history.json").read_text())
+    assert "expected_latency" in history["epochs"][-1]  # the RARTS searches carry the penalty
+    t4 = pd.read_csv(res / "table4.csv")
+    assert len(t4) == 8 and (t4.source == "local-train").all()  # no benchmark offline: nothing invented
     t3 = pd.read_csv(res / "table3.csv")
     assert set(t3[t3.source == "ours"].method) == {"RARTS", "DARTS_V2 (published cell)"}
     eq = pd.read_csv(res / "toy_equilibria.csv")
@@ -93,7 +104,7 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     figures = {f.path for f in client.list_artifacts(run["run_id"], "figures")}
     assert {"figures/fig1.png", "figures/fig2.png"} <= figures
     children = client.search_runs([run["experiment_id"]], f"tags.mlflow.parentRunId = '{run['run_id']}'")
-    assert len(children) == 8  # every trained search (random has no curves)
+    assert len(children) == 8 + 16  # every trained DARTS-space and NATS search (random has no curves)
 
     # nothing left to do, and the report renders
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", "--configfile=config/quick.yaml", "all").stdout

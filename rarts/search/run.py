@@ -35,6 +35,9 @@ def load_search_data(dataset: str, root, split_path, resolution: int, device) ->
 
 def build_search_space(space: str, spec: dict):
     hp = spec["hp"]
+    if space == "nats":
+        return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
+                           cells_per_stage=hp["cells_per_stage"])
     return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
                        layers=hp["layers"], steps=hp["steps"], multiplier=hp["multiplier"])
 
@@ -76,8 +79,6 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     write_json(out_dir / "genotype.json", {**genotype.to_json(), "meta": meta})
     write_json(out_dir / "history.json", {**meta, "epochs": history})
     write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost})
-    from rarts.plots import save_cell_figure
-
-    save_cell_figure(genotype, out_dir / "cell.png",
-                     title=f"{algo}, seed {seed}" + (" (stand-in data)" if spec["standin"] else ""))
+    search_space.draw(genotype, out_dir / "cell.png",
+                      title=f"{algo}, seed {seed}" + (" (stand-in data)" if spec["standin"] else ""))
     log.info("%s seed %d: genotype written to %s", algo, seed, out_dir / "genotype.json")

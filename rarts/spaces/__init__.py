@@ -2,8 +2,9 @@
 `init_arch`, `derive` and `random_genotype`, so the search algorithms stay space-agnostic."""
 
 from rarts.spaces.darts_search import DartsSearchSpace
+from rarts.spaces.nats import NatsSearchSpace
 
-SPACES = {"darts": DartsSearchSpace}
+SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace}
 
 
 def build_space(name: str, **kwargs):

@@ -116,3 +116,8 @@ class DartsSearchSpace:
     def summarize(self, genotype: genotypes.Genotype) -> dict:
         skips = genotype.count("skip_connect")
         return {"skip_connect_normal": skips["normal"], "skip_connect_reduce": skips["reduce"]}
+
+    def draw(self, genotype: genotypes.Genotype, path, title: str) -> None:
+        from rarts.plots import save_cell_figure
+
+        save_cell_figure(genotype, path, title)

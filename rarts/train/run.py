@@ -58,6 +58,11 @@ def imagenet_setup(spec, hp, dist, device):
 def build_network(net: str, genotype, hp: dict, num_classes: int):
     from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
 
+    if net == "nats":
+        from rarts.spaces.nats import TinyNetwork
+
+        return TinyNetwork(c=hp["init_channels"], n=hp["cells_per_stage"], num_classes=num_classes, cell=genotype)
+
     cls = NetworkCIFAR if net == "cifar" else NetworkImageNet
     return cls(genotype, c=hp["init_channels"], num_classes=num_classes, layers=hp["layers"],
                auxiliary=hp["auxiliary"])
@@ -70,8 +75,13 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
     device = resolve_device(spec["device"], dist.local_rank)
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    genotype = load_genotype(genotype_ref)
-    setup = cifar_setup if net == "cifar" else imagenet_setup
+    if net == "nats":
+        from rarts.spaces.nats import NatsCell
+
+        genotype = NatsCell.from_str(genotype_ref)
+    else:
+        genotype = load_genotype(genotype_ref)
+    setup = imagenet_setup if net == "imagenet" else cifar_setup
     source, eval_fn, num_classes = setup(spec, hp, dist, device)
     checkpoint.seed_everything(hp["seed"])  # same initial weights on every rank
     model = build_network(net, genotype, hp, num_classes)

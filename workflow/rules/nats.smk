@@ -1,0 +1,92 @@
+# Paper §3, Table 4: searches in the NATS-Bench topology space on CIFAR-10 and CIFAR-100, found
+# cells scored by benchmark lookup (or, offline, by brief local training), and the table.
+NATS_SEARCH = config["search"]["nats"]
+NATS = config["nats"]
+
+
+def nats_run_dirs(dataset):
+    return [f"results/search/nats/{dataset}/{a}/seed{s}"
+            for a in NATS_SEARCH["algorithms"] for s in NATS_SEARCH["seeds"]]
+
+
+def nats_search_spec(dataset):
+    return {"dataset": dataset, "root": dataset_spec(dataset)["root"],
+            "num_classes": 100 if dataset == "cifar100" else 10, "standin": config["data"]["standin"],
+            "device": config["device"], "threads": config["threads"], "hp": NATS_SEARCH}
+
+
+rule search_nats:
+    input:
+        split="results/data/{dataset}/search_split.json",
+    output:
+        genotype="results/search/nats/{dataset}/{algo}/seed{seed}/genotype.json",
+        history="results/search/nats/{dataset}/{algo}/seed{seed}/history.json",
+        cost="results/search/nats/{dataset}/{algo}/seed{seed}/cost.json",
+        cell="results/search/nats/{dataset}/{algo}/seed{seed}/cell.png",
+    wildcard_constraints:
+        dataset="cifar10|cifar100",
+        algo="darts1|darts2|milenas|rarts",
+        seed=r"\d+",
+    params:
+        spec=lambda w: spec(nats_search_spec(w.dataset)),
+        ckpt=lambda w: checkpoint_path("search", "nats", w.dataset, w.algo, f"seed{w.seed}"),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/search/nats/{dataset}/{algo}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} search --space nats --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
+        "--split {input.split} --out-dir results/search/nats/{wildcards.dataset}/{wildcards.algo}/seed{wildcards.seed} "
+        "--ckpt {params.ckpt} 2> {log}"
+
+
+rule nats_score:
+    input:
+        genotypes=lambda w: [f"{d}/genotype.json" for d in nats_run_dirs(w.dataset)],
+        data="results/data/{dataset}/ready.json",
+    output:
+        "results/nats/{dataset}/scores.json",
+    wildcard_constraints:
+        dataset="cifar10|cifar100",
+    params:
+        runs=lambda w: nats_run_dirs(w.dataset),
+        benchmark=shlex.quote(NATS["benchmark"]),
+        spec=lambda w: spec({**nats_search_spec(w.dataset),
+                             "hp": {**NATS["local_train"], "init_channels": NATS_SEARCH["init_channels"],
+                                    "cells_per_stage": NATS_SEARCH["cells_per_stage"]}}),
+        ckpt=lambda w: str(Path(config["checkpoints"], "nats", w.dataset)),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" or NATS["benchmark"] else 1,
+    log:
+        "results/logs/nats_score/{dataset}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
+        "--runs {params.runs} --ckpt-dir {params.ckpt} --out {output} 2> {log}"
+
+
+rule table4:
+    input:
+        [f"results/nats/{ds}/scores.json" for ds in NATS_SEARCH["datasets"]],
+    output:
+        csv=report("results/table4.csv", category="Tables", caption="../report/table4.rst"),
+        md="results/table4.md",
+    params:
+        spec=spec({"standin": config["data"]["standin"]}),
+    log:
+        "results/logs/table4.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} table table4 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
+
+
+localrules: table4
+
+ALL_TARGETS += ["results/table4.csv", "results/table4.md"]
+SEARCH_RUNS += [d for ds in NATS_SEARCH["datasets"] for d in nats_run_dirs(ds)]
