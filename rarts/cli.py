@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 
@@ -66,6 +67,8 @@ def cmd_search(args) -> None:
 def cmd_train(args) -> None:
     from rarts.train import run
 
+    if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        run.relaunch_under_torchrun(args.gpus, sys.argv[1:])  # one process per GPU; does not return
     run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
 
 
@@ -179,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--spec", type=_json_arg, required=True)
     tr.add_argument("--out-dir", required=True)
     tr.add_argument("--ckpt", required=True)
+    tr.add_argument("--gpus", type=int, default=1,
+                    help="> 1: relaunch as one torchrun process per GPU (DistributedDataParallel)")
     tr.set_defaults(func=cmd_train)
 
     sc = sub.add_parser("select-cell", help="choose the RARTS cell to transfer to ImageNet")

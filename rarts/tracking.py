@@ -131,3 +131,54 @@ def _flatten(d: dict, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+# -- live logging from running jobs ---------------------------------------------------------
+def live_uri(spec: dict) -> str:
+    """A tracking *server* URI for live logging, or "" (then jobs only write their files)."""
+    uri = (spec.get("mlflow") or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI", "")
+    return uri if uri.startswith(("http://", "https://")) else ""
+
+
+class LiveRun:
+    """Per-epoch metrics of one job sent to a tracking server as it runs. A no-op without a server
+    URI: SQLite and file stores are written by the single logging rule only."""
+
+    def __init__(self, spec: dict, run_name: str, params: dict):
+        self.uri = live_uri(spec)
+        self.run_id = None
+        if not self.uri:
+            return
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(self.uri)
+        name = (spec.get("mlflow") or {}).get("experiment") or "rarts-reproduction"
+        exp_id = self._experiment(name)
+        run = self.client.create_run(exp_id, run_name=run_name, tags={"kind": "live"})
+        self.run_id = run.info.run_id
+        self.client.log_batch(self.run_id, params=_params(params))
+
+    def _experiment(self, name: str) -> str:
+        exp = self.client.get_experiment_by_name(name)
+        if exp is not None:
+            return exp.experiment_id
+        try:
+            return self.client.create_experiment(name)
+        except Exception:  # another job created it first
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def log(self, record: dict) -> None:
+        if self.run_id is None:
+            return
+        import time
+
+        from mlflow.entities import Metric
+
+        ts = int(time.time() * 1000)
+        metrics = [Metric(k, float(v), ts, record["epoch"]) for k, v in record.items()
+                   if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self) -> None:
+        if self.run_id is not None:
+            self.client.set_terminated(self.run_id)

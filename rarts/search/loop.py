@@ -48,10 +48,11 @@ class SearchLoop:
     """Runs one (algorithm, seed) search to completion, resuming from `ckpt_path` if present."""
 
     def __init__(self, space, algo_name: str, seed: int, hp: dict, data: SearchData, device,
-                 ckpt_path, arch_penalty=None, on_step=None):
+                 ckpt_path, arch_penalty=None, on_step=None, on_epoch=None):
         self.algo_name, self.seed, self.hp = algo_name, seed, hp
         self.device, self.ckpt_path = torch.device(device), Path(ckpt_path)
         self.on_step = on_step  # test hook: called with the global step number
+        self.on_epoch = on_epoch  # e.g. live MLflow logging: called with each epoch's record
         self.fingerprint = checkpoint.fingerprint({"algo": algo_name, "seed": seed, "hp": hp,
                                                    "space": space.kw, "n_train": len(data.x_train)})
         checkpoint.seed_everything(seed)
@@ -170,6 +171,8 @@ class SearchLoop:
                 self._train_epoch()
                 record = self._end_epoch()
                 self.history.append(record)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
                 log.info("%s seed %d epoch %d/%d: train loss %.4f acc %.3f | val loss %.4f acc "
                          "%.3f | lr %.5f | %.1fs", self.algo_name, self.seed, record["epoch"],
                          self.hp["epochs"], record["train_loss"], record["train_acc"],

@@ -66,9 +66,14 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     else:
         device = resolve_device(spec["device"])
         data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
+        from rarts.tracking import LiveRun
+
+        live = LiveRun(spec, f"live-search-{space}-{spec['dataset']}-{algo}-seed{seed}",
+                       {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"]})
         loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
-                          arch_penalty=arch_penalty_for(algo, hp))
+                          arch_penalty=arch_penalty_for(algo, hp), on_epoch=live.log)
         loop.run()
+        live.finish()
         genotype, history = search_space.derive(loop.algo.arch), loop.history
         cost = {"device": device_name(device), "wall_s": loop.elapsed,
                 "gpu_days": loop.elapsed / 86400 if device.type == "cuda" else None,

@@ -68,6 +68,18 @@ def build_network(net: str, genotype, hp: dict, num_classes: int):
                auxiliary=hp["auxiliary"])
 
 
+def relaunch_under_torchrun(gpus: int, argv: list[str]) -> None:
+    """Replace this process by torchrun with one worker per GPU (capped at the GPUs present;
+    on a CPU-only machine, `gpus` gloo processes)."""
+    import os
+    import shutil
+
+    n = min(gpus, torch.cuda.device_count()) if torch.cuda.is_available() else gpus
+    torchrun = shutil.which("torchrun") or "torchrun"
+    log.info("launching %d processes with %s", n, torchrun)
+    os.execvp(torchrun, [torchrun, "--standalone", f"--nproc_per_node={n}", "-m", "rarts", *argv])
+
+
 def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
     """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
     hp = spec["hp"]
@@ -88,8 +100,14 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
     torch.manual_seed(hp["seed"] + 7919 * dist.rank)  # per-rank drop-path masks
     fp = checkpoint.fingerprint({"net": net, "genotype": genotype.to_json(), "hp": hp,
                                  "data": [spec["dataset"], spec["root"]], "world": dist.world})
-    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step)
+    from rarts.tracking import LiveRun
+
+    live = LiveRun(spec, f"live-train-{net}-{name}", {"net": net, "name": name}) if dist.main else None
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step,
+                      on_epoch=live.log if live else None)
     history = trainer.fit(source, eval_fn)
+    if live:
+        live.finish()
     in_sync = trainer.weights_in_sync()
     last = history[-1]
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],

@@ -35,7 +35,7 @@ class Trainer:
     milestones), auxiliary_weight, drop_path_prob, label_smoothing, amp, channels_last."""
 
     def __init__(self, model: nn.Module, hp: dict, device, dist, ckpt_path, name: str,
-                 fingerprint: str, on_step=None, grad_hook=None):
+                 fingerprint: str, on_step=None, grad_hook=None, on_epoch=None):
         self.hp, self.device, self.dist, self.name = hp, torch.device(device), dist, name
         self.gpu = self.device.type == "cuda"
         self.channels_last = bool(hp.get("channels_last")) and self.gpu  # off on CPU
@@ -52,6 +52,7 @@ class Trainer:
         self.sched = make_scheduler(self.opt, hp)
         self.ckpt_path, self.fingerprint = Path(ckpt_path), fingerprint
         self.on_step, self.grad_hook = on_step, grad_hook  # grad_hook: e.g. sparsity on BN γ
+        self.on_epoch = on_epoch  # e.g. live MLflow logging (rank 0)
         self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
         self.meters = self._fresh_meters()
         self.guard = PreemptionGuard()
@@ -184,6 +185,8 @@ class Trainer:
         self.elapsed += time.perf_counter() - t0
         record["wall_s"] = self.elapsed
         self.history.append(record)
+        if self.dist.main and self.on_epoch is not None:
+            self.on_epoch(record)
         if self.dist.main:
             log.info("%s epoch %d/%d: train loss %.4f acc %.3f | test loss %.4f acc %.3f | lr %.5f | %.1fs",
                      self.name, record["epoch"], self.hp["epochs"], record["train_loss"], record["train_acc"],

@@ -9,7 +9,7 @@ rule bench_search_step:
     params:
         size=BENCH["size"],
         flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
-    threads: workflow.cores
+    threads: config["threads"]
     resources:
         gpu=1 if config["device"] != "cpu" and BENCH["size"] == "paper" else 0,
     log:

@@ -26,6 +26,11 @@ def dataset_spec(name):
     return {"root": root, "standin": d["standin"], "download": d["download"]}
 
 
+def mlflow_spec():
+    """Jobs log live only to a tracking server (config or $MLFLOW_TRACKING_URI, http/https)."""
+    return {"tracking_uri": config["mlflow"]["tracking_uri"], "experiment": config["mlflow"]["experiment"]}
+
+
 def checkpoint_path(*parts):
     return str(Path(config["checkpoints"], *parts, "ckpt.pt"))
 

@@ -11,7 +11,7 @@ def darts_search_spec(**overrides):
     classes = 100 if ds == "cifar100" else 10
     return {"dataset": ds, "root": dataset_spec(ds)["root"], "num_classes": classes,
             "standin": config["data"]["standin"], "device": config["device"],
-            "threads": config["threads"], "hp": hp}
+            "threads": config["threads"], "hp": hp, "mlflow": mlflow_spec()}
 
 
 def uses_latency(algo):
@@ -41,6 +41,8 @@ rule search_darts:
         out_dir=lambda w: f"results/search/darts/{w.algo}/seed{w.seed}",
         ckpt=lambda w: checkpoint_path("search", "darts", w.algo, f"seed{w.seed}"),
     threads: config["threads"]
+    resources:
+        gpu=lambda w: 0 if config["device"] == "cpu" or w.algo == "random" else 1,
     log:
         "results/logs/search/darts/{algo}/seed{seed}.log",
     conda:

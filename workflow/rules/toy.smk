@@ -17,4 +17,6 @@ rule fig1:
         "{RARTS} fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
 
+localrules: fig1
+
 ALL_TARGETS += ["results/fig1.png", "results/fig1.pdf", "results/toy_equilibria.csv"]

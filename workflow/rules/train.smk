@@ -1,14 +1,8 @@
 # Paper §3, Tables 1 and 3: retrain every searched genotype (and the published DARTS cells) on
-# CIFAR under one protocol, transfer the chosen RARTS cell and DARTS_V2 to ImageNet.
+# CIFAR under one protocol, transfer the chosen RARTS cell and DARTS_V2 to ImageNet. A training
+# that asks for several GPUs (its `gpu` resource) runs one torchrun process per GPU.
 TRAIN = config["train"]
 PUBLISHED = TRAIN["cifar"]["published"]
-
-
-def launcher(gpus):
-    """One process, or one torchrun process per GPU (DistributedDataParallel)."""
-    if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node={gpus} -m rarts"
-    return RARTS
 
 
 def cifar_train_names():
@@ -29,7 +23,7 @@ def genotype_of(name):
 def train_spec(net):
     ds = DARTS["dataset"] if net == "cifar" else "imagenet"
     return {"dataset": ds, "root": dataset_spec(ds)["root"], "standin": config["data"]["standin"],
-            "device": config["device"], "threads": config["threads"], "hp": TRAIN[net]}
+            "device": config["device"], "threads": config["threads"], "hp": TRAIN[net], "mlflow": mlflow_spec()}
 
 
 rule train_cifar:
@@ -44,7 +38,6 @@ rule train_cifar:
         spec=spec(train_spec("cifar")),
         genotype=lambda w, input: input.genotype or w.name,
         ckpt=lambda w: checkpoint_path("train", "cifar", w.name),
-        launch=launcher(TRAIN["cifar"]["gpus"]),
     threads: config["threads"]
     resources:
         gpu=TRAIN["cifar"]["gpus"],
@@ -53,7 +46,7 @@ rule train_cifar:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{params.launch} train --net cifar --genotype {params.genotype} --name {wildcards.name} "
+        "{RARTS} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
         "--spec {params.spec} --out-dir results/train/cifar/{wildcards.name} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -90,7 +83,6 @@ rule train_imagenet:
         spec=spec(train_spec("imagenet")),
         genotype=lambda w, input: input.genotype or w.name,
         ckpt=lambda w: checkpoint_path("train", "imagenet", w.name),
-        launch=launcher(TRAIN["imagenet"]["gpus"]),
     threads: config["threads"]
     resources:
         gpu=TRAIN["imagenet"]["gpus"],
@@ -99,7 +91,7 @@ rule train_imagenet:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{params.launch} train --net imagenet --genotype {params.genotype} --name {wildcards.name} "
+        "{RARTS} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
         "--spec {params.spec} --out-dir results/train/imagenet/{wildcards.name} --ckpt {params.ckpt} 2> {log}"
 
 

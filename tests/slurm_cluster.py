@@ -1,0 +1,153 @@
+"""A single-node SLURM on localhost for the integration tests (Debian's slurm 22.05 + munge).
+
+Installs the packages with apt when missing and running as root, writes a minimal slurm.conf at
+the default path (the plugin's job step drops SLURM_CONF), registers two fake GPUs, starts munged,
+slurmctld and slurmd, and on teardown stops only the daemons it started, by PID, restoring any
+config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
+CONF_DIR = Path("/etc/slurm")
+MARK = "# written by rarts tests"
+
+
+class Unavailable(RuntimeError):
+    pass
+
+
+def _run(cmd, timeout=60, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def ensure_installed() -> None:
+    if all(shutil.which(b) for b in ("slurmctld", "slurmd", "sbatch", "munged")):
+        return
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise Unavailable("SLURM is not installed and apt-get as root is not available")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *PACKAGES]):
+        proc = _run(cmd, timeout=900, env=env)
+        if proc.returncode != 0:
+            raise Unavailable(f"{' '.join(cmd)} failed: {proc.stderr[-500:]}")
+
+
+class LocalSlurm:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.pids: list[int] = []
+        self.backups: dict[Path, Path] = {}
+
+    # -- munge -------------------------------------------------------------------------------
+    def _munge(self) -> None:
+        if _run(["bash", "-c", "munge -n | unmunge"]).returncode == 0:
+            return  # already running (not ours: left alone)
+        key = Path("/etc/munge/munge.key")
+        if not key.exists():
+            key.parent.mkdir(parents=True, exist_ok=True)
+            _run(["mungekey", "-c", "-k", str(key)], check=True)
+        for d in ("/run/munge", "/var/log/munge", "/var/lib/munge", "/etc/munge"):
+            Path(d).mkdir(parents=True, exist_ok=True)
+            shutil.chown(d, "munge", "munge")
+        shutil.chown(key, "munge", "munge")
+        key.chmod(0o400)
+        proc = _run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"])
+        if proc.returncode != 0:
+            raise Unavailable(f"munged did not start: {proc.stderr[-300:]}")
+        pidfile = Path("/run/munge/munged.pid")
+        for _ in range(50):
+            if pidfile.exists():
+                self.pids.append(int(pidfile.read_text().split()[0]))
+                break
+            time.sleep(0.1)
+
+    # -- slurm -------------------------------------------------------------------------------
+    def _write(self, path: Path, text: str) -> None:
+        if path.exists() and MARK not in path.read_text():
+            backup = self.tmp / f"{path.name}.orig"
+            shutil.copy2(path, backup)
+            self.backups[path] = backup
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+    def _configure(self) -> None:
+        t = self.tmp
+        for d in ("state", "spool"):
+            (t / d).mkdir(exist_ok=True)
+        gpus = [t / "gpu0", t / "gpu1"]
+        for g in gpus:
+            g.touch()
+        self._write(CONF_DIR / "slurm.conf", f"""{MARK}
+ClusterName=rartstest
+SlurmctldHost=localhost
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation={t}/state
+SlurmdSpoolDir={t}/spool
+SlurmctldPidFile={t}/slurmctld.pid
+SlurmdPidFile={t}/slurmd.pid
+SlurmctldLogFile={t}/slurmctld.log
+SlurmdLogFile={t}/slurmd.log
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+MpiDefault=none
+ReturnToService=2
+MinJobAge=300
+SlurmdParameters=config_overrides
+GresTypes=gpu
+NodeName=localhost CPUs=32 RealMemory=512000 Gres=gpu:2 State=UNKNOWN
+PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+""")
+        self._write(CONF_DIR / "gres.conf", f"{MARK}\nName=gpu File={gpus[0]},{gpus[1]}\n")
+
+    def _daemon(self, cmd, pidfile: Path) -> None:
+        proc = _run(cmd)
+        if proc.returncode != 0:
+            raise Unavailable(f"{cmd[0]} did not start: {proc.stderr[-300:]}")
+        for _ in range(100):
+            if pidfile.exists() and pidfile.read_text().strip():
+                self.pids.append(int(pidfile.read_text().split()[0]))
+                return
+            time.sleep(0.1)
+        raise Unavailable(f"{cmd[0]} wrote no pid file ({pidfile})")
+
+    def start(self) -> "LocalSlurm":
+        ensure_installed()
+        self._munge()
+        self._configure()
+        self._daemon(["slurmctld", "-c"], self.tmp / "slurmctld.pid")
+        self._daemon(["slurmd", "-N", "localhost"], self.tmp / "slurmd.pid")
+        for _ in range(60):
+            out = _run(["sinfo", "-h", "-o", "%t"]).stdout.strip()
+            if out in ("idle", "mix", "alloc"):
+                return self
+            time.sleep(0.5)
+        logs = (self.tmp / "slurmctld.log").read_text()[-500:] if (self.tmp / "slurmctld.log").exists() else ""
+        raise Unavailable(f"the SLURM node never became idle (sinfo: {out!r}) {logs}")
+
+    def stop(self) -> None:
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        time.sleep(1)
+        for path, backup in self.backups.items():
+            shutil.copy2(backup, path)
+        for name in ("slurm.conf", "gres.conf"):
+            path = CONF_DIR / name
+            if path not in self.backups and path.exists() and MARK in path.read_text():
+                path.unlink()
