@@ -152,15 +152,12 @@ class Darts2(SearchAlgorithm):
         loss_t, _ = cross_entropy(self.net, None, self.arch, train_batch)
         grads = torch.autograd.grad(loss_t, params)
         momentum, wd = self.hp["w_momentum"], self.hp["w_weight_decay"]
-        virtual = {}
+        bufs = [self.w_opt.state.get(p, {}).get("momentum_buffer") for p in params]
         with torch.no_grad():
-            for n, p, g in zip(names, params, grads):
-                buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
-                d = g + wd * p
-                if buf is not None:
-                    d = d + momentum * buf
-                virtual[n] = p - xi * d
-        return virtual
+            d = torch._foreach_add(list(grads), params, alpha=wd)  # ∇_w L_t + wd·w
+            if all(b is not None for b in bufs):  # no buffers before the first weight step
+                torch._foreach_add_(d, bufs, alpha=momentum)
+            return dict(zip(names, torch._foreach_add(params, d, alpha=-xi)))
 
     def hypergradient(self, train_batch, val_batch, xi: float) -> list[torch.Tensor]:
         virtual = {n: v.requires_grad_() for n, v in self.virtual_weights(train_batch, xi).items()}
@@ -174,13 +171,13 @@ class Darts2(SearchAlgorithm):
         """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v."""
         r = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm()
         names, params = self.params(self.net)
-        out = []
-        for sign in (1.0, -1.0):
-            with torch.no_grad():
-                shifted = {n: p + sign * r * v for n, p, v in zip(names, params, vector)}
-            loss, _ = cross_entropy(self.net, shifted, self.arch, train_batch)
-            out.append(torch.autograd.grad(loss, self.arch))
-        return [(gp - gm) / (2 * r) for gp, gm in zip(*out)]
+        with torch.no_grad():
+            w_plus = dict(zip(names, torch._foreach_add(params, vector, alpha=float(r))))
+            w_minus = dict(zip(names, torch._foreach_add(params, vector, alpha=-float(r))))
+        # one backward over both graphs: ∇_α[L_t(w⁺) − L_t(w⁻)] = ∇_α L_t(w⁺) − ∇_α L_t(w⁻)
+        diff = (cross_entropy(self.net, w_plus, self.arch, train_batch)[0]
+                - cross_entropy(self.net, w_minus, self.arch, train_batch)[0])
+        return [g / (2 * r) for g in torch.autograd.grad(diff, self.arch)]
 
     def step(self, train_batch, val_batch):
         self.apply_arch_step(self.hypergradient(train_batch, val_batch, xi=self.w_lr))

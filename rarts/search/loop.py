@@ -13,8 +13,7 @@ from tqdm import tqdm
 
 from rarts import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
-from rarts.runtime import (NonFiniteLoss, Preempted, PreemptionGuard, check_finite,  # noqa: F401
-                           with_fault_injection)
+from rarts.runtime import Preempted, PreemptionGuard, check_finite, with_fault_injection
 from rarts.search.algorithms import build_algorithm
 
 log = logging.getLogger("rarts.search")
@@ -73,8 +72,8 @@ class SearchLoop:
 
     # -- state ------------------------------------------------------------------------------
     def _fresh_meters(self) -> dict:
-        z = lambda: torch.zeros((), device=self.device, dtype=torch.float64)  # noqa: E731
-        return {"loss": z(), "correct": z(), "count": z()}
+        return {k: torch.zeros((), device=self.device, dtype=torch.float64)
+                for k in ("loss", "correct", "count")}
 
     def state_dict(self) -> dict:
         return {"fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step_in_epoch,
