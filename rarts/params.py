@@ -31,4 +31,8 @@ def count(args) -> int:
             raise SystemExit("rarts params --net nats needs --arch '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
         return n_params(TinyNetwork(c=args.channels or 16, num_classes=args.classes or 10,
                                     cell=NatsCell.from_str(args.arch)))
+    if args.net == "resnet164":
+        from rarts.models.preresnet import PreResNet
+
+        return n_params(PreResNet(depth=164, num_classes=args.classes or 10))
     raise ValueError(f"unknown network {args.net!r}")

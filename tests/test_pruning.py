@@ -1,0 +1,64 @@
+"""ResNet-164 with channel scores, and real pruning to a thinner network (groundwork of the width
+search issue: the pipeline rules and Tables 5/6 are not built yet)."""
+
+import subprocess
+
+import pytest
+import torch
+
+from rarts.models.preresnet import PreResNet, default_cfg, prune
+from rarts.params import n_params
+from rarts.pruning import bn_sparsity_hook, global_masks, prc, threshold_masks
+
+
+def test_resnet164_size_and_cli(cli_env):
+    assert len(default_cfg()) == 163
+    out = subprocess.run(["rarts", "params", "--net", "resnet164"], capture_output=True, text=True,
+                         check=True, env=cli_env).stdout
+    assert int(out.strip().splitlines()[-1]) == n_params(PreResNet()) == 1703258  # "1.7 M"
+
+
+def _randomise_bn(model, g):
+    for bn in model.bns():
+        bn.running_mean.normal_(0, 0.1, generator=g)
+        bn.running_var.uniform_(0.5, 1.5, generator=g)
+        bn.weight.data.uniform_(0.1, 1.0, generator=g)
+        bn.bias.data.normal_(0, 0.1, generator=g)
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_thin_network_equals_scored_network_with_removed_scores_zeroed(mode):
+    g = torch.Generator().manual_seed(0)
+    torch.manual_seed(0)
+    model = PreResNet(depth=20, num_classes=7)  # the same family, 2 blocks per stage
+    _randomise_bn(model, g)
+    scores = [torch.rand(c, generator=g) + 0.1 for c in model.score_shapes()]
+    masks = global_masks(scores, 0.4)
+    thin = prune(model, masks, scores)
+    assert n_params(thin) < n_params(model)
+    zeroed = [s * m for s, m in zip(scores, masks)]
+    x = torch.randn(4, 3, 16, 16, generator=g)
+    model.train(mode == "train")
+    thin.train(mode == "train")
+    with torch.no_grad():
+        assert torch.allclose(thin(x), model(x, zeroed), atol=1e-5)
+
+
+def test_global_threshold_prunes_the_requested_ratio_and_prc():
+    scores = [torch.tensor([0.1, 0.5, 0.9, 0.3]), torch.tensor([0.2, 0.8, 0.05, 0.7, 0.6, 0.4])]
+    masks = global_masks(scores, 0.4)  # 4 of 10 lowest go
+    assert sum(int(m.sum()) for m in masks) == 6
+    assert masks[0].tolist() == [False, True, True, False]
+    r = prc(masks)
+    assert r["overall"] == pytest.approx(0.4) and r["mean_over_pruned_layers"] == pytest.approx((0.5 + 2 / 6) / 2)
+    assert threshold_masks([torch.tensor([0.0, 1e-4, 0.5])], 1e-3)[0].tolist() == [False, False, True]
+
+
+def test_sparsity_hook_adds_s_sign_gamma_to_bn_grads():
+    model = PreResNet(depth=11, num_classes=3)
+    model(torch.randn(2, 3, 8, 8)).sum().backward()
+    before = model.bn.weight.grad.clone()
+    model.bn.weight.data[0] = -1.0
+    bn_sparsity_hook(1e-4)(model)
+    expected = before + 1e-4 * torch.sign(model.bn.weight.detach())
+    assert torch.allclose(model.bn.weight.grad, expected)
