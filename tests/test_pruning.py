@@ -62,3 +62,30 @@ def test_sparsity_hook_adds_s_sign_gamma_to_bn_grads():
     bn_sparsity_hook(1e-4)(model)
     expected = before + 1e-4 * torch.sign(model.bn.weight.detach())
     assert torch.allclose(model.bn.weight.grad, expected)
+
+
+def test_rarts_width_search_runs_through_the_shared_loop_and_prunes(tmp_path):
+    from rarts.search.loop import SearchData, SearchLoop
+    from rarts.spaces.width import ResNetWidthSpace
+
+    space = ResNetWidthSpace(depth=11, num_classes=10, prune_ratio=0.4)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(32, 3, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g)
+    hp = dict(epochs=1, batch_size=8, max_steps_per_epoch=2, eval_batches=1, w_lr=0.1, w_lr_min=0.0,
+              w_momentum=0.9, w_weight_decay=1e-4, w_nesterov=False, grad_clip=5.0, arch_lr=1e-2,
+              arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
+              milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
+    loop = SearchLoop(space, "rarts", 0, hp, SearchData(x[:16], y[:16], x[16:], y[16:]), "cpu", tmp_path / "c.pt")
+    loop.run()
+    scores = loop.algo.arch
+    assert any(not torch.all(s == 1) for s in scores)  # the scores moved: they are being searched
+    genotype = space.derive(scores)
+    assert genotype.to_json()["prc"]["overall"] == pytest.approx(0.4, abs=0.02)
+    thin = prune(loop.algo.net, genotype.masks, [s.detach() for s in scores])
+    zeroed = [s.detach() * m for s, m in zip(scores, genotype.masks)]
+    loop.algo.net.eval()
+    thin.eval()
+    with torch.no_grad():
+        assert torch.allclose(thin(x[:4]), loop.algo.net(x[:4], zeroed), atol=1e-5)
+    space.draw(genotype, tmp_path / "w.png", "widths")
+    assert (tmp_path / "w.png").stat().st_size > 0

@@ -3,8 +3,9 @@
 
 from rarts.spaces.darts_search import DartsSearchSpace
 from rarts.spaces.nats import NatsSearchSpace
+from rarts.spaces.width import ResNetWidthSpace
 
-SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace}
+SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace, "resnet_width": ResNetWidthSpace}
 
 
 def build_space(name: str, **kwargs):
