@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rarts.data.stream import BatchStream  # noqa: E402
-from rarts.search.algorithms import ALGORITHMS, Darts2, build_algorithm, cross_entropy  # noqa: E402
+from rarts.search.algorithms import ALGORITHMS, Darts2, cross_entropy  # noqa: E402
 from rarts.spaces import DartsSearchSpace  # noqa: E402
 
 SIZES = {  # C, cells, resolution, batch

@@ -3,7 +3,6 @@
 import json
 
 import numpy as np
-import pytest
 import torch
 
 from rarts.latency import LatencyPenalty, edge_shapes, measure_op_table, model_latency_main
