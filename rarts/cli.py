@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_split)
 
     c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=["search", "cifar", "imagenet", "nats", "resnet164"], required=True)
+    c.add_argument("--net", choices=["search", "cifar", "imagenet", "nats", "resnet164", "mobilenetv2"], required=True)
     c.add_argument("--arch", help="nats: a NATS-Bench topology string")
     c.add_argument("--genotype", default="DARTS_V2",
                    help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")

@@ -35,4 +35,8 @@ def count(args) -> int:
         from rarts.models.preresnet import PreResNet
 
         return n_params(PreResNet(depth=164, num_classes=args.classes or 10))
+    if args.net == "mobilenetv2":
+        from rarts.models.mobilenet import ScoredMobileNetV2
+
+        return n_params(ScoredMobileNetV2(num_classes=args.classes or 20))
     raise ValueError(f"unknown network {args.net!r}")

@@ -89,3 +89,32 @@ def test_rarts_width_search_runs_through_the_shared_loop_and_prunes(tmp_path):
         assert torch.allclose(thin(x[:4]), loop.algo.net(x[:4], zeroed), atol=1e-5)
     space.draw(genotype, tmp_path / "w.png", "widths")
     assert (tmp_path / "w.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_mobilenet_v2_thin_equals_scored_with_removed_scores_zeroed(mode):
+    from rarts.models.mobilenet import ScoredMobileNetV2, prune as prune_mbv2, scored_blocks
+
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    model = ScoredMobileNetV2(num_classes=20, width_mult=0.35)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.normal_(0, 0.1, generator=g)
+            m.running_var.uniform_(0.5, 1.5, generator=g)
+    shapes = model.score_shapes()
+    assert len(shapes) == 16 and len(scored_blocks(model.net)) == 16
+    # float64 throughout (folding included): train-mode BN over 3 samples at 1×1 amplifies rounding
+    model = model.double()
+    scores = [torch.rand(c, generator=g, dtype=torch.float64) * 2 - 0.5 for c in shapes]  # some < 0, some > 1
+    masks = global_masks(scores, 0.5)
+    thin = prune_mbv2(model, masks, scores)
+    assert n_params(thin) < n_params(model)
+    x = torch.randn(3, 3, 32, 32, generator=g, dtype=torch.float64)
+    model.train(mode == "train")
+    thin.train(mode == "train")
+    with torch.no_grad():  # the classifier's dropout draws the same mask for both
+        torch.manual_seed(5)
+        got = thin(x, [torch.ones(int(m.sum()), dtype=torch.float64) for m in masks])
+        torch.manual_seed(5)
+        assert torch.allclose(got, model(x, [s * m for s, m in zip(scores, masks)]), atol=1e-8)

@@ -129,7 +129,8 @@ def prune(model: PreResNet, masks: list[torch.Tensor], scores: list[torch.Tensor
         cfg += [len(k1), len(k2), len(k3)]
     selects.append(keep[-1])
     cfg.append(len(keep[-1]))
-    thin = PreResNet(model.depth, model.fc.out_features, cfg, selects).to(model.fc.weight.device)
+    thin = PreResNet(model.depth, model.fc.out_features, cfg, selects).to(
+        device=model.fc.weight.device, dtype=model.fc.weight.dtype)
     thin.conv1.load_state_dict(model.conv1.state_dict())
     for b, (src, dst) in enumerate(zip(model.blocks, thin.blocks)):
         k1, k2, k3 = keep[3 * b:3 * b + 3]
