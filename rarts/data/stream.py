@@ -78,8 +78,12 @@ class BatchStream:
         self.batch_size = min(batch_size, len(x))
         self.aug = dict(crop_padding=crop_padding, hflip=hflip, cutout=cutout)
         self.gen = torch.Generator().manual_seed(seed)
-        self.perm = torch.randperm(len(x), generator=self.gen)
+        self.perm = self._shuffle()
         self.pos = 0
+
+    def _shuffle(self) -> torch.Tensor:
+        """A new order (drawn on the CPU generator, so it replays) held beside the data."""
+        return torch.randperm(len(self.x), generator=self.gen).to(self.x.device)
 
     @property
     def batches_per_pass(self) -> int:
@@ -87,9 +91,9 @@ class BatchStream:
 
     def next(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self.pos + self.batch_size > len(self.x):
-            self.perm = torch.randperm(len(self.x), generator=self.gen)
+            self.perm = self._shuffle()
             self.pos = 0
-        idx = self.perm[self.pos:self.pos + self.batch_size].to(self.x.device)
+        idx = self.perm[self.pos:self.pos + self.batch_size]
         self.pos += self.batch_size
         xb = self.x.index_select(0, idx).to(self.device, non_blocking=True)
         if any(self.aug.values()):
@@ -97,11 +101,11 @@ class BatchStream:
         return xb, self.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:
-        return {"gen": self.gen.get_state(), "perm": self.perm.clone(), "pos": self.pos}
+        return {"gen": self.gen.get_state(), "perm": self.perm.cpu().clone(), "pos": self.pos}
 
     def load_state_dict(self, state: dict) -> None:
         self.gen.set_state(state["gen"])
-        self.perm = state["perm"].clone()
+        self.perm = state["perm"].to(self.x.device)
         self.pos = state["pos"]
 
 

@@ -32,6 +32,7 @@ class SearchAlgorithm:
 
     def __init__(self, space, hp: dict, device, arch_penalty=None):
         self.space, self.hp, self.device = space, hp, torch.device(device)
+        self._param_cache: dict[int, tuple[list[str], list[torch.Tensor]]] = {}
         self.net = space.build_network().to(self.device)
         self.arch = space.init_arch(self.device)
         self.arch_penalty = arch_penalty  # callable(arch) -> scalar, e.g. the latency term
@@ -54,11 +55,10 @@ class SearchAlgorithm:
     def params(self, net) -> tuple[list[str], list[torch.Tensor]]:
         """Names and parameters of `net`, listed once: walking ~2,000 modules on every call of
         `net.parameters()` costs more than a small network's forward pass on CPU."""
-        cache = self.__dict__.setdefault("_param_cache", {})
-        if id(net) not in cache:
+        if id(net) not in self._param_cache:
             names, params = zip(*net.named_parameters())
-            cache[id(net)] = (list(names), list(params))
-        return cache[id(net)]
+            self._param_cache[id(net)] = (list(names), list(params))
+        return self._param_cache[id(net)]
 
     @property
     def w_lr(self) -> float:

@@ -10,7 +10,6 @@ import torch
 
 from rarts.data import cifar
 from rarts.data.split import read_split
-from rarts.data.stream import prepare_images
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
 from rarts.runtime import device_name, resolve_device
@@ -22,15 +21,13 @@ log = logging.getLogger("rarts.search")
 
 def load_search_data(dataset: str, root, split_path, resolution: int, device) -> SearchData:
     """Both halves of the split as normalised tensors, held on `device` for the whole search."""
-    spec = cifar.spec_of(dataset)
     x, y = cifar.load_cifar(dataset, root, train=True)
     split = read_split(split_path)
     if split["n"] != len(y):
         raise ValueError(f"{split_path} was made for {split['n']} images, {root} has {len(y)}")
     tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
-    to = lambda idx: prepare_images(x[idx], spec.mean, spec.std, resolution, device)  # noqa: E731
-    x_train, x_val = to(tr), to(va)
-    return SearchData(x_train, y[tr].to(x_train.device), x_val, y[va].to(x_val.device))
+    return SearchData(*cifar.prepare(dataset, x[tr], y[tr], resolution, device),
+                      *cifar.prepare(dataset, x[va], y[va], resolution, device))
 
 
 def build_search_space(space: str, spec: dict):

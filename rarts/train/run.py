@@ -10,7 +10,6 @@ import torch
 
 from rarts import checkpoint
 from rarts.data import cifar
-from rarts.data.stream import prepare_images
 from rarts.io import write_json
 from rarts.params import n_params
 from rarts.runtime import device_name, init_distributed, resolve_device
@@ -24,14 +23,12 @@ IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 def cifar_setup(spec, hp, dist, device):
-    x, y = cifar.load_cifar(spec["dataset"], spec["root"], train=True)
-    xt, yt = cifar.load_cifar(spec["dataset"], spec["root"], train=False)
+    ds, res = spec["dataset"], hp["resolution"]
+    x, y = cifar.load_cifar(ds, spec["root"], train=True)
     if hp.get("limit_train"):
         x, y = x[:hp["limit_train"]], y[:hp["limit_train"]]
-    st = cifar.spec_of(spec["dataset"])
-    prep = lambda a: prepare_images(a, st.mean, st.std, hp["resolution"], device)  # noqa: E731
-    x, xt = prep(x), prep(xt)
-    y, yt = y.to(x.device), yt.to(xt.device)  # labels live beside their images
+    x, y = cifar.prepare(ds, x, y, res, device)
+    xt, yt = cifar.prepare(ds, *cifar.load_cifar(ds, spec["root"], train=False), res, device)
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
                           hflip=hp["hflip"], cutout=hp["cutout"], device=device)
     return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist, device)), int(y.max()) + 1

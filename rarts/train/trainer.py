@@ -128,10 +128,10 @@ class Trainer:
                 out = self.model(x)
             logits = (out[0] if isinstance(out, tuple) else out).float()
             top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-            sums += torch.stack([F.cross_entropy(logits, y, reduction="sum").double(),
-                                 (top[:, 0] == y).sum().double(),
-                                 (top == y[:, None]).any(1).sum().double(),
-                                 torch.tensor(float(len(y)), device=self.device, dtype=torch.float64)])
+            sums[0] += F.cross_entropy(logits, y, reduction="sum").double()
+            sums[1] += (top[:, 0] == y).sum()
+            sums[2] += (top == y[:, None]).any(1).sum()
+            sums[3] += len(y)
         if self.dist.world > 1:
             torch.distributed.all_reduce(sums)
         self.model.train()
@@ -158,8 +158,9 @@ class Trainer:
                     x, y = source.next()
                     loss, logits = self.train_step(x, y)
                     check_finite(loss, f"training {self.name}, epoch {self.epoch}, step {self.step}")
-                    self.meters += torch.stack([loss.double() * len(y), (logits.argmax(1) == y).sum().double(),
-                                                torch.tensor(float(len(y)), device=self.device, dtype=torch.float64)])
+                    self.meters[0] += loss.double() * len(y)
+                    self.meters[1] += (logits.argmax(1) == y).sum()
+                    self.meters[2] += len(y)
                     self.step += 1
                     self.elapsed += time.perf_counter() - t0
                     bar.update(1)

@@ -31,6 +31,17 @@ def mlflow_spec():
     return {"tracking_uri": config["mlflow"]["tracking_uri"], "experiment": config["mlflow"]["experiment"]}
 
 
+def num_classes(dataset):
+    return 100 if dataset == "cifar100" else 10
+
+
+def job_spec(dataset, hp, **extra):
+    """What every search or training job gets: its data, device and threads, its settings, and
+    where to log live (see mlflow_spec)."""
+    return {"dataset": dataset, "root": dataset_spec(dataset)["root"], "standin": config["data"]["standin"],
+            "device": config["device"], "threads": config["threads"], "hp": hp, "mlflow": mlflow_spec(), **extra}
+
+
 def checkpoint_path(*parts):
     return str(Path(config["checkpoints"], *parts, "ckpt.pt"))
 

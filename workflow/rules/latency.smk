@@ -14,7 +14,7 @@ rule latency_table:
         f"results/latency/{LAT['device_tag']}.json",
     params:
         spec=spec({"space": {k: DARTS[k] for k in ("init_channels", "layers", "steps", "multiplier")}
-                   | {"num_classes": 100 if DARTS["dataset"] == "cifar100" else 10},
+                   | {"num_classes": num_classes(DARTS["dataset"])},
                    "resolution": DARTS["resolution"], "batch_size": LAT["batch_size"],
                    "warmup": LAT["warmup"], "repeats": LAT["repeats"], "device": config["device"],
                    "threads": config["threads"]}),
@@ -70,7 +70,7 @@ rule model_latency:
     output:
         "results/ablation/latency/{setting}/seed{seed}/latency.json",
     params:
-        spec=spec({**LAT["model"], "num_classes": 100 if DARTS["dataset"] == "cifar100" else 10,
+        spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"]),
                    "device": config["device"], "threads": config["threads"]}),
     threads: config["threads"]
     resources:

@@ -10,9 +10,7 @@ def nats_run_dirs(dataset):
 
 
 def nats_search_spec(dataset):
-    return {"dataset": dataset, "root": dataset_spec(dataset)["root"],
-            "num_classes": 100 if dataset == "cifar100" else 10, "standin": config["data"]["standin"],
-            "device": config["device"], "threads": config["threads"], "hp": NATS_SEARCH, "mlflow": mlflow_spec()}
+    return job_spec(dataset, NATS_SEARCH, num_classes=num_classes(dataset))
 
 
 rule search_nats:

@@ -7,11 +7,7 @@ def darts_search_spec(**overrides):
     """The search settings (with `overrides`, e.g. an ablation setting) and where Lat lives."""
     hp = {**DARTS, **overrides}
     hp["latency"] = {**DARTS["latency"], **overrides.get("latency", {}), "table": LATENCY_TABLE}
-    ds = DARTS["dataset"]
-    classes = 100 if ds == "cifar100" else 10
-    return {"dataset": ds, "root": dataset_spec(ds)["root"], "num_classes": classes,
-            "standin": config["data"]["standin"], "device": config["device"],
-            "threads": config["threads"], "hp": hp, "mlflow": mlflow_spec()}
+    return job_spec(DARTS["dataset"], hp, num_classes=num_classes(DARTS["dataset"]))
 
 
 def uses_latency(algo):

@@ -21,9 +21,7 @@ def genotype_of(name):
 
 
 def train_spec(net):
-    ds = DARTS["dataset"] if net == "cifar" else "imagenet"
-    return {"dataset": ds, "root": dataset_spec(ds)["root"], "standin": config["data"]["standin"],
-            "device": config["device"], "threads": config["threads"], "hp": TRAIN[net], "mlflow": mlflow_spec()}
+    return job_spec(DARTS["dataset"] if net == "cifar" else "imagenet", TRAIN[net])
 
 
 rule train_cifar:
