@@ -14,6 +14,7 @@ include: "workflow/rules/search.smk"
 include: "workflow/rules/nats.smk"
 include: "workflow/rules/latency.smk"
 include: "workflow/rules/train.smk"
+include: "workflow/rules/width.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/report.smk"
 

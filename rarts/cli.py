@@ -72,6 +72,20 @@ def cmd_train(args) -> None:
     run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
 
 
+def cmd_width_train(args) -> None:
+    from rarts.train.width import width_train_main
+
+    width_train_main(args.name, args.spec, args.out_dir, args.ckpt, source=args.source, rule=args.rule,
+                     value=args.value, like=args.like)
+
+
+def cmd_imagenet_r(args) -> None:
+    from rarts.data import imagenet_r
+    from rarts.io import write_json
+
+    write_json(args.out, imagenet_r.materialise(args.spec, args.out_dir))
+
+
 def cmd_select_cell(args) -> None:
     from rarts.train.transfer import select_cell
 
@@ -149,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(func=cmd_prepare_data)
 
     s = sub.add_parser("split", help="write the D_t / D_v search split")
-    s.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
+    s.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet_r"], required=True)
     s.add_argument("--spec", type=_json_arg, required=True)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_split)
@@ -162,10 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--classes", type=int, help="default: 10 (search, cifar), 1000 (imagenet)")
     c.add_argument("--channels", type=int, help="initial channels (default: the paper's)")
     c.add_argument("--layers", type=int, help="cells (default: the paper's)")
+    c.add_argument("--depth", type=int, help="resnet164: another depth of the family (9n+2)")
+    c.add_argument("--width-mult", type=float, help="mobilenetv2: width multiplier (default 1.0)")
+    c.add_argument("--flops", action="store_true", help="also print FLOPs (resnet164, mobilenetv2)")
     c.set_defaults(func=cmd_params)
 
     r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
-    r.add_argument("--space", choices=["darts", "nats"], default="darts")
+    r.add_argument("--space", choices=["darts", "nats", "width"], default="darts",
+                   help="width: channel scores of a ResNet/MobileNetV2 (Tables 5, 6)")
     r.add_argument("--algo", choices=["darts1", "darts2", "milenas", "rarts", "random"],
                    required=True)
     r.add_argument("--seed", type=int, required=True)
@@ -185,6 +203,27 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--gpus", type=int, default=1,
                     help="> 1: relaunch as one torchrun process per GPU (DistributedDataParallel)")
     tr.set_defaults(func=cmd_train)
+
+    wt = sub.add_parser("width-train", help="train a width-search network: from scratch, or prune a "
+                        "saved one and fine-tune it (Tables 5, 6)")
+    wt.add_argument("--name", required=True, help="a label for logs and tables")
+    wt.add_argument("--spec", type=_json_arg, required=True)
+    wt.add_argument("--out-dir", required=True, help="gets metrics.json, model.pt, genotype.json")
+    wt.add_argument("--ckpt", required=True)
+    wt.add_argument("--source", help="a saved network (model.pt / searched.pt) to prune and fine-tune")
+    wt.add_argument("--rule", default="none", choices=["ratio", "threshold", "random", "none"],
+                    help="ratio: cut the global --value quantile of |score|; threshold: keep |score| > "
+                    "--value; random: random channels at --like's per-layer widths")
+    wt.add_argument("--value", type=float, default=0.0)
+    wt.add_argument("--like", help="random: the genotype.json whose per-layer widths to copy")
+    wt.set_defaults(func=cmd_width_train)
+
+    ir = sub.add_parser("imagenet-r", help="draw ImageNet-R's classes and decode them to tensors")
+    ir.add_argument("--spec", type=_json_arg, required=True,
+                    help='{"root", "num_classes", "seed", "resolution", "workers"}')
+    ir.add_argument("--out-dir", required=True)
+    ir.add_argument("--out", required=True, help="the summary JSON (class list included)")
+    ir.set_defaults(func=cmd_imagenet_r)
 
     sc = sub.add_parser("select-cell", help="choose the RARTS cell to transfer to ImageNet")
     sc.add_argument("--rule", required=True, help="best_search_val | best_cifar_test | seedN")
@@ -214,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     ns.set_defaults(func=cmd_nats_score)
 
     tb = sub.add_parser("table", help="assemble one of the paper's tables")
-    tb.add_argument("table", choices=["table1", "table2", "table3", "table4"])
+    tb.add_argument("table", choices=["table1", "table2", "table3", "table4", "table5", "table6"])
     tb.add_argument("--spec", type=_json_arg, required=True)
     tb.add_argument("--inputs", nargs="*", default=[])
     tb.add_argument("--csv", required=True)

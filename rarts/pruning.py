@@ -35,3 +35,13 @@ def bn_sparsity_hook(s: float):
             if isinstance(m, torch.nn.BatchNorm2d) and m.weight is not None and m.weight.grad is not None:
                 m.weight.grad.add_(torch.sign(m.weight.detach()), alpha=s)
     return hook
+
+
+class L1Penalty:
+    """weight · Σ|γ| over every channel score (Table 6: no fixed ratio, the ratio is learned)."""
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def __call__(self, arch) -> torch.Tensor:
+        return self.weight * sum(a.abs().sum() for a in arch)

@@ -220,3 +220,98 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
 
 
 TABLES["table4"] = table4
+
+
+# Tables 5 and 6 of the paper: test error (%) of the pruned networks (Table 6: mean ± std, PRC %).
+PAPER_TABLE5 = {("cifar10", "baseline"): 5.42, ("cifar10", "ns-40"): 5.08, ("cifar10", "rarts-40"): 4.58,
+                ("cifar10", "ns-60"): 5.27, ("cifar10", "rarts-60"): 4.90,
+                ("cifar100", "baseline"): 23.37, ("cifar100", "ns-40"): 22.87, ("cifar100", "rarts-40"): 22.64,
+                ("cifar100", "ns-60"): 23.91, ("cifar100", "rarts-60"): 23.26}
+PAPER_TAS = {"cifar10": 6.00, "cifar100": 22.24}  # TAS (with knowledge distillation): quoted only
+PAPER_TABLE6 = {"baseline": ("12.3 ± 1.4", ""), "random": ("12.0 ± 1.1", "71.2 ± 1.9"),
+                "darts1": ("10.1 ± 2.0", "69.0 ± 0.9"), "darts2": ("9.8 ± 1.7", "72.6 ± 2.0"),
+                "rarts": ("8.2 ± 1.9", "71.2 ± 1.9")}
+WIDTH_LABELS = {**LABELS, "baseline": "Baseline", "ns": "Network Slimming", "random": "Random pruning"}
+
+
+def _width_runs(inputs) -> dict[tuple[str, str], list[dict]]:
+    """results/width/<table>/<dataset>/<method>/seed<k>/metrics.json → {(dataset, method): [metrics]}"""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    for p in map(Path, inputs):
+        runs.setdefault((p.parent.parent.parent.name, p.parent.parent.name), []).append(read_json(p))
+    return runs
+
+
+def _width_label(method: str) -> str:
+    algo, _, pct = method.partition("-")
+    return WIDTH_LABELS[algo] + (f" ({pct}% PRC)" if pct else "")
+
+
+def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
+    """spec: standin, width (config width.table5), sparsity. inputs: every run's metrics.json."""
+    rows = []
+    for (ds, method), recs in _width_runs(inputs).items():
+        err_m, err_s = mean_std([r["test_error"] for r in recs])
+        rows.append({"dataset": ds, "method": _width_label(method), "run": method, "source": "ours",
+                     "test_error": fmt(err_m, err_s), "test_error_mean": err_m, "test_error_std": err_s,
+                     "params": int(np.mean([r["params"] for r in recs])),
+                     "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
+                     "flops": int(np.mean([r["flops"] for r in recs])),
+                     "prc_pct": 100 * float(np.mean([r["prc"] for r in recs])),
+                     "n_runs": len(recs), "device": recs[0]["device"],
+                     "paper_test_error": PAPER_TABLE5.get((ds, method), np.nan)})
+    for ds in spec["width"]["datasets"]:
+        rows.append({"dataset": ds, "method": "TAS (quoted from the paper)", "run": "", "source": "paper",
+                     "paper_test_error": PAPER_TAS[ds]})
+    df = pd.DataFrame(rows)
+    order = {ds: i for i, ds in enumerate(spec["width"]["datasets"])}
+    df = df.sort_values(["dataset", "source"], key=lambda c: c.map(order) if c.name == "dataset" else c,
+                        kind="stable").reset_index(drop=True)
+    w = spec["width"]
+    write_table(df, csv, md, f"Table 5: channel pruning of ResNet-{w['net']['kw']['depth']} on CIFAR",
+                spec["standin"], [
+        "test_error: of the pruned network after fine-tuning (baseline: unpruned); params and FLOPs "
+        "(a multiply-add counts 2) measured on the rebuilt thin network; prc_pct: channels removed "
+        "over all prunable channels.",
+        f"Network Slimming: sparsity s = {spec['sparsity']} on every BN scale, global threshold on "
+        "|γ_BN|. RARTS: channel scores searched with data and network splitting (λ = "
+        f"{w['search']['rarts']['lam']}, β = {w['search']['rarts']['beta']}), global threshold on |score|.",
+        "paper_test_error and the TAS rows quote the RARTS paper (Table 5; its baseline, NS and TAS "
+        "rows come from those papers; TAS uses knowledge distillation and is not run here)."])
+    return df
+
+
+def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
+    """spec: standin, width (config width.table6). inputs: every run's metrics.json."""
+    runs = {method: recs for (_, method), recs in _width_runs(inputs).items()}
+    rows = []
+    for method in ["baseline", "random", "darts1", "darts2", "milenas", "rarts"]:
+        if method not in runs:
+            continue
+        recs = runs[method]
+        err_m, err_s = mean_std([r["test_error"] for r in recs])
+        prc_m, prc_s = mean_std([100 * r["prc_mean_over_pruned_layers"] for r in recs])
+        paper = PAPER_TABLE6.get(method, ("", ""))
+        rows.append({"method": WIDTH_LABELS[method], "run": method, "test_error": fmt(err_m, err_s),
+                     "test_error_mean": err_m, "test_error_std": err_s,
+                     "prc_pct": "–" if method == "baseline" else fmt(prc_m, prc_s, 1),
+                     "prc_pct_mean": np.nan if method == "baseline" else prc_m,
+                     "prc_pct_std": np.nan if method == "baseline" else prc_s,
+                     "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
+                     "flops": int(np.mean([r["flops"] for r in recs])), "n_runs": len(recs),
+                     "device": recs[0]["device"], "paper_test_error": paper[0], "paper_prc_pct": paper[1]})
+    df = pd.DataFrame(rows)
+    w = spec["width"]
+    write_table(df, csv, md, f"Table 6: MobileNetV2 (width ×{w['net']['kw']['width_mult']}) on ImageNet-R",
+                spec["standin"], [
+        f"Mean ± std over seeds {w['seeds']}. Channel scores on the expansion channels, ℓ1 penalty "
+        f"{w['search']['l1']} on the scores, no fixed ratio: channels with |score| ≤ {w['threshold']} "
+        "are pruned, then the thin network is fine-tuned.",
+        "prc_pct: channel pruning ratio averaged over the pruned layers. Random pruning removes random "
+        f"channels of the trained baseline at {WIDTH_LABELS[w['random_like']]}'s per-layer ratio (same seed).",
+        "paper_* columns quote the RARTS paper (Table 6)."])
+    return df
+
+
+TABLES["table5"] = table5
+TABLES["table6"] = table6

@@ -58,7 +58,8 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s
 
 def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -> None:
     hist = read_json(run_dir / "history.json")
-    run = client.create_run(experiment_id, run_name=f"search-{hist['algorithm']}-seed{hist['seed']}",
+    name = f"search-{hist.get('space', 'darts')}-{hist['dataset']}-{hist['algorithm']}-seed{hist['seed']}"
+    run = client.create_run(experiment_id, run_name=name,
                             tags={"mlflow.parentRunId": parent_id, "kind": "search"})
     rid = run.info.run_id
     client.log_batch(rid, params=_params({"algorithm": hist["algorithm"], "seed": hist["seed"],

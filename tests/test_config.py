@@ -33,6 +33,10 @@ def test_paper_and_quick_configs_validate():
     (lambda c: c["search"]["darts"]["rarts"].pop("beta"), "beta"),
     (lambda c: c["data"].__setitem__("standin", "yes"), "standin"),
     (lambda c: c.__setitem__("device", "tpu"), "device"),
+    (lambda c: c["width"]["table6"].__setitem__("treshold", 0.1), "treshold"),
+    (lambda c: c["width"]["table5"]["train"].pop("milestones"), "milestones"),
+    (lambda c: c["width"]["table5"]["finetune"].__setitem__("epohcs", 3), "epohcs"),
+    (lambda c: c["width"]["table6"]["search"].__setitem__("l1", -1.0), "l1"),
 ])
 def test_bad_config_names_the_key(mutate, key):
     cfg = copy.deepcopy(paper())

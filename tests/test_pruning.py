@@ -1,5 +1,5 @@
-"""ResNet-164 with channel scores, and real pruning to a thinner network (groundwork of the width
-search issue: the pipeline rules and Tables 5/6 are not built yet)."""
+"""The width-search networks (ResNet-164, MobileNetV2) with channel scores, real pruning to a
+thinner network, FLOPs, the pruning rules, and a width search through the shared loop."""
 
 import subprocess
 
@@ -66,9 +66,9 @@ def test_sparsity_hook_adds_s_sign_gamma_to_bn_grads():
 
 def test_rarts_width_search_runs_through_the_shared_loop_and_prunes(tmp_path):
     from rarts.search.loop import SearchData, SearchLoop
-    from rarts.spaces.width import ResNetWidthSpace
+    from rarts.spaces.width import WidthSpace
 
-    space = ResNetWidthSpace(depth=11, num_classes=10, prune_ratio=0.4)
+    space = WidthSpace("preresnet", num_classes=10, net_kw={"depth": 11}, prune={"rule": "ratio", "value": 0.4})
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(32, 3, 8, 8, generator=g), torch.randint(0, 10, (32,), generator=g)
     hp = dict(epochs=1, batch_size=8, max_steps_per_epoch=2, eval_batches=1, w_lr=0.1, w_lr_min=0.0,
@@ -118,3 +118,59 @@ def test_mobilenet_v2_thin_equals_scored_with_removed_scores_zeroed(mode):
         got = thin(x, [torch.ones(int(m.sum()), dtype=torch.float64) for m in masks])
         torch.manual_seed(5)
         assert torch.allclose(got, model(x, [s * m for s, m in zip(scores, masks)]), atol=1e-8)
+
+
+def test_flops_count_a_multiply_add_as_two_and_shrink_with_pruning():
+    from rarts.params import n_flops
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert n_flops(conv, (3, 10, 10)) == 2 * 3 * 8 * 9 * 10 * 10
+    assert n_flops(PreResNet(), (3, 32, 32)) == 495_293_440  # NS reports 4.99e8 for ResNet-164
+    model = PreResNet(depth=20, num_classes=10)
+    thin = prune(model, global_masks([bn.weight + torch.rand(len(bn.weight)) for bn in model.bns()], 0.5))
+    assert n_flops(thin, (3, 32, 32)) < n_flops(model, (3, 32, 32))
+
+
+@pytest.mark.parametrize("name,kw", [("preresnet", {"depth": 20}), ("mobilenetv2", {"width_mult": 0.35})])
+def test_saved_thin_network_loads_back_identical(tmp_path, name, kw):
+    from rarts.models import prunable
+
+    torch.manual_seed(0)
+    model = prunable.build(name, 7, **kw).eval()
+    scores = [torch.rand(c) + 0.05 for c in model.score_shapes()]
+    thin = prunable.prune(name, model, prunable.choose_masks("ratio", scores, 0.5), scores).eval()
+    prunable.save(tmp_path / "m.pt", name, 7, kw, thin)
+    loaded, saved = prunable.load(tmp_path / "m.pt")
+    loaded.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), thin(x))
+    assert loaded.widths() == thin.widths() != model.widths() and saved["scores"] is None
+
+
+def test_pruning_rules_ratio_threshold_random_and_one_channel_kept():
+    from rarts.models.prunable import choose_masks
+
+    scores = [torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.9, 0.1, 0.5, 0.7])]
+    # threshold: every score of layer 0 is ≤ ε, yet the layer keeps one channel (stays connected)
+    t = choose_masks("threshold", scores, 0.2)
+    assert [int(m.sum()) for m in t] == [1, 3]
+    r = choose_masks("ratio", scores, 0.6)  # 4 of 7 cut: the threshold is 0.1
+    assert r[1].tolist() == [True, False, True, True] and int(r[0].sum()) == 1
+    like = [torch.tensor([True, False, False]), torch.tensor([True, True, False, False])]
+    rand = [choose_masks("random", scores, like=like, seed=s) for s in (0, 1, 2)]
+    assert all([int(m.sum()) for m in masks] == [1, 2] for masks in rand)  # like's per-layer widths
+    assert len({tuple(torch.cat(m).tolist()) for m in rand}) > 1  # and random channels
+    assert all(m.all() for m in choose_masks("none", scores))
+    with pytest.raises(ValueError, match="unknown pruning rule"):
+        choose_masks("magnitude", scores)
+
+
+def test_l1_penalty_gradient_is_weight_times_sign():
+    from rarts.pruning import L1Penalty
+
+    a = [torch.tensor([0.5, -2.0], requires_grad=True), torch.tensor([3.0], requires_grad=True)]
+    penalty = L1Penalty(0.1)(a)
+    assert penalty.item() == pytest.approx(0.1 * 5.5)
+    grads = torch.autograd.grad(penalty, a)
+    assert grads[0].tolist() == pytest.approx([0.1, -0.1]) and grads[1].tolist() == pytest.approx([0.1])

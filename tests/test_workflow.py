@@ -55,6 +55,22 @@ def test_paper_dag_has_every_search(workdir, cli_env):
     assert counts["latency_table"] == 1
     assert counts["search_nats"] == 24 and counts["nats_score"] == 2  # 4 algorithms × 3 seeds × 2 datasets
     assert counts["fig1"] == counts["fig2"] == counts["log_mlflow"] == 1
+    # Tables 5 and 6: baseline + NS sparsity training per dataset (2 × 2) + 5 MobileNetV2 baselines;
+    # RARTS width search per dataset + 3 algorithms × 5 seeds; fine-tunings: NS and RARTS at 40 and
+    # 60% per dataset (8) + DARTS-1, DARTS-2, RARTS and random × 5 seeds (20)
+    assert counts["width_train"] == 4 + 5 and counts["width_search"] == 2 + 15
+    assert counts["width_finetune"] == 8 + 20 and counts["imagenet_r"] == 1 and counts["width_table"] == 2
+
+
+def test_paper_dag_for_table5_shows_every_training(workdir, cli_env):
+    out = snakemake(workdir, cli_env, "-n", "results/table5.csv").stdout
+    counts = job_counts(out)
+    expected = {"prepare_data": 2, "search_split": 2, "width_train": 4, "width_search": 2,
+                "width_finetune": 8, "width_table": 1}
+    assert {k: counts.get(k) for k in expected} == expected and counts["total"] == sum(expected.values())
+    for run in ("baseline", "sparse", "ns-40", "ns-60", "rarts-40", "rarts-60", "search-rarts"):
+        for ds in ("cifar10", "cifar100"):
+            assert f"results/width/table5/{ds}/{run}/seed0/" in out, (ds, run)
 
 
 def test_bad_config_stops_with_the_key_named(workdir, cli_env):
@@ -104,7 +120,23 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     figures = {f.path for f in client.list_artifacts(run["run_id"], "figures")}
     assert {"figures/fig1.png", "figures/fig2.png"} <= figures
     children = client.search_runs([run["experiment_id"]], f"tags.mlflow.parentRunId = '{run['run_id']}'")
-    assert len(children) == 8 + 16  # every trained DARTS-space and NATS search (random has no curves)
+    # every trained DARTS-space, NATS and width search (random has no curves)
+    assert len(children) == 8 + 16 + 2 + 6
+
+    # Tables 5 and 6 from the offline profile
+    t5 = pd.read_csv(res / "table5.csv")
+    ours = t5[t5.source == "ours"]
+    assert set(ours.run) == {"baseline", "ns-40", "ns-60", "rarts-40", "rarts-60"} and len(ours) == 10
+    assert ours.test_error_mean.between(0, 100).all() and ours.flops.gt(0).all()
+    pruned = ours[ours.run != "baseline"]
+    assert (pruned.prc_pct.round() == pruned.run.str[-2:].astype(float)).all()  # the PRC asked for
+    base = ours[ours.run == "baseline"].set_index("dataset")
+    assert (pruned.params < pruned.dataset.map(base.params)).all()  # really rebuilt thinner
+    assert t5[t5.source == "paper"].test_error_mean.isna().all()
+    t6 = pd.read_csv(res / "table6.csv")
+    assert t6.run.tolist() == ["baseline", "random", "darts1", "darts2", "rarts"] and (t6.n_runs == 2).all()
+    assert "STAND-IN" in (res / "table5.md").read_text() and "STAND-IN" in (res / "table6.md").read_text()
+    assert len(json.loads((res / "data" / "imagenet_r" / "classes.json").read_text())) == 5
 
     # nothing left to do, and the report renders
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", "--configfile=config/quick.yaml", "all").stdout

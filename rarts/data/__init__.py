@@ -1,6 +1,34 @@
-"""Datasets: CIFAR-10/100 (python format), ImageNet ImageFolder trees, the search split, and
-offline stand-ins written in those same on-disk formats from scikit-learn's digits."""
+"""Datasets: CIFAR-10/100 (python format), ImageNet ImageFolder trees, ImageNet-R (a class subset
+decoded to tensors), the search split, and offline stand-ins written in those same on-disk formats
+from scikit-learn's digits."""
 
 from rarts.data.errors import DatasetError
 
-__all__ = ["DatasetError"]
+__all__ = ["DatasetError", "load_images", "normalise"]
+
+
+def load_images(dataset: str, root, train: bool = True):
+    """uint8 (N, 3, H, W) images and int64 labels of a dataset held in memory (CIFAR-10/100 or
+    ImageNet-R), read from `root`."""
+    if dataset == "imagenet_r":
+        from rarts.data import imagenet_r
+
+        return imagenet_r.load(root, train)
+    from rarts.data import cifar
+
+    return cifar.load_cifar(dataset, root, train=train)
+
+
+def normalise(dataset: str, x, y, resolution: int, device):
+    """Images normalised with the dataset's mean/std and resized, held on `device` when they fit
+    (see `stream.storage_device`), labels beside them."""
+    from rarts.data.stream import prepare_images
+
+    if dataset == "imagenet_r":
+        from rarts.data.imagenet_r import MEAN, STD
+    else:
+        from rarts.data.cifar import spec_of
+
+        MEAN, STD = spec_of(dataset).mean, spec_of(dataset).std
+    x = prepare_images(x, MEAN, STD, resolution, device)
+    return x, y.to(x.device)

@@ -138,16 +138,6 @@ def load_cifar(name: str, root: str | Path, train: bool = True, download: bool =
     return torch.from_numpy(x), torch.from_numpy(y)
 
 
-def prepare(name: str, x: torch.Tensor, y: torch.Tensor, resolution: int, device):
-    """Loaded images normalised with the dataset's mean/std and resized, held where they fit (on
-    `device` when possible, see `stream.storage_device`), labels beside them."""
-    from rarts.data.stream import prepare_images
-
-    spec = spec_of(name)
-    x = prepare_images(x, spec.mean, spec.std, resolution, device)
-    return x, y.to(x.device)
-
-
 def class_names(name: str, root: str | Path) -> list[str]:
     spec = spec_of(name)
     with open(Path(root) / spec.folder / spec.meta_file, "rb") as f:

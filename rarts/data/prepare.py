@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.data import cifar, imagenet, split, standin
+from rarts.data import cifar, imagenet, load_images, split, standin
 from rarts.io import write_json
 
 
@@ -38,5 +38,5 @@ def prepare_dataset(dataset: str, spec: dict, out) -> dict:
 
 def make_search_split(dataset: str, spec: dict, out) -> dict:
     """spec: root, seed, portion. Every search rule reads the file this writes."""
-    _, y_train = cifar.load_cifar(dataset, spec["root"], train=True)
+    _, y_train = load_images(dataset, spec["root"], train=True)
     return split.write_split(out, dataset, len(y_train), spec["seed"], spec["portion"])

@@ -29,6 +29,15 @@ class ScoredMobileNetV2(nn.Module):
     def score_shapes(self) -> list[int]:
         return [b.conv[1][0].out_channels for b in scored_blocks(self.net)]
 
+    def widths(self) -> list[int]:
+        """Hidden width of each expanding block: with the class count and width multiplier, all
+        a rebuild needs."""
+        return self.score_shapes()
+
+    def scaling_bns(self) -> list[nn.BatchNorm2d]:
+        """The BN after each depthwise conv: its scale is the hidden channel's own scale factor."""
+        return [b.conv[1][1] for b in scored_blocks(self.net)]
+
     def forward(self, x, arch=None):
         scores = iter(arch) if arch is not None else None
         for m in self.net.features:

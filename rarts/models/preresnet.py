@@ -98,6 +98,14 @@ class PreResNet(nn.Module):
     def score_shapes(self) -> list[int]:
         return [bn.num_features for bn in self.bns()]
 
+    def widths(self) -> list[int]:
+        """The channel config (`cfg`): with the depth and class count, all a rebuild needs."""
+        return list(self.cfg)
+
+    def scaling_bns(self) -> list[nn.BatchNorm2d]:
+        """The BNs whose scales Network Slimming thresholds: the prunable ones."""
+        return self.bns()
+
     def forward(self, x, arch=None):
         h = self.conv1(x)
         for i, block in enumerate(self.blocks):

@@ -151,7 +151,8 @@ class SearchLoop:
             "val_acc": val_acc,
             "alpha": {name: w.round(6).tolist()
                       for name, w in zip(self.algo.space.arch_names, weights)},
-            "genotype": genotype.to_json(),
+            # a width genotype's brief form: its full channel lists would swamp the history
+            "genotype": genotype.brief() if hasattr(genotype, "brief") else genotype.to_json(),
         }
         if algo.arch_penalty is not None and hasattr(algo.arch_penalty, "expected_latency"):
             record["expected_latency"] = algo.arch_penalty.expected_latency(algo.arch)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rarts.data import cifar
+from rarts.data import load_images, normalise
 from rarts.data.split import read_split
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
@@ -21,17 +21,20 @@ log = logging.getLogger("rarts.search")
 
 def load_search_data(dataset: str, root, split_path, resolution: int, device) -> SearchData:
     """Both halves of the split as normalised tensors, held on `device` for the whole search."""
-    x, y = cifar.load_cifar(dataset, root, train=True)
+    x, y = load_images(dataset, root, train=True)
     split = read_split(split_path)
     if split["n"] != len(y):
         raise ValueError(f"{split_path} was made for {split['n']} images, {root} has {len(y)}")
     tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
-    return SearchData(*cifar.prepare(dataset, x[tr], y[tr], resolution, device),
-                      *cifar.prepare(dataset, x[va], y[va], resolution, device))
+    return SearchData(*normalise(dataset, x[tr], y[tr], resolution, device),
+                      *normalise(dataset, x[va], y[va], resolution, device))
 
 
 def build_search_space(space: str, spec: dict):
     hp = spec["hp"]
+    if space == "width":
+        return build_space(space, net=hp["net"]["name"], num_classes=spec["num_classes"],
+                           net_kw=hp["net"]["kw"], prune=hp["prune"])
     if space == "nats":
         return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
                            cells_per_stage=hp["cells_per_stage"])
@@ -40,8 +43,13 @@ def build_search_space(space: str, spec: dict):
 
 
 def arch_penalty_for(algo: str, hp: dict):
-    lat = hp["latency"]
-    if not lat["enabled"] or algo not in lat["algorithms"]:
+    """The latency term of eq. (5) (DARTS space), or the ℓ1 penalty on channel scores (width)."""
+    if hp.get("l1"):
+        from rarts.pruning import L1Penalty
+
+        return L1Penalty(hp["l1"])
+    lat = hp.get("latency")
+    if not lat or not lat["enabled"] or algo not in lat["algorithms"]:
         return None
     from rarts.latency import LatencyPenalty
 
@@ -72,6 +80,11 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         loop.run()
         live.finish()
         genotype, history = search_space.derive(loop.algo.arch), loop.history
+        if space == "width":  # the searched network and its scores, for pruning and fine-tuning
+            from rarts.models import prunable
+
+            prunable.save(out_dir / "searched.pt", hp["net"]["name"], spec["num_classes"], hp["net"]["kw"],
+                          loop.algo.eval_net(), scores=loop.algo.arch)
         cost = {"device": device_name(device), "wall_s": loop.elapsed,
                 "gpu_days": loop.elapsed / 86400 if device.type == "cuda" else None,
                 "steps_per_epoch": loop.steps_per_epoch,

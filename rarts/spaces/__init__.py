@@ -3,9 +3,9 @@
 
 from rarts.spaces.darts_search import DartsSearchSpace
 from rarts.spaces.nats import NatsSearchSpace
-from rarts.spaces.width import ResNetWidthSpace
+from rarts.spaces.width import WidthSpace
 
-SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace, "resnet_width": ResNetWidthSpace}
+SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace, "width": WidthSpace}
 
 
 def build_space(name: str, **kwargs):

@@ -1,6 +1,6 @@
 """Width search: channel scores γ (one per prunable channel, F̃ = γ·F) play α's part, so RARTS,
 DARTS-1/2 and MiLeNAS search widths through the same SearchLoop. The "genotype" is the set of kept
-channels at a global pruning ratio (Network Slimming's threshold rule on |γ|)."""
+channels, by a global ratio on |γ| (Table 5) or a threshold on the ℓ1-penalised |γ| (Table 6)."""
 
 from __future__ import annotations
 
@@ -9,45 +9,65 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rarts.models.preresnet import PreResNet
-from rarts.pruning import global_masks, prc
+from rarts.models import prunable
+from rarts.pruning import prc
 
 
 @dataclass
 class WidthGenotype:
-    masks: list  # one bool tensor per prunable BN
+    masks: list  # one bool tensor per prunable layer
 
     def to_json(self) -> dict:
-        return {"keep": [m.nonzero().flatten().tolist() for m in self.masks],
-                "widths": [int(m.sum()) for m in self.masks], "prc": prc(self.masks)}
+        return {"keep": [m.nonzero().flatten().tolist() for m in self.masks], **self.brief()}
+
+    def brief(self) -> dict:
+        """What the per-epoch history keeps (the full channel lists would swamp it)."""
+        return {"widths": [int(m.sum()) for m in self.masks], "prc": prc(self.masks)}
+
+    @classmethod
+    def from_json(cls, obj: dict, shapes: list[int]) -> "WidthGenotype":
+        masks = []
+        for c, keep in zip(shapes, obj["keep"]):
+            m = torch.zeros(c, dtype=torch.bool)
+            m[torch.tensor(keep, dtype=torch.long)] = True
+            masks.append(m)
+        return cls(masks)
 
 
-class ResNetWidthSpace:
-    name = "resnet_width"
+class WidthSpace:
+    """net: a `rarts.models.prunable` name; net_kw: its size (depth / width_mult);
+    prune: {"rule": "ratio", "value": ratio} or {"rule": "threshold", "value": eps}."""
 
-    def __init__(self, depth=164, num_classes=10, prune_ratio=0.4):
-        self.kw = dict(depth=depth, num_classes=num_classes, prune_ratio=prune_ratio)
-        self.shapes = PreResNet(depth, num_classes).score_shapes()
-        self.arch_names = tuple(f"bn{i:03d}" for i in range(len(self.shapes)))
+    name = "width"
 
-    def build_network(self) -> PreResNet:
-        return PreResNet(self.kw["depth"], self.kw["num_classes"])
+    def __init__(self, net="preresnet", num_classes=10, net_kw=None, prune=None):
+        self.kw = dict(net=net, num_classes=num_classes, net_kw=dict(net_kw or {}),
+                       prune=dict(prune or {"rule": "ratio", "value": 0.4}))
+        self.shapes = self.build_network().score_shapes()
+        self.arch_names = ("mean_abs_score",)  # the history's α record: one row per layer
+
+    def build_network(self):
+        return prunable.build(self.kw["net"], self.kw["num_classes"], **self.kw["net_kw"])
 
     def init_arch(self, device="cpu") -> list[torch.Tensor]:
         """Every score starts at 1: the search starts from the unpruned network."""
         return [torch.ones(c, device=device, requires_grad=True) for c in self.shapes]
 
     def edge_weights(self, arch) -> list[np.ndarray]:
-        return [a.detach().abs().cpu().numpy() for a in arch]
+        """The mean |score| of each layer, as one (layers, 1) array (the history's α record; the
+        per-channel scores are in the search's searched.pt)."""
+        return [np.array([[a.detach().abs().mean().item()] for a in arch])]
 
     def derive(self, arch) -> WidthGenotype:
-        return WidthGenotype(global_masks([a.detach().cpu() for a in arch], self.kw["prune_ratio"]))
+        rule = self.kw["prune"]
+        return WidthGenotype(prunable.choose_masks(rule["rule"], arch, rule["value"]))
 
     def random_genotype(self, rng: np.random.Generator) -> WidthGenotype:
         return self.derive([torch.from_numpy(rng.random(c)) for c in self.shapes])
 
     def summarize(self, genotype: WidthGenotype) -> dict:
-        return {"prc": genotype.to_json()["prc"]["overall"]}
+        p = genotype.brief()["prc"]
+        return {"prc": p["overall"], "prc_mean_over_pruned_layers": p["mean_over_pruned_layers"]}
 
     def draw(self, genotype: WidthGenotype, path, title: str) -> None:
         import matplotlib
@@ -60,8 +80,9 @@ class ResNetWidthSpace:
         kept = [float(m.float().mean()) for m in genotype.masks]
         fig, ax = plt.subplots(figsize=(10, 3))
         ax.bar(range(len(kept)), kept, width=1.0)
-        ax.set_xlabel("prunable layer (BN)")
+        ax.set_xlabel("prunable layer")
         ax.set_ylabel("fraction of channels kept")
+        ax.set_ylim(0, 1)
         ax.set_title(title, fontsize=9)
         save_figure(fig, path)
         plt.close(fig)

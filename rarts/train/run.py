@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from rarts import checkpoint
-from rarts.data import cifar
+from rarts.data import load_images, normalise
 from rarts.io import write_json
 from rarts.params import n_params
 from rarts.runtime import device_name, init_distributed, resolve_device
@@ -22,13 +22,13 @@ log = logging.getLogger("rarts.train")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-def cifar_setup(spec, hp, dist, device):
+def tensor_setup(spec, hp, dist, device):
     ds, res = spec["dataset"], hp["resolution"]
-    x, y = cifar.load_cifar(ds, spec["root"], train=True)
+    x, y = load_images(ds, spec["root"], train=True)
     if hp.get("limit_train"):
         x, y = x[:hp["limit_train"]], y[:hp["limit_train"]]
-    x, y = cifar.prepare(ds, x, y, res, device)
-    xt, yt = cifar.prepare(ds, *cifar.load_cifar(ds, spec["root"], train=False), res, device)
+    x, y = normalise(ds, x, y, res, device)
+    xt, yt = normalise(ds, *load_images(ds, spec["root"], train=False), res, device)
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
                           hflip=hp["hflip"], cutout=hp["cutout"], device=device)
     return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist, device)), int(y.max()) + 1
@@ -90,7 +90,7 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
         genotype = NatsCell.from_str(genotype_ref)
     else:
         genotype = load_genotype(genotype_ref)
-    setup = imagenet_setup if net == "imagenet" else cifar_setup
+    setup = imagenet_setup if net == "imagenet" else tensor_setup
     source, eval_fn, num_classes = setup(spec, hp, dist, device)
     checkpoint.seed_everything(hp["seed"])  # same initial weights on every rank
     model = build_network(net, genotype, hp, num_classes)

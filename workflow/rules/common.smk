@@ -20,9 +20,12 @@ def spec(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+IMAGENET_R_DIR = "results/data/imagenet_r"  # ImageNet-R decoded to tensors (workflow/rules/width.smk)
+
+
 def dataset_spec(name):
     d = config["data"]
-    root = d["imagenet" if name.startswith("imagenet") else name]["root"]
+    root = IMAGENET_R_DIR if name == "imagenet_r" else d["imagenet" if name.startswith("imagenet") else name]["root"]
     return {"root": root, "standin": d["standin"], "download": d["download"]}
 
 
@@ -32,6 +35,8 @@ def mlflow_spec():
 
 
 def num_classes(dataset):
+    if dataset == "imagenet_r":
+        return config["data"]["imagenet_r"]["num_classes"]
     return 100 if dataset == "cifar100" else 10
 
 

@@ -22,7 +22,7 @@ rule search_split:
     output:
         "results/data/{dataset}/search_split.json",
     wildcard_constraints:
-        dataset="cifar10|cifar100",
+        dataset="cifar10|cifar100|imagenet_r",
     params:
         spec=lambda w: spec({"root": dataset_spec(w.dataset)["root"],
                              "seed": config["data"]["split_seed"],

@@ -1,0 +1,196 @@
+# Paper §3, Tables 5 and 6: width search with channel scores against Network Slimming.
+#   results/width/<table>/<dataset>/baseline/seedS     plain training (the unpruned network)
+#   results/width/<table>/<dataset>/sparse/seedS       Network Slimming's sparsity training
+#   results/width/<table>/<dataset>/search-ALGO/seedS  a width search (scores as the architecture)
+#   results/width/<table>/<dataset>/METHOD/seedS       pruned and fine-tuned: nsPCT and ALGOPCT at a
+#       fixed PRC (Table 5, e.g. ns-40, rarts-60); ALGO at the learned ratio and `random` (Table 6)
+WIDTH = config["width"]
+W5, W6 = WIDTH["table5"], WIDTH["table6"]
+WIDTH_ALGOS = "darts1|darts2|milenas|rarts"
+
+
+def width_dir(table, dataset, kind, seed):
+    return f"results/width/{table}/{dataset}/{kind}/seed{seed}"
+
+
+def width_datasets(table):
+    return W5["datasets"] if table == "table5" else ["imagenet_r"]
+
+
+def width_job(table, dataset, hp, seed):
+    return job_spec(dataset, {**hp, "seed": int(seed)}, num_classes=num_classes(dataset), net=WIDTH[table]["net"])
+
+
+def width_train_hp(table, kind):
+    """baseline / sparse: the training protocol; anything else is a fine-tuning."""
+    w = WIDTH[table]
+    hp = {**w["train"], "sparsity": W5["sparsity"] if kind == "sparse" else 0.0}
+    return hp if kind in ("baseline", "sparse") else {**hp, **w["finetune"]}
+
+
+def pct(ratio):
+    return str(round(100 * ratio))
+
+
+def width_methods(table):
+    """The pruned-and-fine-tuned runs of each table."""
+    if table == "table5":
+        return [f"{m}-{pct(r)}" for r in W5["ratios"] for m in ["ns"] + W5["search"]["algorithms"]]
+    return W6["search"]["algorithms"] + ["random"]
+
+
+def prune_plan(w):
+    """Where METHOD's network comes from, and how it is pruned."""
+    d = lambda kind: width_dir(w.table, w.dataset, kind, w.seed)  # noqa: E731
+    if w.table == "table6":
+        if w.method == "random":
+            return {"source": f"{d('baseline')}/model.pt", "rule": "random", "value": 0.0,
+                    "like": f"{d('search-' + W6['random_like'])}/genotype.json"}
+        return {"source": f"{d('search-' + w.method)}/searched.pt", "rule": "threshold",
+                "value": W6["threshold"], "like": []}
+    algo, value = w.method.split("-")
+    source = f"{d('sparse')}/model.pt" if algo == "ns" else f"{d('search-' + algo)}/searched.pt"
+    return {"source": source, "rule": "ratio", "value": int(value) / 100, "like": []}
+
+
+wildcard_constraints:
+    table="table5|table6",
+
+
+rule imagenet_r:
+    input:
+        "results/data/imagenet/ready.json",
+    output:
+        ready=f"{IMAGENET_R_DIR}/ready.json",
+        train=f"{IMAGENET_R_DIR}/train.pt",
+        val=f"{IMAGENET_R_DIR}/val.pt",
+        classes=f"{IMAGENET_R_DIR}/classes.json",
+    params:
+        spec=spec({"root": config["data"]["imagenet"]["root"], **config["data"]["imagenet_r"]}),
+    threads: config["data"]["imagenet_r"]["workers"] or 1
+    log:
+        "results/logs/imagenet_r.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} imagenet-r --spec {params.spec} --out-dir {IMAGENET_R_DIR} --out {output.ready} 2> {log}"
+
+
+rule width_train:
+    input:
+        data="results/data/{dataset}/ready.json",
+    output:
+        metrics="results/width/{table}/{dataset}/{kind}/seed{seed}/metrics.json",
+        model="results/width/{table}/{dataset}/{kind}/seed{seed}/model.pt",
+        genotype="results/width/{table}/{dataset}/{kind}/seed{seed}/genotype.json",
+    wildcard_constraints:
+        kind="baseline|sparse",
+        seed=r"\d+",
+    params:
+        spec=lambda w: spec(width_job(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
+        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.kind, f"seed{w.seed}"),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.kind}-seed{wildcards.seed} "
+        "--spec {params.spec} --out-dir results/width/{wildcards.table}/{wildcards.dataset}/{wildcards.kind}/seed{wildcards.seed} "
+        "--ckpt {params.ckpt} 2> {log}"
+
+
+rule width_search:
+    input:
+        split="results/data/{dataset}/search_split.json",
+    output:
+        genotype="results/width/{table}/{dataset}/search-{algo}/seed{seed}/genotype.json",
+        history="results/width/{table}/{dataset}/search-{algo}/seed{seed}/history.json",
+        cost="results/width/{table}/{dataset}/search-{algo}/seed{seed}/cost.json",
+        searched="results/width/{table}/{dataset}/search-{algo}/seed{seed}/searched.pt",
+        widths=report("results/width/{table}/{dataset}/search-{algo}/seed{seed}/cell.png",
+                      category="Width search", subcategory="{table}", caption="../report/widths.rst"),
+    wildcard_constraints:
+        algo=WIDTH_ALGOS,
+        seed=r"\d+",
+    params:
+        spec=lambda w: spec(width_job(w.table, w.dataset, {
+            **WIDTH[w.table]["search"], "net": WIDTH[w.table]["net"],
+            "prune": {"rule": "ratio", "value": W5["ratios"][0]} if w.table == "table5"
+            else {"rule": "threshold", "value": W6["threshold"]}}, w.seed)),
+        out_dir=lambda w: width_dir(w.table, w.dataset, f"search-{w.algo}", w.seed),
+        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, f"search-{w.algo}", f"seed{w.seed}"),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} search --space width --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
+        "--split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
+
+
+rule width_finetune:
+    input:
+        data="results/data/{dataset}/ready.json",
+        source=lambda w: prune_plan(w)["source"],
+        like=lambda w: prune_plan(w)["like"],
+    output:
+        metrics="results/width/{table}/{dataset}/{method}/seed{seed}/metrics.json",
+        model="results/width/{table}/{dataset}/{method}/seed{seed}/model.pt",
+        genotype="results/width/{table}/{dataset}/{method}/seed{seed}/genotype.json",
+    wildcard_constraints:
+        method=rf"(ns|{WIDTH_ALGOS})-\d+|{WIDTH_ALGOS}|random",
+        seed=r"\d+",
+    params:
+        spec=lambda w: spec(width_job(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
+        rule=lambda w: prune_plan(w)["rule"],
+        value=lambda w: prune_plan(w)["value"],
+        like=lambda w, input: f"--like {input.like}" if input.like else "",
+        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.method, f"seed{w.seed}"),
+    threads: config["threads"]
+    resources:
+        gpu=0 if config["device"] == "cpu" else 1,
+    log:
+        "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.method}-seed{wildcards.seed} "
+        "--spec {params.spec} --source {input.source} --rule {params.rule} --value {params.value} {params.like} "
+        "--out-dir results/width/{wildcards.table}/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed} "
+        "--ckpt {params.ckpt} 2> {log}"
+
+
+def width_table_inputs(table):
+    kinds = ["baseline"] + width_methods(table)
+    return [f"{width_dir(table, ds, k, s)}/metrics.json"
+            for ds in width_datasets(table) for k in kinds for s in WIDTH[table]["seeds"]]
+
+
+rule width_table:
+    input:
+        lambda w: width_table_inputs(w.table),
+    output:
+        csv=report("results/{table}.csv", category="Tables", caption="../report/width_table.rst"),
+        md="results/{table}.md",
+    params:
+        spec=lambda w: spec({"standin": config["data"]["standin"], "width": WIDTH[w.table],
+                             "sparsity": W5["sparsity"]}),
+    log:
+        "results/logs/{table}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} table {wildcards.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
+
+
+localrules: width_table
+
+ALL_TARGETS += ["results/table5.csv", "results/table5.md", "results/table6.csv", "results/table6.md"]
+SEARCH_RUNS += [width_dir(t, ds, f"search-{a}", s) for t in ("table5", "table6") for ds in width_datasets(t)
+                for a in WIDTH[t]["search"]["algorithms"] for s in WIDTH[t]["seeds"]]
