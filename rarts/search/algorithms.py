@@ -174,9 +174,13 @@ class Darts2(SearchAlgorithm):
         with torch.no_grad():
             w_plus = dict(zip(names, torch._foreach_add(params, vector, alpha=float(r))))
             w_minus = dict(zip(names, torch._foreach_add(params, vector, alpha=-float(r))))
+        # both passes draw the same random numbers (dropout masks): otherwise the difference of
+        # two masks, divided by 2R, swamps the Hessian-vector product
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            loss_plus = cross_entropy(self.net, w_plus, self.arch, train_batch)[0]
+        loss_minus = cross_entropy(self.net, w_minus, self.arch, train_batch)[0]
         # one backward over both graphs: ∇_α[L_t(w⁺) − L_t(w⁻)] = ∇_α L_t(w⁺) − ∇_α L_t(w⁻)
-        diff = (cross_entropy(self.net, w_plus, self.arch, train_batch)[0]
-                - cross_entropy(self.net, w_minus, self.arch, train_batch)[0])
+        diff = loss_plus - loss_minus
         return [g / (2 * r) for g in torch.autograd.grad(diff, self.arch)]
 
     def step(self, train_batch, val_batch):
