@@ -42,15 +42,15 @@ def _thin_skeleton(name: str, num_classes: int, kw: dict, widths: list[int]):
     return mobilenet.prune(full, masks)
 
 
-def save(path, name: str, num_classes: int, kw: dict, model, scores=None, extra=None) -> None:
+def save(path, name: str, num_classes: int, kw: dict, model, scores=None) -> None:
     """Atomically: what `load` needs to rebuild `model` (thin or not), and optional scores."""
     save_torch(path, {"net": name, "num_classes": num_classes, "kw": kw, "widths": model.widths(),
-                      "state": model.state_dict(), "extra": extra or {},
+                      "state": model.state_dict(),
                       "scores": None if scores is None else [s.detach().cpu() for s in scores]})
 
 
 def load(path) -> tuple[torch.nn.Module, dict]:
-    saved = torch.load(path, map_location="cpu", weights_only=False)
+    saved = torch.load(path, map_location="cpu", weights_only=True)
     model = _thin_skeleton(saved["net"], saved["num_classes"], saved["kw"], saved["widths"])
     model.load_state_dict(saved["state"])
     return model, saved
