@@ -5,6 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
+SMK_FLAGS ?=   # extra snakemake flags, e.g. `make quick SMK_FLAGS=-n` for a dry run
 
 .PHONY: quick paper-dry test test-fast setup clean
 
@@ -18,8 +19,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# `--configfile=FILE`, not `--configfile FILE`: Snakemake 9 would read the target as a config file
 quick: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --configfile config/quick.yaml all
+	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) --configfile=config/quick.yaml all
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all

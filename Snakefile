@@ -1,7 +1,7 @@
 # rarts: end-to-end reproduction of "RARTS: An Efficient First-Order Relaxed Architecture
 # Search Method" (Xue, Qi, Xin; IEEE Access 2022). See README.md.
 #   snakemake --cores 8 all                                  # the paper's settings
-#   snakemake --cores 2 --configfile config/quick.yaml all   # the offline profile
+#   snakemake --cores 2 --configfile=config/quick.yaml all   # the offline profile (note the =)
 #   snakemake results/fig1.png                               # one target
 
 configfile: "config/config.yaml"

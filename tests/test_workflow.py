@@ -73,6 +73,17 @@ def test_paper_dag_for_table5_shows_every_training(workdir, cli_env):
             assert f"results/width/table5/{ds}/{run}/seed0/" in out, (ds, run)
 
 
+def test_make_quick_runs_the_offline_all(workdir, cli_env):
+    """The README's main command, as the Makefile spells it (dry run)."""
+    shutil.copy(REPO / "Makefile", workdir / "Makefile")
+    proc = subprocess.run(["make", "quick", "STAMP=", f"BIN={BIN}", "SMK_FLAGS=-n"], cwd=workdir, env=cli_env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    counts = job_counts(proc.stdout)
+    assert counts["log_mlflow"] == 1 and counts["width_table"] == 2
+    assert counts["search_darts"] == 10  # the quick profile: 5 algorithms × 2 seeds
+
+
 def test_bad_config_stops_with_the_key_named(workdir, cli_env):
     cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
     cfg["search"]["darts"]["epoks"] = 3
