@@ -6,6 +6,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 SMK_FLAGS ?=   # extra snakemake flags, e.g. `make quick SMK_FLAGS=-n` for a dry run
+TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/table5.csv`
+
+# the rules call the `rarts` console script: the venv's bin comes first on PATH
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: quick paper-dry test test-fast setup clean
 
@@ -21,7 +25,7 @@ $(STAMP): pyproject.toml
 
 # `--configfile=FILE`, not `--configfile FILE`: Snakemake 9 would read the target as a config file
 quick: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) --configfile=config/quick.yaml all
+	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) --configfile=config/quick.yaml $(TARGETS)
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all
