@@ -32,14 +32,10 @@ def prune(name: str, model, masks, scores=None):
 
 
 def _thin_skeleton(name: str, num_classes: int, kw: dict, widths: list[int]):
-    """An untrained network with these widths (its weights are then loaded over it)."""
-    if name == "preresnet":
-        n_blocks = (len(widths) - 1) // 3
-        selects = [torch.arange(widths[3 * b]) for b in range(n_blocks)] + [torch.arange(widths[-1])]
-        return preresnet.PreResNet(num_classes=num_classes, cfg=widths, selects=selects, **kw)
+    """An untrained network with these widths (kept channels per prunable layer): the full
+    network pruned to its first channels; the saved weights and channel indices go over it."""
     full = build(name, num_classes, **kw)
-    masks = [torch.arange(c) < w for c, w in zip(full.score_shapes(), widths)]
-    return mobilenet.prune(full, masks)
+    return prune(name, full, [torch.arange(c) < w for c, w in zip(full.score_shapes(), widths)])
 
 
 def save(path, name: str, num_classes: int, kw: dict, model, scores=None) -> None:
