@@ -142,3 +142,16 @@ def test_random_baseline_needs_no_training(tmp_path, standin_split, cli_env):
                    check=True, env=cli_env, capture_output=True)
     g = json.loads((tmp_path / "r" / "genotype.json").read_text())
     assert len(g["normal"]) == 8 and g["meta"]["algorithm"] == "random"
+
+
+def test_loss_watch_names_the_first_non_finite_step_without_a_sync_per_step():
+    from rarts.runtime import LossWatch
+
+    watch = LossWatch("training x", "cpu", every=4)
+    for step, value in enumerate([1.0, 2.0, float("inf"), float("nan")]):
+        if step < 3:
+            watch.add(torch.tensor(value), 1, step)  # buffered: nothing is checked yet
+    with pytest.raises(NonFiniteLoss, match=r"\(inf\) in training x, epoch 1, step 2"):
+        watch.add(torch.tensor(float("nan")), 1, 3)  # the buffer is full: checked
+    watch.add(torch.tensor(0.5), 2, 0)
+    watch.check()  # a finite buffer passes, and the earlier losses are gone

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from rarts import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
-from rarts.runtime import Preempted, PreemptionGuard, check_finite, with_fault_injection
+from rarts.runtime import LossWatch, Preempted, PreemptionGuard, with_fault_injection
 from rarts.search.algorithms import build_algorithm
 
 log = logging.getLogger("rarts.search")
@@ -69,6 +69,7 @@ class SearchLoop:
         self.history: list[dict] = []
         self.meters = self._fresh_meters()
         self.guard = PreemptionGuard()
+        self.losses = LossWatch(f"{algo_name} search, seed {seed}", self.device)
 
     # -- state ------------------------------------------------------------------------------
     def _fresh_meters(self) -> dict:
@@ -83,6 +84,7 @@ class SearchLoop:
                 "meters": {k: v.cpu() for k, v in self.meters.items()}}
 
     def save_checkpoint(self) -> None:
+        self.losses.check()  # never checkpoint non-finite weights
         checkpoint.save(self.ckpt_path, self.state_dict())
 
     def try_resume(self) -> bool:
@@ -115,8 +117,7 @@ class SearchLoop:
             t0 = time.perf_counter()
             train_batch = self.train_stream.next()
             out = algo.step(train_batch, self.val_stream.next())
-            check_finite(out["loss"], f"{self.algo_name} search, seed {self.seed}, epoch "
-                                      f"{self.epoch}, step {self.step_in_epoch}")
+            self.losses.add(out["loss"], self.epoch, self.step_in_epoch)
             n = len(train_batch[1])
             self.meters["loss"] += out["loss"].double() * n
             self.meters["count"] += n
@@ -133,6 +134,7 @@ class SearchLoop:
                             self.algo_name, self.seed, self.epoch, self.step_in_epoch)
                 raise Preempted()
         bar.close()
+        self.losses.check()
 
     def _end_epoch(self) -> dict:
         t0 = time.perf_counter()

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from rarts import checkpoint
-from rarts.runtime import Preempted, PreemptionGuard, check_finite, with_fault_injection
+from rarts.runtime import LossWatch, Preempted, PreemptionGuard, with_fault_injection
 
 log = logging.getLogger("rarts.train")
 
@@ -56,6 +56,7 @@ class Trainer:
         self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
         self.meters = self._fresh_meters()
         self.guard = PreemptionGuard()
+        self.losses = LossWatch(f"training {name}", self.device)
 
     def _fresh_meters(self):
         return torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
@@ -65,6 +66,7 @@ class Trainer:
         return self.ckpt_path.with_name(f"{self.ckpt_path.stem}.rng{self.dist.rank}.pt")
 
     def save_checkpoint(self, source) -> None:
+        self.losses.check()  # never checkpoint non-finite weights
         if self.dist.world > 1:  # every rank keeps its own RNG (drop-path masks differ per rank)
             checkpoint.save_torch_rng(self._rank_rng_path())
             torch.distributed.barrier()
@@ -157,7 +159,7 @@ class Trainer:
                     t0 = time.perf_counter()
                     x, y = source.next()
                     loss, logits = self.train_step(x, y)
-                    check_finite(loss, f"training {self.name}, epoch {self.epoch}, step {self.step}")
+                    self.losses.add(loss, self.epoch, self.step)
                     self.meters[0] += loss.double() * len(y)
                     self.meters[1] += (logits.argmax(1) == y).sum()
                     self.meters[2] += len(y)
@@ -171,6 +173,7 @@ class Trainer:
                         self.save_checkpoint(source)
                         raise Preempted()
                 bar.close()
+                self.losses.check()
                 self._end_epoch(eval_batches_fn, source)
         return self.history
 
