@@ -77,13 +77,32 @@ def relaunch_under_torchrun(gpus: int, argv: list[str]) -> None:
     os.execvp(torchrun, [torchrun, "--standalone", f"--nproc_per_node={n}", "-m", "rarts", *argv])
 
 
-def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
-    """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
-    hp = spec["hp"]
+def start_job(spec: dict):
+    """Join torchrun's process group (if any), pick this rank's device, set torch's threads."""
     dist = init_distributed("cuda" if resolve_device(spec["device"]).type == "cuda" else "cpu")
     device = resolve_device(spec["device"], dist.local_rank)
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
+    return dist, device
+
+
+def fit_logged(trainer: Trainer, source, eval_fn, spec: dict, run_name: str, params: dict) -> list[dict]:
+    """trainer.fit, with per-epoch metrics sent live to a tracking server when one is configured."""
+    from rarts.tracking import LiveRun
+
+    live = LiveRun(spec, run_name, params) if trainer.dist.main else None
+    if live:
+        trainer.on_epoch = live.log
+    history = trainer.fit(source, eval_fn)
+    if live:
+        live.finish()
+    return history
+
+
+def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
+    """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
+    hp = spec["hp"]
+    dist, device = start_job(spec)
     if net == "nats":
         from rarts.spaces.nats import NatsCell
 
@@ -97,14 +116,8 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
     torch.manual_seed(hp["seed"] + 7919 * dist.rank)  # per-rank drop-path masks
     fp = checkpoint.fingerprint({"net": net, "genotype": genotype.to_json(), "hp": hp,
                                  "data": [spec["dataset"], spec["root"]], "world": dist.world})
-    from rarts.tracking import LiveRun
-
-    live = LiveRun(spec, f"live-train-{net}-{name}", {"net": net, "name": name}) if dist.main else None
-    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step,
-                      on_epoch=live.log if live else None)
-    history = trainer.fit(source, eval_fn)
-    if live:
-        live.finish()
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step)
+    history = fit_logged(trainer, source, eval_fn, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
     in_sync = trainer.weights_in_sync()
     last = history[-1]
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],

@@ -19,9 +19,9 @@ from rarts.io import read_json, write_json
 from rarts.models import prunable
 from rarts.params import n_flops, n_params
 from rarts.pruning import bn_sparsity_hook, prc
-from rarts.runtime import device_name, init_distributed, resolve_device
+from rarts.runtime import device_name
 from rarts.spaces.width import WidthGenotype
-from rarts.train.run import tensor_setup
+from rarts.train.run import fit_logged, start_job, tensor_setup
 from rarts.train.trainer import Trainer
 
 log = logging.getLogger("rarts.train")
@@ -45,10 +45,7 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
                      like=None, on_step=None) -> dict:
     """spec: dataset, root, standin, device, threads, num_classes, net {name, kw}, hp (training)."""
     hp, net = spec["hp"], spec["net"]
-    device = resolve_device(spec["device"])
-    dist = init_distributed(device.type)
-    if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+    dist, device = start_job(spec)
     source_data, eval_fn, _ = tensor_setup(spec, hp, dist, device)
     checkpoint.seed_everything(hp["seed"])
     if source is None:
@@ -62,13 +59,9 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
                                  "source": str(source), "rule": rule, "value": value,
                                  "keep": genotype.to_json()["keep"]})
     grad_hook = bn_sparsity_hook(hp["sparsity"]) if hp.get("sparsity") else None
-    from rarts.tracking import LiveRun
-
-    live = LiveRun(spec, f"live-width-{name}", {"name": name, "net": net["name"], "rule": rule})
-    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step, grad_hook=grad_hook,
-                      on_epoch=live.log)
-    history = trainer.fit(source_data, eval_fn)
-    live.finish()
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step, grad_hook=grad_hook)
+    history = fit_logged(trainer, source_data, eval_fn, spec, f"live-width-{name}",
+                         {"name": name, "net": net["name"], "rule": rule})
     ratio = prc(masks)
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
                "source": None if source is None else str(source), "rule": rule, "value": value,
