@@ -16,14 +16,15 @@ class LatencyPenalty:
     def __init__(self, tables: list[torch.Tensor], weight: float):
         self.tables, self.weight = tables, float(weight)
 
+    def _expected(self, arch) -> torch.Tensor:
+        return sum((F.softmax(a, dim=-1) * t.to(a.device)).sum() for a, t in zip(arch, self.tables))
+
     def __call__(self, arch) -> torch.Tensor:
-        return self.weight * sum((F.softmax(a, dim=-1) * t.to(a.device)).sum()
-                                 for a, t in zip(arch, self.tables))
+        return self.weight * self._expected(arch)
 
     def expected_latency(self, arch) -> float:
         with torch.no_grad():
-            return float(sum((F.softmax(a, dim=-1) * t.to(a.device)).sum()
-                             for a, t in zip(arch, self.tables)))
+            return float(self._expected(arch))
 
     @classmethod
     def from_file(cls, path, weight: float, arch_names=("normal", "reduce")) -> "LatencyPenalty":

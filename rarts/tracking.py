@@ -46,11 +46,15 @@ def provenance() -> dict:
             "python": platform.python_version(), **versions}
 
 
-def _experiment_id(client, name: str, artifact_root: str | None) -> str:
+def _experiment_id(client, name: str, artifact_root: str | None = None) -> str:
+    """The experiment's id, creating it if needed (a concurrent job may create it first)."""
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return exp.experiment_id
-    return client.create_experiment(name, artifact_location=artifact_root)
+    try:
+        return client.create_experiment(name, artifact_location=artifact_root)
+    except Exception:  # another job created it between the two calls
+        return client.get_experiment_by_name(name).experiment_id
 
 
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s", "expected_latency")
@@ -154,19 +158,10 @@ class LiveRun:
 
         self.client = MlflowClient(self.uri)
         name = (spec.get("mlflow") or {}).get("experiment") or "rarts-reproduction"
-        exp_id = self._experiment(name)
+        exp_id = _experiment_id(self.client, name)
         run = self.client.create_run(exp_id, run_name=run_name, tags={"kind": "live"})
         self.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=_params(params))
-
-    def _experiment(self, name: str) -> str:
-        exp = self.client.get_experiment_by_name(name)
-        if exp is not None:
-            return exp.experiment_id
-        try:
-            return self.client.create_experiment(name)
-        except Exception:  # another job created it first
-            return self.client.get_experiment_by_name(name).experiment_id
 
     def log(self, record: dict) -> None:
         if self.run_id is None:
