@@ -80,11 +80,8 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         loop.run()
         live.finish()
         genotype, history = search_space.derive(loop.algo.arch), loop.history
-        if space == "width":  # the searched network and its scores, for pruning and fine-tuning
-            from rarts.models import prunable
-
-            prunable.save(out_dir / "searched.pt", hp["net"]["name"], spec["num_classes"], hp["net"]["kw"],
-                          loop.algo.eval_net(), scores=loop.algo.arch)
+        if hasattr(search_space, "save_searched"):  # width: the network and scores to prune
+            search_space.save_searched(out_dir / "searched.pt", loop.algo.eval_net(), loop.algo.arch)
         cost = {"device": device_name(device), "wall_s": loop.elapsed,
                 "gpu_days": loop.elapsed / 86400 if device.type == "cuda" else None,
                 "steps_per_epoch": loop.steps_per_epoch,

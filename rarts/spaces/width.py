@@ -62,6 +62,10 @@ class WidthSpace:
         rule = self.kw["prune"]
         return WidthGenotype(prunable.choose_masks(rule["rule"], arch, rule["value"]))
 
+    def save_searched(self, path, net, arch) -> None:
+        """The searched network (weights trained on D_t) with its scores, for pruning later."""
+        prunable.save(path, self.kw["net"], self.kw["num_classes"], self.kw["net_kw"], net, scores=arch)
+
     def random_genotype(self, rng: np.random.Generator) -> WidthGenotype:
         return self.derive([torch.from_numpy(rng.random(c)) for c in self.shapes])
 
