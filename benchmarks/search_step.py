@@ -10,6 +10,7 @@ rarts 4, darts2 5). Also: our functional DARTS-2 step against a copy-the-model r
 against the model's, to show the loader is not the bottleneck.
 
     python benchmarks/search_step.py --size small            # CPU, under two minutes
+    python benchmarks/search_step.py --size tiny --guard-cost  # CPU: what the oneDNN guard costs
     python benchmarks/search_step.py --size paper --device cuda --amp --channels-last
 """
 
@@ -34,6 +35,7 @@ from rarts.spaces import DartsSearchSpace  # noqa: E402
 SIZES = {  # C, cells, resolution, batch
     "paper": dict(init_channels=16, layers=8, resolution=32, batch_size=64),
     "small": dict(init_channels=4, layers=5, resolution=16, batch_size=16),
+    "tiny": dict(init_channels=2, layers=3, resolution=8, batch_size=8),  # the test suite's network
 }
 HP = dict(epochs=50, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4,
           w_nesterov=False, grad_clip=5.0, arch_lr=3e-4, arch_betas=[0.5, 0.999],
@@ -170,6 +172,49 @@ def data_path(size, device, steps=50):
     return steps * size["batch_size"] / (time.perf_counter() - t0)
 
 
+def guard_cost(size, steps, warmup):
+    """CPU: what the oneDNN guard (rarts.models.layers.Conv2d) costs, beside the alternatives.
+
+    The guard makes the input of strided 1×1 convs with < 8 input channels contiguous. Its own
+    cost is measured on NCHW batches, where switching it off is safe (only channels-last inputs
+    reach the faulty kernel); the channels-last rows are the layout the search's crop produces.
+    """
+    from rarts.models.layers import Conv2d
+
+    def step_time(channels_last, guard=True, onednn=True):
+        torch.manual_seed(0)
+        algo = ALGORITHMS["darts1"](DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"]),
+                                    HP, torch.device("cpu"))
+        guarded = [m for m in algo.net.modules() if isinstance(m, Conv2d) and m.onednn_guard]
+        for m in guarded:
+            m.onednn_guard = guard
+        batches = make_batches(size, torch.device("cpu"))
+        if channels_last:
+            batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
+        times = []
+        with torch.backends.mkldnn.flags(enabled=onednn):
+            for i in range(warmup + steps):
+                t0 = time.perf_counter()
+                algo.step(batches[i % len(batches)], batches[(i + 1) % len(batches)])
+                if i >= warmup:
+                    times.append(time.perf_counter() - t0)
+        return statistics.median(times), len(guarded)
+
+    variants = [("channels-last batches, guard (as shipped)", dict(channels_last=True)),
+                ("NCHW batches, guard", dict(channels_last=False)),
+                ("NCHW batches, no guard (safe on NCHW)", dict(channels_last=False, guard=False)),
+                ("channels-last batches, oneDNN off", dict(channels_last=True, onednn=False))]
+    rows = []
+    for label, kw in variants:
+        t, n_guarded = step_time(**kw)
+        rows.append({"setting": f"{size['label']} onednn guard", "algorithm": f"darts1: {label}",
+                     "median_step_s": t, "guarded_convs": n_guarded, "device": "cpu"})
+    base = rows[0]["median_step_s"]
+    for r in rows:
+        r["ratio_to_darts1"] = r["median_step_s"] / base  # here: to the shipped configuration
+    return rows
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -179,6 +224,8 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--amp", action="store_true", help="also time bf16 autocast (GPU)")
     p.add_argument("--channels-last", action="store_true", help="also time channels_last (GPU)")
+    p.add_argument("--guard-cost", action="store_true",
+                   help="CPU: also time the oneDNN guard against its alternatives (--size tiny: guarded convs)")
     p.add_argument("--out", help="write the rows as CSV here")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
@@ -209,6 +256,9 @@ def main(argv=None):
         {"setting": f"{args.size} data path", "algorithm": "darts1 model step images/s",
          "images_per_s": model_ips, "device": str(device)}])
     df = pd.concat([df, extra], ignore_index=True)
+    if args.guard_cost and device.type == "cpu":
+        df = pd.concat([df, pd.DataFrame(guard_cost({**size, "label": args.size}, args.steps, args.warmup))],
+                       ignore_index=True)
     meta = (f"# {args.size}: C={size['init_channels']}, {size['layers']} cells, "
             f"{size['resolution']}x{size['resolution']}, batch {size['batch_size']}; device {device} "
             f"({torch.cuda.get_device_name(device) if device.type == 'cuda' else f'{torch.get_num_threads()} threads'}); "

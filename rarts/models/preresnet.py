@@ -15,6 +15,8 @@ import math
 import torch
 import torch.nn as nn
 
+from rarts.models.layers import Conv2d
+
 
 def default_cfg(depth: int = 164) -> list[int]:
     n = (depth - 2) // 9
@@ -75,7 +77,7 @@ class PreResNet(nn.Module):
             for i in range(n):
                 down = None
                 if i == 0 and (stride != 1 or self.inplanes != planes * 4):
-                    down = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False))
+                    down = nn.Sequential(Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False))
                 blocks.append(Bottleneck(self.inplanes, planes, cfg[3 * k:3 * k + 3], stride if i == 0 else 1,
                                          down, selects[k]))
                 self.inplanes, k = planes * 4, k + 1

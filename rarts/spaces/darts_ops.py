@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from rarts.models.layers import Conv2d
+
 PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
               "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
@@ -57,8 +59,8 @@ class FactorizedReduce(nn.Module):
         super().__init__()
         assert c_out % 2 == 0, "FactorizedReduce needs an even number of output channels"
         self.relu = nn.ReLU(inplace=False)
-        self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
-        self.conv_2 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
+        self.conv_1 = Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)  # guarded: see Conv2d
+        self.conv_2 = Conv2d(c_in, c_out // 2, 1, stride=2, bias=False)
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x):
