@@ -178,40 +178,41 @@ def guard_cost(size, steps, warmup):
     The guard makes the input of strided 1×1 convs with < 8 input channels contiguous. Its own
     cost is measured on NCHW batches, where switching it off is safe (only channels-last inputs
     reach the faulty kernel); the channels-last rows are the layout the search's crop produces.
+    The variants run interleaved, round-robin, on the same batches.
     """
     from rarts.models.layers import Conv2d
 
-    def step_time(channels_last, guard=True, onednn=True):
+    variants = {"channels-last batches, guard (as shipped)": dict(channels_last=True),
+                "NCHW batches, guard": dict(channels_last=False),
+                "NCHW batches, no guard (safe on NCHW)": dict(channels_last=False, guard=False),
+                "channels-last batches, oneDNN off": dict(channels_last=True, onednn=False)}
+    space = DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"])
+    runs = {}
+    for label, kw in variants.items():
         torch.manual_seed(0)
-        algo = ALGORITHMS["darts1"](DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"]),
-                                    HP, torch.device("cpu"))
+        algo = ALGORITHMS["darts1"](space, HP, torch.device("cpu"))
         guarded = [m for m in algo.net.modules() if isinstance(m, Conv2d) and m.onednn_guard]
         for m in guarded:
-            m.onednn_guard = guard
+            m.onednn_guard = kw.get("guard", True)
         batches = make_batches(size, torch.device("cpu"))
-        if channels_last:
+        if kw["channels_last"]:
             batches = [(x.contiguous(memory_format=torch.channels_last), y) for x, y in batches]
-        times = []
-        with torch.backends.mkldnn.flags(enabled=onednn):
-            for i in range(warmup + steps):
+        runs[label] = (algo, batches, kw.get("onednn", True), len(guarded), [])
+    for i in range(warmup + steps):
+        for algo, batches, onednn, _, times in runs.values():
+            with torch.backends.mkldnn.flags(enabled=onednn):
                 t0 = time.perf_counter()
                 algo.step(batches[i % len(batches)], batches[(i + 1) % len(batches)])
                 if i >= warmup:
                     times.append(time.perf_counter() - t0)
-        return statistics.median(times), len(guarded)
-
-    variants = [("channels-last batches, guard (as shipped)", dict(channels_last=True)),
-                ("NCHW batches, guard", dict(channels_last=False)),
-                ("NCHW batches, no guard (safe on NCHW)", dict(channels_last=False, guard=False)),
-                ("channels-last batches, oneDNN off", dict(channels_last=True, onednn=False))]
+    base = statistics.median(next(iter(runs.values()))[4])
     rows = []
-    for label, kw in variants:
-        t, n_guarded = step_time(**kw)
+    for label, (_, _, _, n_guarded, times) in runs.items():
+        q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
         rows.append({"setting": f"{size['label']} onednn guard", "algorithm": f"darts1: {label}",
-                     "median_step_s": t, "guarded_convs": n_guarded, "device": "cpu"})
-    base = rows[0]["median_step_s"]
-    for r in rows:
-        r["ratio_to_darts1"] = r["median_step_s"] / base  # here: to the shipped configuration
+                     "median_step_s": statistics.median(times), "iqr_s": q[2] - q[0],
+                     "ratio_to_darts1": statistics.median(times) / base,  # here: to the shipped variant
+                     "guarded_convs": n_guarded, "device": "cpu"})
     return rows
 
 
