@@ -58,6 +58,3 @@ def load(path, expected_fingerprint: str) -> dict | None:
         return None
     return state
 
-
-def save_torch_rng(path) -> None:
-    save_torch(path, rng_state())

@@ -12,6 +12,8 @@ import logging
 import os
 import sys
 
+from rarts import names
+
 
 def _json_arg(text: str) -> dict:
     try:
@@ -138,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
-    t.add_argument("--method", choices=["darts1", "darts2", "milenas", "rarts"], required=True)
+    t.add_argument("--method", choices=names.ALGORITHMS, required=True)
     t.add_argument("--lam", type=float, default=1.0, help="λ (RARTS, MiLeNAS)")
     t.add_argument("--beta", type=float, default=1.0, help="β (RARTS)")
     t.add_argument("--alpha0", type=float, default=2.0)
@@ -169,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_split)
 
     c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=["search", "cifar", "imagenet", "nats", "resnet164", "mobilenetv2"], required=True)
+    c.add_argument("--net", choices=names.NETWORKS + ("resnet164",), required=True,
+                   help="resnet164: preresnet at depth 164 (Network Slimming's ResNet-164)")
     c.add_argument("--arch", help="nats: a NATS-Bench topology string")
     c.add_argument("--genotype", default="DARTS_V2",
                    help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
@@ -178,14 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--layers", type=int, help="cells (default: the paper's)")
     c.add_argument("--depth", type=int, help="resnet164: another depth of the family (9n+2)")
     c.add_argument("--width-mult", type=float, help="mobilenetv2: width multiplier (default 1.0)")
-    c.add_argument("--flops", action="store_true", help="also print FLOPs (resnet164, mobilenetv2)")
+    c.add_argument("--flops", action="store_true", help="also print FLOPs at the paper's input size")
     c.set_defaults(func=cmd_params)
 
     r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
-    r.add_argument("--space", choices=["darts", "nats", "width"], default="darts",
+    r.add_argument("--space", choices=names.SPACES, default="darts",
                    help="width: channel scores of a ResNet/MobileNetV2 (Tables 5, 6)")
-    r.add_argument("--algo", choices=["darts1", "darts2", "milenas", "rarts", "random"],
-                   required=True)
+    r.add_argument("--algo", choices=names.SEARCHES, required=True)
     r.add_argument("--seed", type=int, required=True)
     r.add_argument("--spec", type=_json_arg, required=True)
     r.add_argument("--split", required=True, help="the search split JSON")
@@ -211,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--out-dir", required=True, help="gets metrics.json, model.pt, genotype.json")
     wt.add_argument("--ckpt", required=True)
     wt.add_argument("--source", help="a saved network (model.pt / searched.pt) to prune and fine-tune")
-    wt.add_argument("--rule", default="none", choices=["ratio", "threshold", "random", "none"],
+    wt.add_argument("--rule", default="none", choices=names.PRUNING_RULES,
                     help="ratio: cut the global --value quantile of |score|; threshold: keep |score| > "
                     "--value; random: random channels at --like's per-layer widths")
     wt.add_argument("--value", type=float, default=0.0)
@@ -253,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ns.set_defaults(func=cmd_nats_score)
 
     tb = sub.add_parser("table", help="assemble one of the paper's tables")
-    tb.add_argument("table", choices=["table1", "table2", "table3", "table4", "table5", "table6"])
+    tb.add_argument("table", choices=names.TABLES)
     tb.add_argument("--spec", type=_json_arg, required=True)
     tb.add_argument("--inputs", nargs="*", default=[])
     tb.add_argument("--csv", required=True)

@@ -26,6 +26,10 @@ class LatencyPenalty:
         with torch.no_grad():
             return float(self._expected(arch))
 
+    def record(self, arch) -> dict:
+        """For the search history: the expected latency ⟨softmax(α), Lat⟩ in ms."""
+        return {"expected_latency": self.expected_latency(arch)}
+
     @classmethod
     def from_file(cls, path, weight: float, arch_names=("normal", "reduce")) -> "LatencyPenalty":
         table = read_json(Path(path))
@@ -56,49 +60,46 @@ def time_forward(module, x, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def edge_shapes(space_kw: dict, resolution: int):
-    """For every cell of the search network: reduction flag, channels, and the input resolution
-    and stride of each of its edges (edges from the two cell inputs carry the reduction)."""
-    c, layers, steps = space_kw["c"], space_kw["layers"], space_kw["steps"]
-    res, cells = resolution, []
-    for i in range(layers):
-        reduction = i in (layers // 3, 2 * layers // 3)
-        if reduction:
-            c *= 2
-        edges = []
-        for node in range(steps):
-            for j in range(2 + node):
-                stride = 2 if reduction and j < 2 else 1
-                edges.append((res if j < 2 else (res // 2 if reduction else res), stride))
-        cells.append((reduction, c, edges))
-        if reduction:
-            res //= 2
-    return cells
+def edge_shapes(space, resolution: int):
+    """For every cell of the search network: reduction flag, channels, and the input side and stride
+    of each of its edges, read off one forward pass of the built network."""
+    net, seen = space.build_network(), {}
+
+    def record(key):
+        def hook(module, args):  # returns None: the input passes unchanged
+            seen[key] = (args[0].shape, module.stride)
+        return hook
+
+    hooks = [op.register_forward_pre_hook(record((i, e))) for i, cell in enumerate(net.cells)
+             for e, op in enumerate(cell.ops)]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, resolution, resolution), space.init_arch())
+    for h in hooks:
+        h.remove()
+    return [(cell.reduction, seen[i, 0][0][1], [(seen[i, e][0][-1], seen[i, e][1]) for e in range(len(cell.ops))])
+            for i, cell in enumerate(net.cells)]
 
 
 def measure_op_table(space, resolution: int, batch_size: int, device, warmup: int, repeats: int) -> dict:
     """Lat for each α: the summed forward time (ms) of every candidate op on every edge of the
-    cells that share it, at that edge's input shape; `none` costs 0."""
-    from rarts.spaces.darts_ops import OPS, PRIMITIVES
+    cells that share it, at that edge's input shape (the search network's own op modules);
+    `none` costs 0."""
+    from rarts.spaces.darts_ops import PRIMITIVES, Zero
 
     device = torch.device(device)
-    cache: dict = {}
+    net, cache = space.build_network(), {}
     lat = {"normal": torch.zeros(space.num_edges, len(PRIMITIVES)),
            "reduce": torch.zeros(space.num_edges, len(PRIMITIVES))}
-    for reduction, c, edges in edge_shapes(space.kw, resolution):
+    for cell, (reduction, c, edges) in zip(net.cells, edge_shapes(space, resolution)):
         table = lat["reduce" if reduction else "normal"]
-        for e, (res, stride) in enumerate(edges):
-            for k, name in enumerate(PRIMITIVES):
-                if name == "none":
+        for e, (mixed, (res, stride)) in enumerate(zip(cell.ops, edges)):
+            for k, (name, op) in enumerate(zip(PRIMITIVES, mixed.ops)):
+                if isinstance(op, Zero):
                     continue
                 key = (name, c, res, stride)
                 if key not in cache:
-                    op = OPS[name](c, stride, False)
-                    if "pool" in name:  # as in the search network's mixed op
-                        op = torch.nn.Sequential(op, torch.nn.BatchNorm2d(c, affine=False))
-                    op = op.to(device).eval()
                     x = torch.randn(batch_size, c, res, res, device=device)
-                    cache[key] = time_forward(op, x, warmup, repeats)
+                    cache[key] = time_forward(op.to(device).eval(), x, warmup, repeats)
                 table[e, k] += cache[key]
     return {"lat": {k: v.tolist() for k, v in lat.items()}, "unit": "ms", "ops": list(PRIMITIVES),
             "distinct_shapes_timed": len(cache)}
@@ -128,8 +129,7 @@ def latency_table_main(spec: dict, out) -> dict:
         torch.set_num_threads(spec["threads"])
     device = resolve_device(spec["device"])
     sp = spec["space"]
-    space = DartsSearchSpace(init_channels=sp["init_channels"], num_classes=sp["num_classes"],
-                             layers=sp["layers"], steps=sp["steps"], multiplier=sp["multiplier"])
+    space = DartsSearchSpace.from_settings(sp, sp["num_classes"])
     table = measure_op_table(space, spec["resolution"], spec["batch_size"], device, spec["warmup"],
                              spec["repeats"])
     result = {**table, **device_metadata(device), "batch_size": spec["batch_size"], "dtype": "float32",
@@ -142,7 +142,7 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
     """spec: init_channels, layers, num_classes, batch_size, resolution, warmup, repeats,
     device, threads. The derived CIFAR evaluation network (no auxiliary head) forward time."""
     from rarts.io import read_json, write_json
-    from rarts.models.darts_eval import NetworkCIFAR
+    from rarts.models import build_network
     from rarts.params import n_params
     from rarts.runtime import resolve_device
     from rarts.spaces.genotypes import load_genotype
@@ -152,8 +152,8 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
     device = resolve_device(spec["device"])
     genotype = load_genotype(str(genotype_path))
     torch.manual_seed(0)
-    model = NetworkCIFAR(genotype, c=spec["init_channels"], num_classes=spec["num_classes"],
-                         layers=spec["layers"], auxiliary=False)
+    model = build_network("cifar", genotype, spec["num_classes"], init_channels=spec["init_channels"],
+                          layers=spec["layers"], auxiliary=False)
     ms = model_latency(model, spec["batch_size"], spec["resolution"], device, spec["warmup"], spec["repeats"])
     meta = read_json(genotype_path).get("meta", {})
     result = {"latency_ms": ms, "params": n_params(model), "params_M": n_params(model) / 1e6,

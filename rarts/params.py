@@ -24,38 +24,19 @@ def n_flops(module, input_shape) -> int:
 
 
 def count(args) -> int:
-    if args.net == "search":
-        from rarts.spaces import DartsSearchSpace
+    """`rarts params`: the named network at the paper's size, with the CLI's overrides."""
+    from rarts.models import NETWORKS, build_network, load_arch
 
-        space = DartsSearchSpace(init_channels=args.channels or 16, num_classes=args.classes or 10,
-                                 layers=args.layers or 8)
-        return n_params(space.build_network())
-    if args.net in ("cifar", "imagenet"):
-        from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
-        from rarts.spaces.genotypes import load_genotype
-
-        genotype = load_genotype(args.genotype)
-        if args.net == "cifar":
-            return n_params(NetworkCIFAR(genotype, c=args.channels or 36, layers=args.layers or 20,
-                                         num_classes=args.classes or 10))
-        return n_params(NetworkImageNet(genotype, c=args.channels or 48, layers=args.layers or 14,
-                                        num_classes=args.classes or 1000))
-    if args.net == "nats":
-        from rarts.spaces.nats import NatsCell, TinyNetwork
-
-        if not args.arch:
-            raise SystemExit("rarts params --net nats needs --arch '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
-        return n_params(TinyNetwork(c=args.channels or 16, num_classes=args.classes or 10,
-                                    cell=NatsCell.from_str(args.arch)))
-    if args.net in ("resnet164", "mobilenetv2"):
-        from rarts.models import prunable
-
-        if args.net == "resnet164":
-            model, shape = prunable.build("preresnet", args.classes or 10, depth=args.depth or 164), (3, 32, 32)
-        else:
-            model = prunable.build("mobilenetv2", args.classes or 20, width_mult=args.width_mult or 1.0)
-            shape = (3, 224, 224)
-        if args.flops:
-            print(f"FLOPs at {shape[1]}x{shape[2]}: {n_flops(model, shape)}")
-        return n_params(model)
-    raise ValueError(f"unknown network {args.net!r}")
+    name = "preresnet" if args.net == "resnet164" else args.net
+    try:
+        arch = load_arch(name, args.arch if NETWORKS[name].arch == "cell" else args.genotype)
+    except ValueError as exc:
+        raise SystemExit(f"rarts params --net {args.net}: {exc} (--arch)")
+    model = build_network(name, arch, args.classes, init_channels=args.channels, layers=args.layers,
+                          depth=args.depth, width_mult=args.width_mult)
+    if args.flops:
+        if name == "search":
+            raise SystemExit("rarts params --flops: the search network takes α; count a derived network's")
+        res = NETWORKS[name].resolution
+        print(f"FLOPs at {res}x{res}: {n_flops(model, (3, res, res))}")
+    return n_params(model)

@@ -1,8 +1,12 @@
-"""Channel pruning decisions shared by Network Slimming and the width searches."""
+"""Channel pruning decisions shared by Network Slimming and the width searches: which channels to
+keep (`choose_masks`), the ratio pruned, NS's sparsity term and the ℓ1 penalty on scores."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+from rarts.names import PRUNING_RULES as RULES
 
 
 def global_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
@@ -45,3 +49,42 @@ class L1Penalty:
 
     def __call__(self, arch) -> torch.Tensor:
         return self.weight * sum(a.abs().sum() for a in arch)
+
+    def record(self, arch) -> dict:
+        return {}  # nothing for the history beyond the scores themselves
+
+
+def choose_masks(rule: str, scores, value: float = 0.0, like=None, seed: int = 0) -> list[torch.Tensor]:
+    """The channels to keep, one bool vector per prunable layer, from one score per channel
+    (searched channel scores, or BN scales for Network Slimming):
+
+    ratio: the global `value` quantile of |score| is cut (Network Slimming's rule, Table 5);
+    threshold: |score| > value is kept (ℓ1-penalised scores, the ratio is learned, Table 6);
+    random: per layer, as many random channels as `like` (another run's masks) keeps;
+    none: keep everything.
+    A layer that would lose every channel keeps its strongest one, so the network stays
+    connected (Network Slimming's code fails there instead).
+    """
+    scores = [s.detach().cpu() for s in scores]
+    if rule == "ratio":
+        masks = global_masks(scores, value)
+    elif rule == "threshold":
+        masks = threshold_masks(scores, value)
+    elif rule == "random":
+        rng = np.random.default_rng(seed)
+        masks = []
+        for s, ref in zip(scores, like):
+            keep = torch.zeros(len(s), dtype=torch.bool)
+            keep[torch.from_numpy(rng.choice(len(s), size=int(ref.sum()), replace=False))] = True
+            masks.append(keep)
+    elif rule == "none":
+        masks = [torch.ones(len(s), dtype=torch.bool) for s in scores]
+    else:
+        raise ValueError(f"unknown pruning rule {rule!r}; choose from {RULES}")
+    return [m if m.any() else _strongest(s) for m, s in zip(masks, scores)]
+
+
+def _strongest(scores: torch.Tensor) -> torch.Tensor:
+    keep = torch.zeros(len(scores), dtype=torch.bool)
+    keep[scores.abs().argmax()] = True
+    return keep

@@ -10,30 +10,13 @@ import numpy as np
 import pandas as pd
 
 from rarts.io import read_json, write_csv, write_text
+from rarts.paper import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
+                         PAPER_TABLE6, PAPER_TAS)
 
 STANDIN_NOTE = ("STAND-IN DATA: these numbers come from the offline profile (scikit-learn digits "
                 "written in the real dataset formats, tiny networks, few steps). They exercise the "
                 "pipeline; they are not a reproduction of the paper's numbers.")
 
-# Table 1 of the paper (CIFAR-10): test error (%), params (M), V100?, search GPU-days.
-PAPER_TABLE1 = [
-    ("Random baseline", "3.29 ± 0.15", 3.2, "no", 4.0),
-    ("AmoebaNet-B", "2.55 ± 0.05", 2.8, "no", 3150.0),
-    ("SNAS-Mi", "2.98", 2.9, "no", 1.5),
-    ("SNAS-Mo", "2.85 ± 0.02", 2.8, "no", 1.5),
-    ("DARTS-1", "3.00 ± 0.14", 3.3, "no", 1.5),
-    ("DARTS-2", "2.76 ± 0.09", 3.3, "no", 4.0),
-    ("GDAS", "2.82", 2.5, "yes", 0.2),
-    ("ProxylessNAS", "2.08", 5.7, "yes", 4.0),
-    ("FairDARTS (V100)", "2.54 ± 0.05", 3.3, "yes", 0.4),
-    ("FairDARTS", "2.94 ± 0.05", 3.2, "no", 0.3),
-    ("P-DARTS", "2.50", 3.4, "yes", 0.3),
-    ("PC-DARTS (V100)", "2.57 ± 0.07", 3.6, "yes", 0.1),
-    ("PC-DARTS", "2.71", 2.9, "no", 0.1),
-    ("MiLeNAS", "2.80 ± 0.04", 2.9, "yes", 0.3),
-    ("MiLeNAS (3.9 M)", "2.51 ± 0.11", 3.9, "yes", 0.3),
-    ("RARTS", "2.65 ± 0.07", 3.2, "no", 1.1),
-]
 # Which paper row each of our methods is compared with.
 OURS_TO_PAPER1 = {"random": "Random baseline", "darts1": "DARTS-1", "darts2": "DARTS-2",
                   "milenas": "MiLeNAS", "rarts": "RARTS", "DARTS_V1": "DARTS-1", "DARTS_V2": "DARTS-2"}
@@ -41,17 +24,6 @@ LABELS = {"random": "Random baseline", "darts1": "DARTS-1", "darts2": "DARTS-2",
           "milenas": "MiLeNAS", "rarts": "RARTS",
           "DARTS_V1": "DARTS-1 (published DARTS_V1 cell, retrained)",
           "DARTS_V2": "DARTS-2 (published DARTS_V2 cell, retrained)"}
-
-# Table 3 of the paper (ImageNet): top-1, top-5 error (%), params (M), V100?, direct search?
-PAPER_TABLE3 = [
-    ("SNAS", 27.3, 9.2, 4.3, "no", "no"), ("DARTS", 26.7, 8.7, 4.7, "no", "no"),
-    ("GDAS", 26.0, 8.5, 5.3, "yes", "no"), ("ProxylessNAS", 24.9, 7.5, 7.1, "yes", "yes"),
-    ("FairDARTS", 24.9, 7.5, 4.8, "yes", "no"), ("FairDARTS (direct)", 24.4, 7.4, 4.3, "yes", "yes"),
-    ("P-DARTS", 24.4, 7.4, 4.9, "yes", "no"), ("PC-DARTS", 25.1, 7.8, 5.3, "yes", "no"),
-    ("PC-DARTS (direct)", 24.2, 7.3, 5.3, "yes", "yes"), ("MiLeNAS", 25.4, 7.9, 4.9, "yes", "no"),
-    ("RARTS", 25.9, 8.3, 4.7, "no", "no"),
-]
-
 
 def mean_std(values) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
@@ -75,21 +47,18 @@ def write_table(df: pd.DataFrame, csv, md, title: str, standin: bool, notes: lis
     write_text(md, "\n".join(lines) + "\n")
 
 
-def _run_key(path: Path) -> str:
-    return path.parent.name  # results/train/cifar/<name>/metrics.json
-
-
 def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
-    """spec: standin, search_root. inputs: CIFAR metrics.json of every retraining."""
+    """spec: standin. inputs: the CIFAR metrics.json of every retraining and the cost.json of every
+    search (matched by algorithm and seed)."""
+    costs = {(c["algorithm"], c["seed"]): c for c in map(read_json, (p for p in inputs if Path(p).name == "cost.json"))}
     runs: dict[str, list[dict]] = {}
-    for p in map(Path, inputs):
-        name = _run_key(p)
+    for p in (Path(p) for p in inputs if Path(p).name == "metrics.json"):
+        name = p.parent.name  # results/train/cifar/<name>/metrics.json
         m = re.fullmatch(r"(?P<algo>\w+?)-seed(?P<seed>\d+)", name)
         method = m["algo"] if m else name
         rec = read_json(p)
         if m:  # searched genotype: attach its search cost
-            cost = read_json(Path(spec["search_root"]) / m["algo"] / f"seed{m['seed']}" / "cost.json")
-            rec = {**rec, "search_cost": cost}
+            rec = {**rec, "search_cost": costs[m["algo"], int(m["seed"])]}
         runs.setdefault(method, []).append(rec)
     paper = {r[0]: r for r in PAPER_TABLE1}
     rows = []
@@ -124,18 +93,20 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
 
 
 def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
-    """spec: standin, selection (how the RARTS cell was chosen). inputs: ImageNet metrics.json."""
+    """spec: standin. inputs: ImageNet metrics.json files and the transferred cell's JSON (its
+    `meta.selection` says how the RARTS cell was chosen)."""
     paper = {r[0]: r for r in PAPER_TABLE3}
     compare = {"RARTS": "RARTS", "DARTS_V2": "DARTS"}
+    selection = next(read_json(p)["meta"]["selection"] for p in inputs if Path(p).name != "metrics.json")
     rows = []
-    for p in map(Path, inputs):
-        rec, name = read_json(p), _run_key(p)
+    for p in (Path(p) for p in inputs if Path(p).name == "metrics.json"):
+        rec, name = read_json(p), p.parent.name
         pr = paper[compare.get(name, "RARTS")]
         rows.append({"method": "RARTS" if name == "RARTS" else f"{name} (published cell)",
                      "source": "ours", "top1_error": round(rec["test_error"], 2),
                      "top5_error": round(rec["test_top5_error"], 2), "params_M": round(rec["params_M"], 3),
                      "device": rec["device"], "gpus": rec["world_size"],
-                     "cell": spec["selection"] if name == "RARTS" else name,
+                     "cell": selection if name == "RARTS" else name,
                      "paper_method": pr[0], "paper_top1_error": pr[1], "paper_top5_error": pr[2],
                      "paper_params_M": pr[3]})
     for p in PAPER_TABLE3:
@@ -144,20 +115,10 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_direct_search": p[5]})
     df = pd.DataFrame(rows)
     write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec["standin"], [
-        f"RARTS cell: {spec['selection']}.",
+        f"RARTS cell: {selection}.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3)."])
     return df
 
-
-TABLES = {"table1": table1, "table3": table3}
-
-
-# Table 2 of the paper: latency (ms) of the found model per search setting.
-PAPER_TABLE2 = {  # (latency weight, batch, α lr, α wd) → ms
-    (2e-3, 64, 3e-4, 1e-3): 21.7, (2e-2, 64, 3e-4, 1e-3): 12.4, (2e-4, 64, 3e-4, 1e-3): 23.4,
-    (2e-3, 64, 3e-3, 1e-3): 21.0, (2e-3, 64, 3e-5, 1e-3): 23.1, (2e-3, 64, 3e-4, 1e-4): 21.3,
-    (2e-3, 64, 3e-4, 1e-2): 22.9, (2e-3, 32, 3e-4, 1e-3): 20.1, (2e-3, 16, 3e-4, 1e-3): 16.5,
-}
 
 
 def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
@@ -189,14 +150,6 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
     return df
 
 
-TABLES["table2"] = table2
-
-
-# Table 4 of the paper (NATS-Bench topology space): error (%), skip ratio (%).
-PAPER_TABLE4 = {("cifar10", "darts1"): (40.16, 100.0), ("cifar10", "darts2"): (34.62, 100.0),
-                ("cifar10", "rarts"): (11.48, 0.0), ("cifar100", "darts1"): (38.74, 38.9),
-                ("cifar100", "darts2"): (39.51, 38.9), ("cifar100", "rarts"): (32.37, 0.0)}
-
 
 def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
     """inputs: results/nats/<dataset>/scores.json (rows per found cell)."""
@@ -219,18 +172,7 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
     return df
 
 
-TABLES["table4"] = table4
 
-
-# Tables 5 and 6 of the paper: test error (%) of the pruned networks (Table 6: mean ± std, PRC %).
-PAPER_TABLE5 = {("cifar10", "baseline"): 5.42, ("cifar10", "ns-40"): 5.08, ("cifar10", "rarts-40"): 4.58,
-                ("cifar10", "ns-60"): 5.27, ("cifar10", "rarts-60"): 4.90,
-                ("cifar100", "baseline"): 23.37, ("cifar100", "ns-40"): 22.87, ("cifar100", "rarts-40"): 22.64,
-                ("cifar100", "ns-60"): 23.91, ("cifar100", "rarts-60"): 23.26}
-PAPER_TAS = {"cifar10": 6.00, "cifar100": 22.24}  # TAS (with knowledge distillation): quoted only
-PAPER_TABLE6 = {"baseline": ("12.3 ± 1.4", ""), "random": ("12.0 ± 1.1", "71.2 ± 1.9"),
-                "darts1": ("10.1 ± 2.0", "69.0 ± 0.9"), "darts2": ("9.8 ± 1.7", "72.6 ± 2.0"),
-                "rarts": ("8.2 ± 1.9", "71.2 ± 1.9")}
 WIDTH_LABELS = {**LABELS, "baseline": "Baseline", "ns": "Network Slimming", "random": "Random pruning"}
 
 
@@ -313,5 +255,5 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
     return df
 
 
-TABLES["table5"] = table5
-TABLES["table6"] = table6
+TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
+          "table6": table6}

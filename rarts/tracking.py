@@ -110,7 +110,10 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
                                tags={"kind": "reproduction", **provenance()})
     pid = parent.info.run_id
     client.log_dict(pid, config, "config.json")
-    params = _params({f"config.{k}": v for k, v in _flatten(config).items()})
+    import pandas as pd
+
+    flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()  # nested keys joined by "."
+    params = _params({f"config.{k}": v for k, v in flat.items()})
     for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
         client.log_batch(pid, params=params[i:i + 100])
     for path in map(Path, artifacts):
@@ -127,17 +130,6 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
     return result
 
 
-def _flatten(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
-        else:
-            out[key] = v
-    return out
-
-
 # -- live logging from running jobs ---------------------------------------------------------
 def live_uri(spec: dict) -> str:
     """A tracking *server* URI for live logging, or "" (then jobs only write their files)."""
@@ -146,8 +138,9 @@ def live_uri(spec: dict) -> str:
 
 
 class LiveRun:
-    """Per-epoch metrics of one job sent to a tracking server as it runs. A no-op without a server
-    URI: SQLite and file stores are written by the single logging rule only."""
+    """Per-epoch metrics of one job sent to a tracking server as it runs (a context manager: the
+    run ends FINISHED, or FAILED / KILLED when the job raises or is stopped). A no-op without a
+    server URI: SQLite and file stores are written by the single logging rule only."""
 
     def __init__(self, spec: dict, run_name: str, params: dict):
         self.uri = live_uri(spec)
@@ -175,6 +168,12 @@ class LiveRun:
                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
         self.client.log_batch(self.run_id, metrics=metrics)
 
-    def finish(self) -> None:
+    def __enter__(self) -> "LiveRun":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
         if self.run_id is not None:
-            self.client.set_terminated(self.run_id)
+            stopped = exc_type is not None and issubclass(exc_type, (SystemExit, KeyboardInterrupt))
+            status = "FINISHED" if exc_type is None else "KILLED" if stopped else "FAILED"
+            self.client.set_terminated(self.run_id, status=status)
+        return False

@@ -1,4 +1,5 @@
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
@@ -44,3 +45,34 @@ def test_bad_config_names_the_key(mutate, key):
     with pytest.raises(WorkflowError) as err:
         validate(cfg, SCHEMA)
     assert key in str(err.value)
+
+
+def _enums(node):
+    """Every `enum` list in the schema."""
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "enum":
+                yield v
+            else:
+                yield from _enums(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _enums(v)
+
+
+def test_names_have_one_source():
+    """The CLI and the rules read rarts.names; the registries and the schema's enums must agree."""
+    from rarts import names
+    from rarts.models import NETWORKS
+    from rarts.search.algorithms import ALGORITHMS
+    from rarts.spaces import SPACES
+    from rarts.spaces.genotypes import PUBLISHED
+    from rarts.tables import TABLES
+
+    assert tuple(ALGORITHMS) == names.ALGORITHMS and tuple(SPACES) == names.SPACES
+    assert tuple(NETWORKS) == names.NETWORKS and tuple(TABLES) == names.TABLES
+    algorithm_enums = [e for e in _enums(yaml.safe_load(Path(SCHEMA).read_text())) if "darts1" in e]
+    assert len(algorithm_enums) == 5
+    assert all(tuple(e) in (names.ALGORITHMS, names.SEARCHES) for e in algorithm_enums), algorithm_enums
+    published = [e for e in _enums(yaml.safe_load(Path(SCHEMA).read_text())) if "DARTS_V2" in e]
+    assert published and all(sorted(e) == sorted(PUBLISHED) for e in published)

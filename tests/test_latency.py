@@ -12,7 +12,7 @@ from rarts.spaces.genotypes import DARTS_V2
 
 
 def test_edge_shapes_follow_the_search_network():
-    cells = edge_shapes(DartsSearchSpace().kw, 32)
+    cells = edge_shapes(DartsSearchSpace(), 32)
     assert [r for r, _, _ in cells] == [False, False, True, False, False, True, False, False]
     red, c, edges = cells[2]
     assert c == 32 and len(edges) == 14

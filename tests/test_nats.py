@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from nats_files import write_benchmark
 from rarts import nats_lookup
 from rarts.data.errors import DatasetError
 from rarts.search.loop import SearchData, SearchLoop
@@ -62,7 +63,7 @@ def bench(tmp_path):
         ALL_NONE: {"200": {"cifar10": {777: (10.0, PUBLISHED_PARAMS[ALL_NONE], 8.0)}},
                    "12": {"cifar10": {111: (10.0, PUBLISHED_PARAMS[ALL_NONE], 8.0)}}},
     }
-    return nats_lookup.write_benchmark(tmp_path / nats_lookup.BENCH_DIR, cells)
+    return write_benchmark(tmp_path / nats_lookup.BENCH_DIR, cells)
 
 
 def test_params_cli_agrees_with_the_benchmark(bench, cli_env):

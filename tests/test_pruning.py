@@ -8,7 +8,7 @@ import torch
 
 from rarts.models.preresnet import PreResNet, default_cfg, prune
 from rarts.params import n_params
-from rarts.pruning import bn_sparsity_hook, global_masks, prc, threshold_masks
+from rarts.pruning import bn_sparsity_hook, choose_masks, global_masks, prc, threshold_masks
 
 
 def test_resnet164_size_and_cli(cli_env):
@@ -138,7 +138,7 @@ def test_saved_thin_network_loads_back_identical(tmp_path, name, kw):
     torch.manual_seed(0)
     model = prunable.build(name, 7, **kw).eval()
     scores = [torch.rand(c) + 0.05 for c in model.score_shapes()]
-    thin = prunable.prune(name, model, prunable.choose_masks("ratio", scores, 0.5), scores).eval()
+    thin = prunable.prune(name, model, choose_masks("ratio", scores, 0.5), scores).eval()
     prunable.save(tmp_path / "m.pt", name, 7, kw, thin)
     loaded, saved = prunable.load(tmp_path / "m.pt")
     loaded.eval()
@@ -149,7 +149,6 @@ def test_saved_thin_network_loads_back_identical(tmp_path, name, kw):
 
 
 def test_pruning_rules_ratio_threshold_random_and_one_channel_kept():
-    from rarts.models.prunable import choose_masks
 
     scores = [torch.tensor([0.0, 0.0, 0.0]), torch.tensor([0.9, 0.1, 0.5, 0.7])]
     # threshold: every score of layer 0 is ≤ ε, yet the layer keeps one channel (stays connected)

@@ -153,10 +153,10 @@ def test_table1_aggregates_ours_and_keeps_paper_numbers_apart(tmp_path):
         inputs.append(d / "metrics.json")
         c = tmp_path / "search" / "rarts" / f"seed{seed}"
         c.mkdir(parents=True)
-        (c / "cost.json").write_text(json.dumps({"device": "gpu X", "wall_s": 3600.0 * (seed + 1),
-                                                 "gpu_days": (seed + 1) / 24}))
-    df = table1({"standin": True, "search_root": str(tmp_path / "search")}, inputs,
-                tmp_path / "t.csv", tmp_path / "t.md")
+        (c / "cost.json").write_text(json.dumps({"algorithm": "rarts", "seed": seed, "device": "gpu X",
+                                                 "wall_s": 3600.0 * (seed + 1), "gpu_days": (seed + 1) / 24}))
+        inputs.append(c / "cost.json")
+    df = table1({"standin": True}, inputs, tmp_path / "t.csv", tmp_path / "t.md")
     ours = df[df.source == "ours"].iloc[0]
     assert ours.method == "RARTS" and ours.test_error == "2.50 ± 0.71" and ours.n_runs == 2
     assert ours.search_gpu_days == pytest.approx(1.5 / 24) and ours.search_wall_hours == pytest.approx(1.5)

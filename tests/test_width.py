@@ -7,6 +7,7 @@ import torch
 
 from rarts.io import read_json, write_json
 from rarts.models import prunable
+from rarts.pruning import choose_masks
 from rarts.train.width import width_train_main
 
 TRAIN_HP = dict(epochs=2, batch_size=32, schedule="multistep", milestones=[0.5, 0.75], lr=0.1, lr_min=0.0,
@@ -67,7 +68,7 @@ def test_baseline_network_slimming_width_search_and_random_pruning(tmp_path, dat
     assert ns["scored_by"] == "BN scales" and ns["prc"] == pytest.approx(0.4, abs=0.01)
     assert ns["params"] < base["params"] and ns["flops"] < base["flops"]
     model, _ = prunable.load(tmp_path / "sparse" / "model.pt")
-    expected = prunable.choose_masks("ratio", prunable.bn_scales(model), 0.4)
+    expected = choose_masks("ratio", prunable.bn_scales(model), 0.4)
     assert ns["widths"] == [int(m.sum()) for m in expected]
     thin, _ = prunable.load(tmp_path / "ns" / "model.pt")
     assert thin.widths()[1::3] == ns["widths"][1::3]  # the saved network is the thin one
@@ -83,7 +84,7 @@ def test_baseline_network_slimming_width_search_and_random_pruning(tmp_path, dat
     rarts = width_train_main("rarts", job(data, TRAIN_HP), tmp_path / "rarts", tmp_path / "ck" / "rarts.pt",
                              source=tmp_path / "search" / "searched.pt", rule="ratio", value=0.4)
     assert rarts["scored_by"] == "searched channel scores" and rarts["prc"] == pytest.approx(0.4, abs=0.01)
-    assert rarts["widths"] == [int(m.sum()) for m in prunable.choose_masks("ratio", saved["scores"], 0.4)]
+    assert rarts["widths"] == [int(m.sum()) for m in choose_masks("ratio", saved["scores"], 0.4)]
 
     # random pruning of the baseline at RARTS's per-layer widths
     rand = width_train_main("random", job(data, TRAIN_HP), tmp_path / "random", tmp_path / "ck" / "random.pt",
@@ -157,7 +158,6 @@ def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
 
 def _mobilenet_search(tmp_path, algo, l1, on_step=None, name="ck"):
     from rarts.search.loop import SearchData, SearchLoop
-    from rarts.search.run import arch_penalty_for
     from rarts.spaces.width import WidthSpace
 
     space = WidthSpace("mobilenetv2", num_classes=5, net_kw={"width_mult": 0.25},
@@ -166,7 +166,7 @@ def _mobilenet_search(tmp_path, algo, l1, on_step=None, name="ck"):
     x, y = torch.randn(48, 3, 16, 16, generator=g), torch.randint(0, 5, (48,), generator=g)
     hp = {**SEARCH_HP, "epochs": 2, "batch_size": 8, "max_steps_per_epoch": 3, "l1": l1}
     loop = SearchLoop(space, algo, 0, hp, SearchData(x[:24], y[:24], x[24:], y[24:]), "cpu",
-                      tmp_path / f"{name}.pt", arch_penalty=arch_penalty_for(algo, hp), on_step=on_step)
+                      tmp_path / f"{name}.pt", arch_penalty=space.arch_penalty(algo, hp), on_step=on_step)
     loop.run()
     return loop
 

@@ -109,10 +109,12 @@ class BatchStream:
         self.pos = state["pos"]
 
 
-def iterate_once(x: torch.Tensor, y: torch.Tensor, batch_size: int, limit: int = 0):
-    """Ordered batches over the data, for evaluation; `limit` > 0 caps the number of batches."""
+def iterate_once(x: torch.Tensor, y: torch.Tensor, batch_size: int, limit: int = 0, device=None):
+    """Ordered batches over the data, for evaluation, moved to `device` if given; `limit` > 0 caps
+    the number of batches."""
     n_batches = -(-len(x) // batch_size)
     if limit:
         n_batches = min(n_batches, limit)
     for b in range(n_batches):
-        yield x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size]
+        xb, yb = x[b * batch_size:(b + 1) * batch_size], y[b * batch_size:(b + 1) * batch_size]
+        yield (xb, yb) if device is None else (xb.to(device, non_blocking=True), yb.to(device, non_blocking=True))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rarts.spaces.darts_ops import OPS, FactorizedReduce, Identity, ReLUConvBN
+from rarts.spaces.darts_ops import OPS, FactorizedReduce, Identity, ReLUConvBN, is_reduction
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -72,7 +72,7 @@ class _EvalNetwork(nn.Module):
         self.cells = nn.ModuleList()
         c_curr, c_aux = c, None
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = is_reduction(i, layers)
             if reduction:
                 c_curr *= 2
             cell = EvalCell(genotype, c_pp, c_p, c_curr, reduction, reduction_prev)

@@ -1,5 +1,5 @@
-"""The networks of the width search (Tables 5, 6) behind one interface: build by name, prune to a
-thinner network, save and load (thin ones included), and the pruning rules that pick channels.
+"""The networks of the width search (Tables 5, 6) behind one interface: build by name (through
+`rarts.models.build_network`), prune to a thinner network, save and load (thin ones included).
 
 A network here takes channel scores as an optional forward argument (`net(x, scores)`), lists
 its prunable widths (`score_shapes`, `widths`) and the BNs Network Slimming thresholds
@@ -8,23 +8,19 @@ its prunable widths (`score_shapes`, `widths`) and the BNs Network Slimming thre
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from rarts.io import save_torch
-from rarts.models import mobilenet, preresnet
-from rarts.pruning import global_masks, threshold_masks
+from rarts.models import build_network, mobilenet, preresnet
 
-NETS = {"preresnet": preresnet.PreResNet, "mobilenetv2": mobilenet.ScoredMobileNetV2}
 PRUNERS = {"preresnet": preresnet.prune, "mobilenetv2": mobilenet.prune}
-RULES = ("ratio", "threshold", "random", "none")
 
 
 def build(name: str, num_classes: int, **kw) -> torch.nn.Module:
-    """kw: `depth` for preresnet (9n+2), `width_mult` for mobilenetv2."""
-    if name not in NETS:
-        raise ValueError(f"unknown width-search network {name!r}; choose from {sorted(NETS)}")
-    return NETS[name](num_classes=num_classes, **kw)
+    """A prunable network; kw: `depth` for preresnet (9n+2), `width_mult` for mobilenetv2."""
+    if name not in PRUNERS:
+        raise ValueError(f"unknown width-search network {name!r}; choose from {sorted(PRUNERS)}")
+    return build_network(name, None, num_classes, **kw)
 
 
 def prune(name: str, model, masks, scores=None):
@@ -55,39 +51,3 @@ def load(path) -> tuple[torch.nn.Module, dict]:
 def bn_scales(model) -> list[torch.Tensor]:
     """Network Slimming's channel scores: the scales of the BNs on the prunable channels."""
     return [bn.weight.detach().cpu() for bn in model.scaling_bns()]
-
-
-def choose_masks(rule: str, scores, value: float = 0.0, like=None, seed: int = 0) -> list[torch.Tensor]:
-    """The channels to keep, one bool vector per prunable layer, from one score per channel
-    (searched channel scores, or BN scales for Network Slimming):
-
-    ratio: the global `value` quantile of |score| is cut (Network Slimming's rule, Table 5);
-    threshold: |score| > value is kept (ℓ1-penalised scores, the ratio is learned, Table 6);
-    random: per layer, as many random channels as `like` (another run's masks) keeps;
-    none: keep everything.
-    A layer that would lose every channel keeps its strongest one, so the network stays
-    connected (Network Slimming's code fails there instead).
-    """
-    scores = [s.detach().cpu() for s in scores]
-    if rule == "ratio":
-        masks = global_masks(scores, value)
-    elif rule == "threshold":
-        masks = threshold_masks(scores, value)
-    elif rule == "random":
-        rng = np.random.default_rng(seed)
-        masks = []
-        for s, ref in zip(scores, like):
-            keep = torch.zeros(len(s), dtype=torch.bool)
-            keep[torch.from_numpy(rng.choice(len(s), size=int(ref.sum()), replace=False))] = True
-            masks.append(keep)
-    elif rule == "none":
-        masks = [torch.ones(len(s), dtype=torch.bool) for s in scores]
-    else:
-        raise ValueError(f"unknown pruning rule {rule!r}; choose from {RULES}")
-    return [m if m.any() else _strongest(s) for m, s in zip(masks, scores)]
-
-
-def _strongest(scores: torch.Tensor) -> torch.Tensor:
-    keep = torch.zeros(len(scores), dtype=torch.bool)
-    keep[scores.abs().argmax()] = True
-    return keep

@@ -128,15 +128,17 @@ class Darts1(SearchAlgorithm):
 
     name, passes_per_step = "darts1", 2
 
+    def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
+        return self.arch_grads(cross_entropy(self.net, None, self.arch, val_batch)[0])
+
     def step(self, train_batch, val_batch):
-        loss_v, _ = cross_entropy(self.net, None, self.arch, val_batch)
-        self.apply_arch_step(self.arch_grads(loss_v))
+        self.apply_arch_step(self.arch_gradient(train_batch, val_batch))
         loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
         self.weight_step(self.net, self.w_opt, loss_t)
         return {"loss": loss_t.detach(), "logits": logits.detach()}
 
 
-class Darts2(SearchAlgorithm):
+class Darts2(Darts1):
     """Second-order DARTS: the unrolled hypergradient of REFERENCE.md, no model copies.
 
     w' = w − ξ(momentum·buf + ∇_w L_t(w) + wd·w),  ξ = current weight lr;
@@ -183,11 +185,8 @@ class Darts2(SearchAlgorithm):
         diff = loss_plus - loss_minus
         return [g / (2 * r) for g in torch.autograd.grad(diff, self.arch)]
 
-    def step(self, train_batch, val_batch):
-        self.apply_arch_step(self.hypergradient(train_batch, val_batch, xi=self.w_lr))
-        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
-        self.weight_step(self.net, self.w_opt, loss_t)
-        return {"loss": loss_t.detach(), "logits": logits.detach()}
+    def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
+        return self.hypergradient(train_batch, val_batch, xi=self.w_lr)
 
 
 class MiLeNAS(SearchAlgorithm):
@@ -253,7 +252,6 @@ class RARTS(SearchAlgorithm):
 
 
 ALGORITHMS = {cls.name: cls for cls in (Darts1, Darts2, MiLeNAS, RARTS)}
-SEARCH_ALGORITHMS = tuple(ALGORITHMS) + ("random",)
 
 
 def build_algorithm(name: str, space, hp: dict, device, arch_penalty=None) -> SearchAlgorithm:

@@ -8,13 +8,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rarts import names
 from rarts.data import load_images, normalise
 from rarts.data.split import read_split
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
 from rarts.runtime import device_name, resolve_device
 from rarts.search.loop import SearchData, SearchLoop
-from rarts.spaces import build_space
+from rarts.spaces import SPACES
 
 log = logging.getLogger("rarts.search")
 
@@ -30,42 +31,16 @@ def load_search_data(dataset: str, root, split_path, resolution: int, device) ->
                       *normalise(dataset, x[va], y[va], resolution, device))
 
 
-def build_search_space(space: str, spec: dict):
-    hp = spec["hp"]
-    if space == "width":
-        return build_space(space, net=hp["net"]["name"], num_classes=spec["num_classes"],
-                           net_kw=hp["net"]["kw"], prune=hp["prune"])
-    if space == "nats":
-        return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
-                           cells_per_stage=hp["cells_per_stage"])
-    return build_space(space, init_channels=hp["init_channels"], num_classes=spec["num_classes"],
-                       layers=hp["layers"], steps=hp["steps"], multiplier=hp["multiplier"])
-
-
-def arch_penalty_for(algo: str, hp: dict):
-    """The latency term of eq. (5) (DARTS space), or the ℓ1 penalty on channel scores (width)."""
-    if hp.get("l1"):
-        from rarts.pruning import L1Penalty
-
-        return L1Penalty(hp["l1"])
-    lat = hp.get("latency")
-    if not lat or not lat["enabled"] or algo not in lat["algorithms"]:
-        return None
-    from rarts.latency import LatencyPenalty
-
-    return LatencyPenalty.from_file(lat["table"], lat["weight"])
-
-
 def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_dir, ckpt_path):
     """spec: dataset, root, num_classes, standin, device, threads, hp (the search settings)."""
     out_dir = Path(out_dir)
     hp = spec["hp"]
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    search_space = build_search_space(space, spec)
+    search_space = SPACES[space].from_settings(hp, spec["num_classes"])
     meta = {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"],
             "standin": spec["standin"], "hp": hp}
-    if algo == "random":
+    if algo == names.RANDOM:
         genotype = search_space.random_genotype(np.random.default_rng(seed))
         history, cost = [], {"device": "none (sampled)", "wall_s": 0.0, "gpu_days": 0.0}
     else:
@@ -73,15 +48,13 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
         from rarts.tracking import LiveRun
 
-        live = LiveRun(spec, f"live-search-{space}-{spec['dataset']}-{algo}-seed{seed}",
-                       {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"]})
-        loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
-                          arch_penalty=arch_penalty_for(algo, hp), on_epoch=live.log)
-        loop.run()
-        live.finish()
+        with LiveRun(spec, f"live-search-{space}-{spec['dataset']}-{algo}-seed{seed}",
+                     {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"]}) as live:
+            loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
+                              arch_penalty=search_space.arch_penalty(algo, hp), on_epoch=live.log)
+            loop.run()
         genotype, history = search_space.derive(loop.algo.arch), loop.history
-        if hasattr(search_space, "save_searched"):  # width: the network and scores to prune
-            search_space.save_searched(out_dir / "searched.pt", loop.algo.eval_net(), loop.algo.arch)
+        search_space.save_searched(out_dir / "searched.pt", loop.algo.eval_net(), loop.algo.arch)
         cost = {"device": device_name(device), "wall_s": loop.elapsed,
                 "gpu_days": loop.elapsed / 86400 if device.type == "cuda" else None,
                 "steps_per_epoch": loop.steps_per_epoch,

@@ -1,14 +1,12 @@
-"""Search spaces. Each supplies a network taking its architecture tensors as an argument,
-`init_arch`, `derive` and `random_genotype`, so the search algorithms stay space-agnostic."""
+"""Search spaces (see `rarts.spaces.base.SearchSpace`): each builds a network taking its
+architecture tensors as an argument, derives, summarises, draws and saves its result, so the
+search algorithms and the search job stay space-agnostic."""
 
+from rarts.spaces.base import SearchSpace
 from rarts.spaces.darts_search import DartsSearchSpace
 from rarts.spaces.nats import NatsSearchSpace
 from rarts.spaces.width import WidthSpace
 
-SPACES = {"darts": DartsSearchSpace, "nats": NatsSearchSpace, "width": WidthSpace}
+SPACES = {cls.name: cls for cls in (DartsSearchSpace, NatsSearchSpace, WidthSpace)}
 
-
-def build_space(name: str, **kwargs):
-    if name not in SPACES:
-        raise ValueError(f"unknown search space {name!r}; choose from {sorted(SPACES)}")
-    return SPACES[name](**kwargs)
+__all__ = ["SPACES", "DartsSearchSpace", "NatsSearchSpace", "SearchSpace", "WidthSpace"]

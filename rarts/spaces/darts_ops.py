@@ -7,14 +7,20 @@ import torch.nn as nn
 
 from rarts.models.layers import Conv2d
 
+def is_reduction(cell: int, layers: int) -> bool:
+    """The DARTS networks reduce (and double the channels) at a third and two thirds of the depth;
+    the evaluation networks' auxiliary head follows the second reduction cell."""
+    return cell in (layers // 3, 2 * layers // 3)
+
+
 PRIMITIVES = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
               "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
 
 
 class ReLUConvBN(nn.Sequential):
-    def __init__(self, c_in, c_out, kernel, stride, padding, affine=True):
+    def __init__(self, c_in, c_out, kernel, stride, padding, affine=True, bias=False):
         super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
+                         nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias),
                          nn.BatchNorm2d(c_out, affine=affine))
 
 
@@ -50,6 +56,19 @@ class Zero(nn.Module):
         if self.stride == 1:
             return x.mul(0.0)
         return x[:, :, ::self.stride, ::self.stride].mul(0.0)
+
+
+class MixedOp(nn.Module):
+    """An edge of a search cell: Σ_k softmax(α)_k · op_k(x) over its candidate operations."""
+
+    def __init__(self, ops, stride=1):
+        super().__init__()
+        self.ops, self.stride = nn.ModuleList(ops), stride
+
+    def forward(self, x, weights):
+        # `none` outputs zeros: its term and every gradient through it are exactly zero, so it
+        # is skipped (softmax still normalises over all the weights).
+        return sum(w * op(x) for w, op in zip(weights, self.ops) if not isinstance(op, Zero))
 
 
 class FactorizedReduce(nn.Module):

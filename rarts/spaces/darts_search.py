@@ -12,23 +12,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rarts.spaces import genotypes
-from rarts.spaces.darts_ops import OPS, PRIMITIVES, FactorizedReduce, ReLUConvBN, Zero
+from rarts.spaces.base import SearchSpace
+from rarts.spaces.darts_ops import OPS, PRIMITIVES, FactorizedReduce, MixedOp, ReLUConvBN, is_reduction
 
 
-class MixedOp(nn.Module):
-    def __init__(self, c, stride):
-        super().__init__()
-        self.ops = nn.ModuleList()
-        for name in PRIMITIVES:
-            op = OPS[name](c, stride, False)
-            if "pool" in name:
-                op = nn.Sequential(op, nn.BatchNorm2d(c, affine=False))
-            self.ops.append(op)
-
-    def forward(self, x, weights):
-        # `none` outputs zeros: its term and every gradient through it are exactly zero, so it
-        # is skipped (softmax still normalises over all eight weights).
-        return sum(w * op(x) for w, op in zip(weights, self.ops) if not isinstance(op, Zero))
+def search_op(name: str, c: int, stride: int) -> nn.Module:
+    """A candidate op as the search cell holds it: BN-free affine, pools followed by a BN."""
+    op = OPS[name](c, stride, False)
+    return nn.Sequential(op, nn.BatchNorm2d(c, affine=False)) if "pool" in name else op
 
 
 class SearchCell(nn.Module):
@@ -41,7 +32,8 @@ class SearchCell(nn.Module):
         self.ops = nn.ModuleList()
         for i in range(steps):
             for j in range(2 + i):
-                self.ops.append(MixedOp(c, 2 if reduction and j < 2 else 1))
+                stride = 2 if reduction and j < 2 else 1
+                self.ops.append(MixedOp([search_op(name, c, stride) for name in PRIMITIVES], stride))
 
     def forward(self, s0, s1, weights):
         states = [self.preprocess0(s0), self.preprocess1(s1)]
@@ -63,7 +55,7 @@ class SearchNetwork(nn.Module):
         self.cells = nn.ModuleList()
         reduction_prev = False
         for i in range(layers):
-            reduction = i in (layers // 3, 2 * layers // 3)
+            reduction = is_reduction(i, layers)
             if reduction:
                 c_curr *= 2
             self.cells.append(SearchCell(steps, multiplier, c_pp, c_p, c_curr, reduction,
@@ -83,7 +75,7 @@ class SearchNetwork(nn.Module):
         return self.classifier(self.global_pooling(s1).flatten(1))
 
 
-class DartsSearchSpace:
+class DartsSearchSpace(SearchSpace):
     """The DARTS cell space: 14 edges × 8 operations, normal and reduction α."""
 
     name = "darts"
@@ -95,6 +87,11 @@ class DartsSearchSpace:
         self.steps, self.multiplier = steps, multiplier
         self.num_edges = sum(2 + i for i in range(steps))
 
+    @classmethod
+    def from_settings(cls, hp: dict, num_classes: int) -> "DartsSearchSpace":
+        return cls(init_channels=hp["init_channels"], num_classes=num_classes, layers=hp["layers"],
+                   steps=hp["steps"], multiplier=hp["multiplier"])
+
     def build_network(self) -> SearchNetwork:
         return SearchNetwork(**self.kw)
 
@@ -102,9 +99,6 @@ class DartsSearchSpace:
         """α_normal, α_reduce ~ 1e-3·N(0, 1), drawn from torch's global generator."""
         shape = (self.num_edges, len(PRIMITIVES))
         return [(1e-3 * torch.randn(*shape)).to(device).requires_grad_() for _ in range(2)]
-
-    def edge_weights(self, arch) -> list[np.ndarray]:
-        return [F.softmax(a.detach(), dim=-1).cpu().numpy() for a in arch]
 
     def derive(self, arch) -> genotypes.Genotype:
         wn, wr = self.edge_weights(arch)
@@ -121,3 +115,12 @@ class DartsSearchSpace:
         from rarts.plots import save_cell_figure
 
         save_cell_figure(genotype, path, title)
+
+    def arch_penalty(self, algo: str, hp: dict):
+        """The latency term of eq. (5), for the algorithms the config names."""
+        lat = hp.get("latency")
+        if not lat or not lat["enabled"] or algo not in lat["algorithms"]:
+            return None
+        from rarts.latency import LatencyPenalty
+
+        return LatencyPenalty.from_file(lat["table"], lat["weight"], self.arch_names)

@@ -19,6 +19,8 @@ class Genotype(NamedTuple):
         return {"normal": [list(e) for e in self.normal], "normal_concat": list(self.normal_concat),
                 "reduce": [list(e) for e in self.reduce], "reduce_concat": list(self.reduce_concat)}
 
+    brief = to_json  # what the per-epoch history keeps
+
     @classmethod
     def from_json(cls, d: dict) -> "Genotype":
         return cls([tuple(e) for e in d["normal"]], list(d["normal_concat"]),

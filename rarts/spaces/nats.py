@@ -12,19 +12,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rarts.spaces.darts_ops import Identity, Zero
+from rarts.spaces.base import SearchSpace
+from rarts.spaces.darts_ops import Identity, MixedOp, ReLUConvBN, Zero
 
 NATS_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 EDGES = tuple((i, j) for i in range(1, 4) for j in range(i))  # 1←0, 2←0, 2←1, 3←0, 3←1, 3←2
-
-
-class ReLUConvBN(nn.Sequential):
-    """nor_conv: ReLU → conv → BN; the conv carries a bias when the BN is affine-free (search)."""
-
-    def __init__(self, c_in, c_out, kernel, stride, padding, affine=True):
-        super().__init__(nn.ReLU(inplace=False),
-                         nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=not affine),
-                         nn.BatchNorm2d(c_out, affine=affine))
 
 
 def make_op(name: str, c: int, affine: bool) -> nn.Module:
@@ -33,10 +25,9 @@ def make_op(name: str, c: int, affine: bool) -> nn.Module:
         return Zero(1)
     if name == "skip_connect":
         return Identity()
-    if name == "nor_conv_1x1":
-        return ReLUConvBN(c, c, 1, 1, 0, affine)
-    if name == "nor_conv_3x3":
-        return ReLUConvBN(c, c, 3, 1, 1, affine)
+    if name in ("nor_conv_1x1", "nor_conv_3x3"):  # the conv has a bias when the BN has none (search)
+        k = int(name[-1])
+        return ReLUConvBN(c, c, k, 1, k // 2, affine, bias=not affine)
     if name == "avg_pool_3x3":  # no BN after the pool in this space
         return nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
     raise ValueError(f"unknown NATS-Bench op {name!r}; ops are {NATS_OPS}")
@@ -72,6 +63,8 @@ class NatsCell:
 
     def to_json(self) -> dict:
         return {"arch": self.arch_str(), "ops": list(self.ops)}
+
+    brief = to_json
 
     @property
     def skip_ratio(self) -> float:
@@ -116,15 +109,6 @@ class _Cell(nn.Module):
         return nodes[-1]
 
 
-class MixedOp(nn.Module):
-    def __init__(self, c):
-        super().__init__()
-        self.ops = nn.ModuleList(make_op(n, c, affine=False) for n in NATS_OPS)
-
-    def forward(self, x, weights):
-        return sum(w * op(x) for w, op in zip(weights, self.ops) if not isinstance(op, Zero))
-
-
 class TinyNetwork(nn.Module):
     """Stem, N cells at C, a residual reduction to 2C, N cells, to 4C, N cells, BN-ReLU, pool, FC.
     With `cell` None it is the search network (mixed ops, α passed to forward)."""
@@ -141,7 +125,7 @@ class TinyNetwork(nn.Module):
             if red:
                 self.cells.append(ResNetBasicBlock(c_prev, c_curr, 2))
             elif self.search:
-                self.cells.append(_Cell(c_curr, lambda e, c_=c_curr: MixedOp(c_)))
+                self.cells.append(_Cell(c_curr, lambda e, c_=c_curr: MixedOp([make_op(n, c_, False) for n in NATS_OPS])))
             else:
                 self.cells.append(_Cell(c_curr, lambda e, c_=c_curr: make_op(cell.ops[e], c_, affine=True)))
             c_prev = c_curr
@@ -157,7 +141,7 @@ class TinyNetwork(nn.Module):
         return self.classifier(self.global_pooling(self.lastact(h)).flatten(1))
 
 
-class NatsSearchSpace:
+class NatsSearchSpace(SearchSpace):
     """α of shape (6, 5); the cell is the argmax per edge, `none` allowed."""
 
     name = "nats"
@@ -166,14 +150,16 @@ class NatsSearchSpace:
     def __init__(self, init_channels=16, num_classes=10, cells_per_stage=5):
         self.kw = dict(c=init_channels, n=cells_per_stage, num_classes=num_classes)
 
+    @classmethod
+    def from_settings(cls, hp: dict, num_classes: int) -> "NatsSearchSpace":
+        return cls(init_channels=hp["init_channels"], num_classes=num_classes,
+                   cells_per_stage=hp["cells_per_stage"])
+
     def build_network(self) -> TinyNetwork:
         return TinyNetwork(**self.kw)
 
     def init_arch(self, device="cpu") -> list[torch.Tensor]:
         return [(1e-3 * torch.randn(len(EDGES), len(NATS_OPS))).to(device).requires_grad_()]
-
-    def edge_weights(self, arch) -> list[np.ndarray]:
-        return [F.softmax(arch[0].detach(), dim=-1).cpu().numpy()]
 
     def derive(self, arch) -> NatsCell:
         w = self.edge_weights(arch)[0]

@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rarts.models import prunable
-from rarts.pruning import prc
+from rarts.models import build_network, prunable
+from rarts.pruning import choose_masks, prc
+from rarts.spaces.base import SearchSpace
 
 
 @dataclass
@@ -34,9 +35,9 @@ class WidthGenotype:
         return cls(masks)
 
 
-class WidthSpace:
-    """net: a `rarts.models.prunable` name; net_kw: its size (depth / width_mult);
-    prune: {"rule": "ratio", "value": ratio} or {"rule": "threshold", "value": eps}."""
+class WidthSpace(SearchSpace):
+    """net: a prunable network's name (`rarts.models.prunable`); net_kw: its size (depth /
+    width_mult); prune: {"rule": "ratio", "value": ratio} or {"rule": "threshold", "value": eps}."""
 
     name = "width"
 
@@ -46,8 +47,12 @@ class WidthSpace:
         self.shapes = self.build_network().score_shapes()
         self.arch_names = ("mean_abs_score",)  # the history's α record: one row per layer
 
+    @classmethod
+    def from_settings(cls, hp: dict, num_classes: int) -> "WidthSpace":
+        return cls(net=hp["net"]["name"], num_classes=num_classes, net_kw=hp["net"]["kw"], prune=hp["prune"])
+
     def build_network(self):
-        return prunable.build(self.kw["net"], self.kw["num_classes"], **self.kw["net_kw"])
+        return build_network(self.kw["net"], None, self.kw["num_classes"], **self.kw["net_kw"])
 
     def init_arch(self, device="cpu") -> list[torch.Tensor]:
         """Every score starts at 1: the search starts from the unpruned network."""
@@ -60,7 +65,15 @@ class WidthSpace:
 
     def derive(self, arch) -> WidthGenotype:
         rule = self.kw["prune"]
-        return WidthGenotype(prunable.choose_masks(rule["rule"], arch, rule["value"]))
+        return WidthGenotype(choose_masks(rule["rule"], arch, rule["value"]))
+
+    def arch_penalty(self, algo: str, hp: dict):
+        """The ℓ1 penalty on the scores (Table 6: the pruning ratio is learned), if configured."""
+        if not hp.get("l1"):
+            return None
+        from rarts.pruning import L1Penalty
+
+        return L1Penalty(hp["l1"])
 
     def save_searched(self, path, net, arch) -> None:
         """The searched network (weights trained on D_t) with its scores, for pruning later."""

@@ -11,9 +11,9 @@ import torch
 from rarts import checkpoint
 from rarts.data import load_images, normalise
 from rarts.io import write_json
+from rarts.models import build_network, load_arch
 from rarts.params import n_params
 from rarts.runtime import device_name, init_distributed, resolve_device
-from rarts.spaces.genotypes import load_genotype
 from rarts.train.sources import FolderSource, TensorSource, folder_eval_batches, tensor_eval_batches
 from rarts.train.trainer import Trainer
 
@@ -52,19 +52,6 @@ def imagenet_setup(spec, hp, dist, device):
     return source, evals, len(train_ds.classes)
 
 
-def build_network(net: str, genotype, hp: dict, num_classes: int):
-    from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
-
-    if net == "nats":
-        from rarts.spaces.nats import TinyNetwork
-
-        return TinyNetwork(c=hp["init_channels"], n=hp["cells_per_stage"], num_classes=num_classes, cell=genotype)
-
-    cls = NetworkCIFAR if net == "cifar" else NetworkImageNet
-    return cls(genotype, c=hp["init_channels"], num_classes=num_classes, layers=hp["layers"],
-               auxiliary=hp["auxiliary"])
-
-
 def relaunch_under_torchrun(gpus: int, argv: list[str]) -> None:
     """Replace this process by torchrun with one worker per GPU (capped at the GPUs present;
     on a CPU-only machine, `gpus` gloo processes)."""
@@ -86,38 +73,31 @@ def start_job(spec: dict):
     return dist, device
 
 
-def fit_logged(trainer: Trainer, source, eval_fn, spec: dict, run_name: str, params: dict) -> list[dict]:
-    """trainer.fit, with per-epoch metrics sent live to a tracking server when one is configured."""
+def fit_logged(trainer: Trainer, spec: dict, run_name: str, params: dict) -> list[dict]:
+    """trainer.run(), with per-epoch metrics sent live to a tracking server when one is configured."""
     from rarts.tracking import LiveRun
 
-    live = LiveRun(spec, run_name, params) if trainer.dist.main else None
-    if live:
+    if not trainer.dist.main:
+        return trainer.run()
+    with LiveRun(spec, run_name, params) as live:
         trainer.on_epoch = live.log
-    history = trainer.fit(source, eval_fn)
-    if live:
-        live.finish()
-    return history
+        return trainer.run()
 
 
 def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
     """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
     hp = spec["hp"]
     dist, device = start_job(spec)
-    if net == "nats":
-        from rarts.spaces.nats import NatsCell
-
-        genotype = NatsCell.from_str(genotype_ref)
-    else:
-        genotype = load_genotype(genotype_ref)
+    genotype = load_arch(net, genotype_ref)
     setup = imagenet_setup if net == "imagenet" else tensor_setup
     source, eval_fn, num_classes = setup(spec, hp, dist, device)
     checkpoint.seed_everything(hp["seed"])  # same initial weights on every rank
-    model = build_network(net, genotype, hp, num_classes)
+    model = build_network(net, genotype, num_classes, **hp)
     torch.manual_seed(hp["seed"] + 7919 * dist.rank)  # per-rank drop-path masks
-    fp = checkpoint.fingerprint({"net": net, "genotype": genotype.to_json(), "hp": hp,
-                                 "data": [spec["dataset"], spec["root"]], "world": dist.world})
-    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step)
-    history = fit_logged(trainer, source, eval_fn, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
+    fp = {"net": net, "genotype": genotype.to_json(), "hp": hp, "data": [spec["dataset"], spec["root"]],
+          "world": dist.world}
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, source, eval_fn, on_step=on_step)
+    history = fit_logged(trainer, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
     in_sync = trainer.weights_in_sync()
     last = history[-1]
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],

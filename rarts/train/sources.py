@@ -90,8 +90,7 @@ class FolderSource:
 
 def tensor_eval_batches(x, y, batch_size, dist, device):
     """This rank's share of the evaluation set, in order, moved to the compute device."""
-    for xb, yb in iterate_once(x[dist.rank::dist.world], y[dist.rank::dist.world], batch_size):
-        yield xb.to(device, non_blocking=True), yb.to(device, non_blocking=True)
+    return iterate_once(x[dist.rank::dist.world], y[dist.rank::dist.world], batch_size, device=device)
 
 
 def folder_eval_batches(dataset, batch_size, dist, workers, device):

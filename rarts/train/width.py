@@ -18,7 +18,7 @@ from rarts import checkpoint
 from rarts.io import read_json, write_json
 from rarts.models import prunable
 from rarts.params import n_flops, n_params
-from rarts.pruning import bn_sparsity_hook, prc
+from rarts.pruning import bn_sparsity_hook, choose_masks, prc
 from rarts.runtime import device_name
 from rarts.spaces.width import WidthGenotype
 from rarts.train.run import fit_logged, start_job, tensor_setup
@@ -28,7 +28,7 @@ log = logging.getLogger("rarts.train")
 
 
 def pruned_source(source, rule: str, value: float, like, seed: int):
-    """The saved network at `source`, pruned by `rule` (see `prunable.choose_masks`). Scores: the
+    """The saved network at `source`, pruned by `rule` (see `pruning.choose_masks`). Scores: the
     source's searched channel scores when it has them, else its BN scales (Network Slimming)."""
     model, saved = prunable.load(source)
     searched = saved["scores"]
@@ -36,7 +36,7 @@ def pruned_source(source, rule: str, value: float, like, seed: int):
     like_masks = None
     if rule == "random":
         like_masks = WidthGenotype.from_json(read_json(like), model.score_shapes()).masks
-    masks = prunable.choose_masks(rule, scores, value, like_masks, seed)
+    masks = choose_masks(rule, scores, value, like_masks, seed)
     thin = prunable.prune(saved["net"], model, masks, searched)
     return thin, masks, "searched channel scores" if searched is not None else "BN scales"
 
@@ -55,13 +55,12 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
     else:
         model, masks, scored_by = pruned_source(source, rule, value, like, hp["seed"])
     genotype = WidthGenotype(masks)
-    fp = checkpoint.fingerprint({"name": name, "spec": {k: spec[k] for k in ("dataset", "root", "net", "hp")},
-                                 "source": str(source), "rule": rule, "value": value,
-                                 "keep": genotype.to_json()["keep"]})
+    fp = {"name": name, "spec": {k: spec[k] for k in ("dataset", "root", "net", "hp")}, "source": str(source),
+          "rule": rule, "value": value, "keep": genotype.to_json()["keep"]}
     grad_hook = bn_sparsity_hook(hp["sparsity"]) if hp.get("sparsity") else None
-    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, on_step=on_step, grad_hook=grad_hook)
-    history = fit_logged(trainer, source_data, eval_fn, spec, f"live-width-{name}",
-                         {"name": name, "net": net["name"], "rule": rule})
+    trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, source_data, eval_fn, on_step=on_step,
+                      grad_hook=grad_hook)
+    history = fit_logged(trainer, spec, f"live-width-{name}", {"name": name, "net": net["name"], "rule": rule})
     ratio = prc(masks)
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
                "source": None if source is None else str(source), "rule": rule, "value": value,

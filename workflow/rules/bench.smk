@@ -11,7 +11,7 @@ rule bench_search_step:
         flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
     threads: config["threads"]
     resources:
-        gpu=1 if config["device"] != "cpu" and BENCH["size"] == "paper" else 0,
+        gpu=gpu(1 if BENCH["size"] == "paper" else 0),
     log:
         "results/logs/bench_search_step.log",
     conda:

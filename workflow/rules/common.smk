@@ -2,6 +2,7 @@
 # each rule file extends (so adding a stage means adding one file and one include).
 import json
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.utils import min_version, validate
@@ -9,6 +10,9 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 validate(config, "../schemas/config.schema.yaml")
+
+sys.path.insert(0, workflow.basedir)  # the package's names, even where it is not installed
+from rarts import names  # noqa: E402
 
 RARTS = "rarts"  # the package's console script; every rule goes through it
 ALL_TARGETS = []  # tables and figures; the MLflow rule logs them all
@@ -45,6 +49,16 @@ def job_spec(dataset, hp, **extra):
     where to log live (see mlflow_spec)."""
     return {"dataset": dataset, "root": dataset_spec(dataset)["root"], "standin": config["data"]["standin"],
             "device": config["device"], "threads": config["threads"], "hp": hp, "mlflow": mlflow_spec(), **extra}
+
+
+def gpu(n=1):
+    """A job's `gpu` resource: n GPUs, none when the config runs everything on the CPU."""
+    return 0 if config["device"] == "cpu" else n
+
+
+def alternatives(choices):
+    """A wildcard constraint accepting exactly these names."""
+    return "|".join(choices)
 
 
 def checkpoint_path(*parts):

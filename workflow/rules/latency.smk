@@ -20,7 +20,7 @@ rule latency_table:
                    "threads": config["threads"]}),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         f"results/logs/latency_table_{LAT['device_tag']}.log",
     conda:
@@ -50,17 +50,18 @@ rule ablation_search:
         seed=r"\d+",
     params:
         spec=lambda w: spec(ablation_spec(w.setting)),
+        out_dir=lambda w: f"results/ablation/latency/{w.setting}/seed{w.seed}",
         ckpt=lambda w: checkpoint_path("ablation", "latency", w.setting, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} search --space darts --algo rarts --seed {wildcards.seed} --spec {params.spec} "
-        "--split {input.split} --out-dir results/ablation/latency/{wildcards.setting}/seed{wildcards.seed} "
+        "--split {input.split} --out-dir {params.out_dir} "
         "--ckpt {params.ckpt} 2> {log}"
 
 
@@ -74,7 +75,7 @@ rule model_latency:
                    "device": config["device"], "threads": config["threads"]}),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
     conda:

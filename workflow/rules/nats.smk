@@ -23,21 +23,22 @@ rule search_nats:
         cell="results/search/nats/{dataset}/{algo}/seed{seed}/cell.png",
     wildcard_constraints:
         dataset="cifar10|cifar100",
-        algo="darts1|darts2|milenas|rarts",
+        algo=alternatives(names.ALGORITHMS),
         seed=r"\d+",
     params:
         spec=lambda w: spec(nats_search_spec(w.dataset)),
+        out_dir=lambda w: f"results/search/nats/{w.dataset}/{w.algo}/seed{w.seed}",
         ckpt=lambda w: checkpoint_path("search", "nats", w.dataset, w.algo, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/search/nats/{dataset}/{algo}/seed{seed}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} search --space nats --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
-        "--split {input.split} --out-dir results/search/nats/{wildcards.dataset}/{wildcards.algo}/seed{wildcards.seed} "
+        "--split {input.split} --out-dir {params.out_dir} "
         "--ckpt {params.ckpt} 2> {log}"
 
 
@@ -58,7 +59,7 @@ rule nats_score:
         ckpt=lambda w: str(Path(config["checkpoints"], "nats", w.dataset)),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" or NATS["benchmark"] else 1,
+        gpu=0 if NATS["benchmark"] else gpu(),
     log:
         "results/logs/nats_score/{dataset}.log",
     conda:

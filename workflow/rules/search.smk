@@ -30,7 +30,7 @@ rule search_darts:
         cell=report("results/search/darts/{algo}/seed{seed}/cell.png", category="Search cells",
                     subcategory="{algo}", caption="../report/cell.rst"),
     wildcard_constraints:
-        algo="darts1|darts2|milenas|rarts|random",
+        algo=alternatives(names.SEARCHES),
         seed=r"\d+",
     params:
         spec=spec(darts_search_spec()),
@@ -38,7 +38,7 @@ rule search_darts:
         ckpt=lambda w: checkpoint_path("search", "darts", w.algo, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=lambda w: 0 if config["device"] == "cpu" or w.algo == "random" else 1,
+        gpu=lambda w: 0 if w.algo == names.RANDOM else gpu(),
     log:
         "results/logs/search/darts/{algo}/seed{seed}.log",
     conda:

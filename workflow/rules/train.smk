@@ -35,6 +35,7 @@ rule train_cifar:
     params:
         spec=spec(train_spec("cifar")),
         genotype=lambda w, input: input.genotype or w.name,
+        out_dir=lambda w: f"results/train/cifar/{w.name}",
         ckpt=lambda w: checkpoint_path("train", "cifar", w.name),
     threads: config["threads"]
     resources:
@@ -45,7 +46,7 @@ rule train_cifar:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
-        "--spec {params.spec} --out-dir results/train/cifar/{wildcards.name} --ckpt {params.ckpt} 2> {log}"
+        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 def rarts_search_dirs():
@@ -80,6 +81,7 @@ rule train_imagenet:
     params:
         spec=spec(train_spec("imagenet")),
         genotype=lambda w, input: input.genotype or w.name,
+        out_dir=lambda w: f"results/train/imagenet/{w.name}",
         ckpt=lambda w: checkpoint_path("train", "imagenet", w.name),
     threads: config["threads"]
     resources:
@@ -90,7 +92,7 @@ rule train_imagenet:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
-        "--spec {params.spec} --out-dir results/train/imagenet/{wildcards.name} --ckpt {params.ckpt} 2> {log}"
+        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 rule table1:
@@ -101,13 +103,14 @@ rule table1:
         csv=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         md="results/table1.md",
     params:
-        spec=spec({"standin": config["data"]["standin"], "search_root": "results/search/darts"}),
+        spec=spec({"standin": config["data"]["standin"]}),
     log:
         "results/logs/table1.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} table table1 --spec {params.spec} --inputs {input.metrics} --csv {output.csv} --md {output.md} 2> {log}"
+        "{RARTS} table table1 --spec {params.spec} --inputs {input.metrics} {input.costs} "
+        "--csv {output.csv} --md {output.md} 2> {log}"
 
 
 rule table3:
@@ -118,15 +121,14 @@ rule table3:
         csv=report("results/table3.csv", category="Tables", caption="../report/table3.rst"),
         md="results/table3.md",
     params:
-        spec=lambda w, input: spec({"standin": config["data"]["standin"],
-                                    "selection": json.load(open(input.cell))["meta"]["selection"]
-                                    if Path(input.cell).exists() else TRAIN["imagenet"]["select"]}),
+        spec=spec({"standin": config["data"]["standin"]}),
     log:
         "results/logs/table3.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} table table3 --spec {params.spec} --inputs {input.metrics} --csv {output.csv} --md {output.md} 2> {log}"
+        "{RARTS} table table3 --spec {params.spec} --inputs {input.metrics} {input.cell} "
+        "--csv {output.csv} --md {output.md} 2> {log}"
 
 
 localrules: select_transfer_cell, table1, table3

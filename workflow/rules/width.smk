@@ -6,7 +6,7 @@
 #       fixed PRC (Table 5, e.g. ns-40, rarts-60); ALGO at the learned ratio and `random` (Table 6)
 WIDTH = config["width"]
 W5, W6 = WIDTH["table5"], WIDTH["table6"]
-WIDTH_ALGOS = "darts1|darts2|milenas|rarts"
+WIDTH_ALGOS = alternatives(names.ALGORITHMS)
 
 
 def width_dir(table, dataset, kind, seed):
@@ -88,18 +88,18 @@ rule width_train:
         seed=r"\d+",
     params:
         spec=lambda w: spec(width_job(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
+        out_dir=lambda w: width_dir(w.table, w.dataset, w.kind, w.seed),
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.kind, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.kind}-seed{wildcards.seed} "
-        "--spec {params.spec} --out-dir results/width/{wildcards.table}/{wildcards.dataset}/{wildcards.kind}/seed{wildcards.seed} "
-        "--ckpt {params.ckpt} 2> {log}"
+        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 rule width_search:
@@ -124,7 +124,7 @@ rule width_search:
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, f"search-{w.algo}", f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
     conda:
@@ -151,10 +151,11 @@ rule width_finetune:
         rule=lambda w: prune_plan(w)["rule"],
         value=lambda w: prune_plan(w)["value"],
         like=lambda w, input: f"--like {input.like}" if input.like else "",
+        out_dir=lambda w: width_dir(w.table, w.dataset, w.method, w.seed),
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.method, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=0 if config["device"] == "cpu" else 1,
+        gpu=gpu(),
     log:
         "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
     conda:
@@ -162,8 +163,7 @@ rule width_finetune:
     shell:
         "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.method}-seed{wildcards.seed} "
         "--spec {params.spec} --source {input.source} --rule {params.rule} --value {params.value} {params.like} "
-        "--out-dir results/width/{wildcards.table}/{wildcards.dataset}/{wildcards.method}/seed{wildcards.seed} "
-        "--ckpt {params.ckpt} 2> {log}"
+        "--out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 def width_table_inputs(table):

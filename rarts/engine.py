@@ -1,0 +1,163 @@
+"""The epoch engine that searches and trainings run on.
+
+It owns what every long job needs: resume from an atomic checkpoint, the step loop with its
+meters and progress bar, the non-finite-loss stop, SIGTERM (checkpoint at the next step, then
+exit 143), per-epoch history and the per-epoch checkpoint. A job supplies only its step, its
+epoch-end metrics and its state (see `EpochLoop`'s abstract methods).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from rarts import checkpoint
+from rarts.io import save_torch
+from rarts.runtime import Dist, LossWatch, Preempted, PreemptionGuard, with_fault_injection
+
+log = logging.getLogger("rarts")
+
+FORMAT = 2  # of the checkpoint layout: a checkpoint of another layout is not resumed
+SUMMARY = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "wall_s")
+
+
+class EpochLoop:
+    """Runs `epochs` epochs of `steps_per_epoch` steps, resuming from `ckpt_path` when it holds a
+    checkpoint of the same `fingerprint`. A job implements:
+
+    train_step() -> (loss, logits, labels): one update on the next batch(es);
+    start_epoch(): before an epoch's first step, or its next step after a resume;
+    learning_rates(), epoch_metrics() -> dict: the epoch record's (epoch_metrics runs after the
+        epoch's last step: evaluation and whatever else the history holds);
+    schedulers() -> list: stepped after each epoch;
+    job_state() -> dict, load_job_state(state): its part of the checkpoint.
+    """
+
+    def __init__(self, name: str, label: str, epochs: int, steps_per_epoch: int, device, ckpt_path,
+                 fingerprint: dict, dist: Dist | None = None, on_step=None, on_epoch=None):
+        self.name, self.label = name, label  # e.g. "rarts search, seed 0" / "rarts s0" (the bar)
+        self.epochs, self.steps_per_epoch = epochs, steps_per_epoch
+        self.device, self.dist = torch.device(device), dist or Dist()
+        self.ckpt_path = Path(ckpt_path)
+        self.fingerprint = checkpoint.fingerprint({**fingerprint, "format": FORMAT})
+        self.on_step = on_step  # called with the global step number (tests: kills, stops)
+        self.on_epoch = on_epoch  # called with each epoch's record (live MLflow logging)
+        self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
+        self.meters = self._fresh_meters()
+        self.guard = PreemptionGuard()
+        self.losses = LossWatch(name, self.device)
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def _fresh_meters(self) -> torch.Tensor:
+        return torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
+
+    def _rank_rng_path(self) -> Path:
+        return self.ckpt_path.with_name(f"{self.ckpt_path.stem}.rng{self.dist.rank}.pt")
+
+    def save_checkpoint(self) -> None:
+        self.losses.check()  # never checkpoint non-finite weights
+        if self.dist.world > 1:  # every rank keeps its own RNG (drop-path masks differ per rank)
+            save_torch(self._rank_rng_path(), checkpoint.rng_state())
+            torch.distributed.barrier()
+        if self.dist.main:
+            checkpoint.save(self.ckpt_path, {
+                **self.job_state(), "fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step,
+                "elapsed": self.elapsed, "history": self.history, "meters": self.meters.cpu()})
+        if self.dist.world > 1:
+            torch.distributed.barrier()
+
+    def try_resume(self) -> bool:
+        state = checkpoint.load(self.ckpt_path, self.fingerprint)
+        if state is None:
+            return False
+        self.load_job_state(state)
+        self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
+        self.history, self.meters = state["history"], state["meters"].to(self.device)
+        checkpoint.set_rng_state(state["rng"])
+        if self.dist.world > 1 and self._rank_rng_path().is_file():
+            checkpoint.set_rng_state(torch.load(self._rank_rng_path(), weights_only=False))
+        log.info("%s: resumed from %s at epoch %d, step %d", self.name, self.ckpt_path, self.epoch, self.step)
+        return True
+
+    def request_stop(self) -> None:
+        """What SIGTERM does: checkpoint at the next step boundary, then exit."""
+        self.guard.request()
+
+    # -- the loop -----------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        """Run to the last epoch (resuming if a checkpoint is there); returns the history."""
+        self.try_resume()
+        on_step = with_fault_injection(self.on_step)
+        with self.guard:
+            while self.epoch < self.epochs:
+                self.start_epoch()
+                self._train_epoch(on_step)
+                self._end_epoch()
+        return self.history
+
+    def _train_epoch(self, on_step) -> None:
+        bar = tqdm(total=self.steps_per_epoch, initial=self.step, leave=False,
+                   desc=f"{self.label} e{self.epoch}", disable=None if self.dist.main else True)
+        while self.step < self.steps_per_epoch:
+            t0 = time.perf_counter()
+            loss, logits, labels = self.train_step()
+            self.losses.add(loss, self.epoch, self.step)
+            self.meters[0] += loss.double() * len(labels)
+            self.meters[1] += (logits.argmax(1) == labels).sum()
+            self.meters[2] += len(labels)
+            self.step += 1
+            self.elapsed += time.perf_counter() - t0
+            bar.update(1)
+            if on_step is not None:
+                on_step(self.epoch * self.steps_per_epoch + self.step)
+            if self.guard.requested:
+                bar.close()
+                self.save_checkpoint()
+                log.warning("%s: stop requested; checkpoint written at epoch %d step %d", self.name,
+                            self.epoch, self.step)
+                raise Preempted()
+        bar.close()
+        self.losses.check()
+
+    def _end_epoch(self) -> None:
+        t0 = time.perf_counter()
+        meters = self.meters.clone()
+        if self.dist.world > 1:
+            torch.distributed.all_reduce(meters)
+        loss, correct, n = meters.tolist()
+        record = {"epoch": self.epoch + 1, **self.learning_rates(), "train_loss": loss / n,
+                  "train_acc": correct / n, **self.epoch_metrics()}
+        for s in self.schedulers():
+            s.step()
+        self.elapsed += time.perf_counter() - t0
+        record["wall_s"] = self.elapsed
+        self.history.append(record)
+        if self.dist.main:
+            if self.on_epoch is not None:
+                self.on_epoch(record)
+            log.info("%s epoch %d/%d: %s", self.name, record["epoch"], self.epochs,
+                     " | ".join(f"{k} {record[k]:.4g}" for k in SUMMARY if k in record))
+        self.epoch, self.step, self.meters = self.epoch + 1, 0, self._fresh_meters()
+        self.save_checkpoint()
+
+
+@torch.no_grad()
+def evaluate(forward, batches, device, dist: Dist | None = None) -> dict:
+    """Mean loss, top-1 and top-5 accuracy of `forward` (inputs → logits) over `batches`, summed
+    over the ranks under DDP."""
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top1, top5, n
+    for x, y in batches:
+        logits = forward(x).float()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
+        sums[0] += torch.nn.functional.cross_entropy(logits, y, reduction="sum").double()
+        sums[1] += (top[:, 0] == y).sum()
+        sums[2] += (top == y[:, None]).any(1).sum()
+        sums[3] += len(y)
+    if dist is not None and dist.world > 1:
+        torch.distributed.all_reduce(sums)
+    loss, top1, top5, n = sums.tolist()
+    return {"loss": loss / n, "acc": top1 / n, "top5": top5 / n}

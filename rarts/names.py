@@ -1,0 +1,10 @@
+"""The names the CLI, the workflow rules and the config schema share. Nothing heavy is imported
+here (the Snakefile reads it); tests check that the registries and the schema match these."""
+
+ALGORITHMS = ("darts1", "darts2", "milenas", "rarts")  # rarts.search.algorithms.ALGORITHMS
+RANDOM = "random"  # the paper's random baseline: a sampled genotype, no search
+SEARCHES = ALGORITHMS + (RANDOM,)
+SPACES = ("darts", "nats", "width")  # rarts.spaces.SPACES
+NETWORKS = ("search", "cifar", "imagenet", "nats", "preresnet", "mobilenetv2")  # rarts.models.NETWORKS
+TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")  # rarts.tables.TABLES
+PRUNING_RULES = ("ratio", "threshold", "random", "none")  # rarts.pruning.choose_masks
