@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +50,19 @@ def save(path, payload: dict) -> None:
 
 
 def load(path, expected_fingerprint: str) -> dict | None:
-    """The checkpoint at `path` if it exists and belongs to these settings, else None."""
+    """The checkpoint at `path` if it exists and belongs to these settings, else None. One that
+    cannot be read (truncated, garbage) is moved aside with a warning, so a retry starts afresh."""
     path = Path(path)
     if not path.is_file():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes torch/pickle raise
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        log.warning("checkpoint %s cannot be read (%s: %s); moved to %s, starting afresh", path,
+                    type(exc).__name__, exc, aside)
+        return None
     if state.get("fingerprint") != expected_fingerprint:
         log.warning("checkpoint %s was written for other settings; starting afresh", path)
         return None

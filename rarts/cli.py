@@ -9,10 +9,34 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 
 from rarts import names
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def finite(text: str, low: float = -math.inf, low_inclusive: bool = True) -> float:
+    value = float(text)
+    if not math.isfinite(value) or value < low or (value == low and not low_inclusive):
+        bound = "" if low == -math.inf else f" {'≥' if low_inclusive else '>'} {low:g}"
+        raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text}")
+    return value
+
+
+def positive(text: str) -> float:
+    return finite(text, 0.0, low_inclusive=False)
+
+
+def nonnegative(text: str) -> float:
+    return finite(text, 0.0)
 
 
 def _json_arg(text: str) -> dict:
@@ -137,17 +161,21 @@ def cmd_log_mlflow(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # where a job runs, not what it computes: these fill the --spec's keys of the same names
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
+    p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
     t.add_argument("--method", choices=names.ALGORITHMS, required=True)
-    t.add_argument("--lam", type=float, default=1.0, help="λ (RARTS, MiLeNAS)")
-    t.add_argument("--beta", type=float, default=1.0, help="β (RARTS)")
-    t.add_argument("--alpha0", type=float, default=2.0)
-    t.add_argument("--w0", type=float, default=2.0)
-    t.add_argument("--y0", type=float, default=0.0)
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--steps", type=int, default=10000)
+    t.add_argument("--lam", type=positive, default=1.0, help="λ (RARTS, MiLeNAS)")
+    t.add_argument("--beta", type=nonnegative, default=1.0, help="β (RARTS)")
+    t.add_argument("--alpha0", type=finite, default=2.0)
+    t.add_argument("--w0", type=finite, default=2.0)
+    t.add_argument("--y0", type=finite, default=0.0)
+    t.add_argument("--lr", type=positive, default=0.01)
+    t.add_argument("--steps", type=positive_int, default=10000)
     t.add_argument("--json", action="store_true", help="print the final point as JSON")
     t.set_defaults(func=cmd_toy)
 
@@ -176,11 +204,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arch", help="nats: a NATS-Bench topology string")
     c.add_argument("--genotype", default="DARTS_V2",
                    help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
-    c.add_argument("--classes", type=int, help="default: 10 (search, cifar), 1000 (imagenet)")
-    c.add_argument("--channels", type=int, help="initial channels (default: the paper's)")
-    c.add_argument("--layers", type=int, help="cells (default: the paper's)")
-    c.add_argument("--depth", type=int, help="resnet164: another depth of the family (9n+2)")
-    c.add_argument("--width-mult", type=float, help="mobilenetv2: width multiplier (default 1.0)")
+    c.add_argument("--classes", type=positive_int, help="default: 10 (search, cifar), 1000 (imagenet)")
+    c.add_argument("--channels", type=positive_int, help="initial channels (default: the paper's)")
+    c.add_argument("--layers", type=positive_int, help="cells (default: the paper's)")
+    c.add_argument("--depth", type=positive_int, help="resnet164: another depth of the family (9n+2)")
+    c.add_argument("--width-mult", type=positive, help="mobilenetv2: width multiplier (default 1.0)")
     c.add_argument("--flops", action="store_true", help="also print FLOPs at the paper's input size")
     c.set_defaults(func=cmd_params)
 
@@ -202,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--spec", type=_json_arg, required=True)
     tr.add_argument("--out-dir", required=True)
     tr.add_argument("--ckpt", required=True)
-    tr.add_argument("--gpus", type=int, default=1,
+    tr.add_argument("--gpus", type=positive_int, default=1,
                     help="> 1: relaunch as one torchrun process per GPU (DistributedDataParallel)")
     tr.set_defaults(func=cmd_train)
 
@@ -216,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--rule", default="none", choices=names.PRUNING_RULES,
                     help="ratio: cut the global --value quantile of |score|; threshold: keep |score| > "
                     "--value; random: random channels at --like's per-layer widths")
-    wt.add_argument("--value", type=float, default=0.0)
+    wt.add_argument("--value", type=nonnegative, default=0.0)
     wt.add_argument("--like", help="random: the genotype.json whose per-layer widths to copy")
     wt.set_defaults(func=cmd_width_train)
 
@@ -281,11 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    runtime = {k: v for k in ("device", "threads", "mlflow") if (v := getattr(args, k)) is not None}
+    if runtime and isinstance(getattr(args, "spec", None), dict):
+        args.spec = {**args.spec, **runtime}
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
-    from rarts.data.errors import DatasetError
+    from rarts.errors import USER_ERRORS
 
     try:
         args.func(args)
-    except DatasetError as exc:
+    except USER_ERRORS as exc:
         sys.exit(f"rarts {args.command}: {exc}")

@@ -8,15 +8,18 @@ epoch-end metrics and its state (see `EpochLoop`'s abstract methods).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import time
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
-from rarts import checkpoint
+from rarts import checkpoint, locks
 from rarts.io import save_torch
+from rarts.errors import NonFiniteLoss
 from rarts.runtime import Dist, LossWatch, Preempted, PreemptionGuard, with_fault_injection
 
 log = logging.getLogger("rarts")
@@ -34,7 +37,8 @@ class EpochLoop:
     learning_rates(), epoch_metrics() -> dict: the epoch record's (epoch_metrics runs after the
         epoch's last step: evaluation and whatever else the history holds);
     schedulers() -> list: stepped after each epoch;
-    job_state() -> dict, load_job_state(state): its part of the checkpoint.
+    job_state() -> dict, load_job_state(state): its part of the checkpoint;
+    weights() -> list of tensors: checked to be finite before any checkpoint.
     """
 
     def __init__(self, name: str, label: str, epochs: int, steps_per_epoch: int, device, ckpt_path,
@@ -58,8 +62,16 @@ class EpochLoop:
     def _rank_rng_path(self) -> Path:
         return self.ckpt_path.with_name(f"{self.ckpt_path.stem}.rng{self.dist.rank}.pt")
 
+    def check_weights(self) -> None:
+        """Stop with NonFiniteLoss if any weight is NaN or infinite (one host sync)."""
+        norms = torch._foreach_norm([w.detach() for w in self.weights()])
+        if not bool(torch.isfinite(torch.stack(norms)).all()):
+            raise NonFiniteLoss(f"non-finite weights in {self.name} at epoch {self.epoch}, step {self.step} "
+                                "(a diverged update): nothing is checkpointed or written; lower the learning rates")
+
     def save_checkpoint(self) -> None:
-        self.losses.check()  # never checkpoint non-finite weights
+        self.losses.check()  # never checkpoint non-finite state
+        self.check_weights()
         if self.dist.world > 1:  # every rank keeps its own RNG (drop-path masks differ per rank)
             save_torch(self._rank_rng_path(), checkpoint.rng_state())
             torch.distributed.barrier()
@@ -89,14 +101,18 @@ class EpochLoop:
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self) -> list[dict]:
-        """Run to the last epoch (resuming if a checkpoint is there); returns the history."""
-        self.try_resume()
-        on_step = with_fault_injection(self.on_step)
-        with self.guard:
-            while self.epoch < self.epochs:
-                self.start_epoch()
-                self._train_epoch(on_step)
-                self._end_epoch()
+        """Run to the last epoch (resuming if a checkpoint is there); returns the history. A second
+        process on the same checkpoint stops at once (locks.Busy)."""
+        lock = locks.exclusive(self.ckpt_path.with_name(self.ckpt_path.name + ".lock"), self.name) \
+            if self.dist.main else contextlib.nullcontext()
+        with lock:
+            self.try_resume()
+            on_step = with_fault_injection(self.on_step)
+            with self.guard:
+                while self.epoch < self.epochs:
+                    self.start_epoch()
+                    self._train_epoch(on_step)
+                    self._end_epoch()
         return self.history
 
     def _train_epoch(self, on_step) -> None:
@@ -131,6 +147,10 @@ class EpochLoop:
         loss, correct, n = meters.tolist()
         record = {"epoch": self.epoch + 1, **self.learning_rates(), "train_loss": loss / n,
                   "train_acc": correct / n, **self.epoch_metrics()}
+        for key in [k for k in record if k.endswith("_loss")]:  # e.g. an update that diverged at the last step
+            if not math.isfinite(record[key]):
+                raise NonFiniteLoss(f"non-finite {key} ({record[key]}) in {self.name} at the end of epoch "
+                                    f"{self.epoch} (after step {self.step}): lower the learning rates or check the data")
         for s in self.schedulers():
             s.step()
         self.elapsed += time.perf_counter() - t0

@@ -1,13 +1,24 @@
-"""Atomic file output: every result and checkpoint is written to a temp file and renamed."""
+"""Atomic file output: every result and checkpoint is written to a temp file and renamed, with the
+permissions the umask gives new files (collaborators on a shared cluster can read results)."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from rarts.errors import DiskFull
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -20,15 +31,26 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 whatever the umask
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch reports a full disk as a RuntimeError, no errno
+        if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or shutil.disk_usage(path.parent).free < 2**20:
+            raise DiskFull(errno.ENOSPC, f"no space left (or quota exceeded) writing {path}: free space "
+                           "on its device and run again") from exc
+        raise
     finally:
         if tmp.exists():
             tmp.unlink()
 
 
 def write_json(path, obj: Any) -> None:
+    """Strict JSON: a NaN or infinity anywhere is refused, naming the file."""
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
+    except ValueError as exc:
+        raise ValueError(f"refusing to write {path}: it would hold NaN or infinity ({exc})") from exc
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def read_json(path) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.data.errors import DatasetError
+from rarts.errors import DatasetError
 from rarts.io import read_json, write_json
 
 BENCH_DIR = "NATS-tss-v1_0-3ffb9-simple"

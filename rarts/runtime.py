@@ -10,9 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-
-class NonFiniteLoss(RuntimeError):
-    pass
+from rarts.errors import NonFiniteLoss  # noqa: F401 (raised here, and imported from here)
 
 
 class Preempted(SystemExit):

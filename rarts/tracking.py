@@ -57,6 +57,10 @@ def _experiment_id(client, name: str, artifact_root: str | None = None) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
+def _runs_named(client, experiment_id: str, name: str, kind: str) -> list:
+    return client.search_runs([experiment_id], filter_string=f"tags.mlflow.runName = '{name}' and tags.kind = '{kind}'")
+
+
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s", "expected_latency")
 
 
@@ -106,12 +110,30 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
     if uri.startswith("sqlite:"):  # keep artifacts beside the database, not in ./mlruns
         artifact_root = (Path(spec["store_dir"]).resolve() / "mlartifacts").as_uri()
     exp_id = _experiment_id(client, spec["experiment"], artifact_root)
-    parent = client.create_run(exp_id, run_name=spec.get("run_name") or "reproduction",
-                               tags={"kind": "reproduction", **provenance()})
+    name = spec.get("run_name") or "reproduction"
+    for old in _runs_named(client, exp_id, name, "reproduction"):  # a rerun, or a killed logger's run
+        for child in client.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{old.info.run_id}'"):
+            client.delete_run(child.info.run_id)
+        client.delete_run(old.info.run_id)
+    parent = client.create_run(exp_id, run_name=name, tags={"kind": "reproduction", **provenance()})
     pid = parent.info.run_id
-    client.log_dict(pid, config, "config.json")
+    try:
+        _log_all(client, exp_id, pid, config, artifacts, search_runs)
+    except BaseException:
+        client.set_terminated(pid, status="FAILED")
+        raise
+    client.set_terminated(pid)
+    result = {"tracking_uri": uri, "experiment": spec["experiment"], "experiment_id": exp_id,
+              "run_id": pid, "artifact_uri": client.get_run(pid).info.artifact_uri,
+              "search_runs": len(search_runs)}
+    write_json(out, result)
+    return result
+
+
+def _log_all(client, exp_id: str, pid: str, config: dict, artifacts, search_runs) -> None:
     import pandas as pd
 
+    client.log_dict(pid, config, "config.json")
     flat = pd.json_normalize(config, sep=".").iloc[0].to_dict()  # nested keys joined by "."
     params = _params({f"config.{k}": v for k, v in flat.items()})
     for i in range(0, len(params), 100):  # MLflow takes at most 100 params per batch
@@ -122,12 +144,6 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
             client.log_artifact(pid, str(path), artifact_path=sub)
     for run_dir in map(Path, search_runs):
         _log_search_run(client, exp_id, pid, run_dir)
-    client.set_terminated(pid)
-    result = {"tracking_uri": uri, "experiment": spec["experiment"], "experiment_id": exp_id,
-              "run_id": pid, "artifact_uri": client.get_run(pid).info.artifact_uri,
-              "search_runs": len(search_runs)}
-    write_json(out, result)
-    return result
 
 
 # -- live logging from running jobs ---------------------------------------------------------
@@ -152,6 +168,9 @@ class LiveRun:
         self.client = MlflowClient(self.uri)
         name = (spec.get("mlflow") or {}).get("experiment") or "rarts-reproduction"
         exp_id = _experiment_id(self.client, name)
+        for old in _runs_named(self.client, exp_id, run_name, "live"):  # a crashed attempt of this job
+            if old.info.status == "RUNNING":
+                self.client.set_terminated(old.info.run_id, status="KILLED")
         run = self.client.create_run(exp_id, run_name=run_name, tags={"kind": "live"})
         self.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=_params(params))

@@ -9,7 +9,7 @@ import torch
 
 from nats_files import write_benchmark
 from rarts import nats_lookup
-from rarts.data.errors import DatasetError
+from rarts.errors import DatasetError
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces.nats import EDGES, NATS_OPS, NatsCell, NatsSearchSpace, TinyNetwork
 

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import pandas as pd
 import pytest
@@ -14,13 +15,19 @@ from conftest import BIN, REPO
 pytestmark = pytest.mark.slow
 
 
+def copy_workflow(dst):
+    """A scratch copy of the workflow (the default profile's link included)."""
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        src = REPO / name
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
+    os.symlink(os.readlink(REPO / "profiles"), dst / "profiles")
+    return dst
+
+
 @pytest.fixture
 def workdir(tmp_path):
     """A scratch copy of the workflow, so tests never touch the repo's results/."""
-    for name in ("Snakefile", "workflow", "config", "envs"):
-        src = REPO / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
-    return tmp_path
+    return copy_workflow(tmp_path)
 
 
 def snakemake(workdir, env, *args, check=True):
@@ -162,3 +169,45 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", "--configfile=config/quick.yaml", "all").stdout
     snakemake(workdir, cli_env, "--configfile=config/quick.yaml", "--report", "report.html")
     assert (workdir / "report.html").stat().st_size > 10_000
+
+
+def _one_search_config(workdir, seeds, threads=1):
+    """The offline profile cut to DARTS-1 searches over `seeds` (what fig2 needs)."""
+    cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    cfg["threads"] = threads
+    cfg["search"]["darts"].update(algorithms=["darts1"], seeds=seeds, epochs=1, max_steps_per_epoch=2)
+    path = workdir / "config" / f"cut-{len(seeds)}-{threads}.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return f"--configfile={path.relative_to(workdir)}"
+
+
+def test_adding_a_seed_schedules_only_the_new_jobs(workdir, cli_env):
+    """Finished searches keep their identity when a seed is added or the threads change."""
+    snakemake(workdir, cli_env, "--cores", "2", _one_search_config(workdir, [0]), "results/fig2.png")
+    dry = snakemake(workdir, cli_env, "-n", _one_search_config(workdir, [0, 1]), "results/fig2.png").stdout
+    counts = job_counts(dry)
+    assert (counts["search_darts"], counts["fig2"], counts["total"]) == (1, 1, 2), dry
+    assert "seed=1" in dry and "seed=0" not in dry
+    dry = snakemake(workdir, cli_env, "-n", _one_search_config(workdir, [0], threads=2), "results/fig2.png").stdout
+    assert "Nothing to be done" in dry, dry
+
+
+def test_a_snakemake_killed_between_a_jobs_outputs_reruns_with_the_same_command(workdir, cli_env):
+    """The default workflow profile (rerun-incomplete) applies to the plain command, and the lock a
+    killed Snakemake leaves behind does not block the rerun."""
+    args = ["--cores", "1", _one_search_config(workdir, [0]), "results/search/darts/darts1/seed0/genotype.json"]
+    proc = subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=cli_env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = workdir / "results" / "search" / "darts" / "darts1" / "seed0"
+    deadline = time.time() + 300
+    while not (workdir / "results" / "logs" / "search" / "darts" / "darts1" / "seed0.log").exists():
+        assert time.time() < deadline and proc.poll() is None, "the search job never started"
+        time.sleep(0.2)
+    os.killpg(proc.pid, 9)  # Snakemake and its job die at once
+    proc.wait()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "genotype.json").write_text("{")  # the job had written one of its outputs, not the others
+    assert list((workdir / ".snakemake" / "locks").glob("*.lock")), "the killed Snakemake left its locks"
+    snakemake(workdir, cli_env, *args)
+    assert json.loads((out / "genotype.json").read_text())["meta"]["algorithm"] == "darts1"
+    assert (out / "cell.png").is_file()

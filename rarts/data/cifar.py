@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rarts.data.errors import DatasetError
+from rarts.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,18 @@ def ensure_cifar(name: str, root: str | Path, download: bool = True) -> Path:
     return folder
 
 
-def _read_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    with open(path, "rb") as f:
-        entry = pickle.load(f, encoding="bytes")
-    data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-    labels = np.asarray(entry[label_key.encode()], dtype=np.int64)
+def _read_batch(path: Path, spec: CifarSpec) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            entry = pickle.load(f, encoding="bytes")
+        data = np.asarray(entry[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        labels = np.asarray(entry[spec.label_key.encode()], dtype=np.int64)
+    except Exception as exc:  # noqa: BLE001 - truncated or garbage files raise anything
+        raise DatasetError(f"{path} is corrupt ({type(exc).__name__}: {exc}). Delete {path.parent} and "
+                           + _how_to_place(path.parent.parent, spec)) from exc
+    if len(data) != len(labels):
+        raise DatasetError(f"{path} is corrupt: {len(data)} images but {len(labels)} labels. Delete "
+                           f"{path.parent} and " + _how_to_place(path.parent.parent, spec))
     return data, labels
 
 
@@ -131,8 +138,7 @@ def load_cifar(name: str, root: str | Path, train: bool = True, download: bool =
     """Images as a uint8 tensor (N, 3, 32, 32) and labels as int64 (N,), no PIL decoding."""
     spec = spec_of(name)
     folder = ensure_cifar(name, root, download=download)
-    parts = [_read_batch(folder / f, spec.label_key)
-             for f in (spec.train_files if train else spec.test_files)]
+    parts = [_read_batch(folder / f, spec) for f in (spec.train_files if train else spec.test_files)]
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     return torch.from_numpy(x), torch.from_numpy(y)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rarts.data.errors import DatasetError
+from rarts.errors import DatasetError
 
 STANDIN_MARKER = "STANDIN.txt"
 
@@ -21,6 +21,48 @@ def check_imagefolder(root: str | Path) -> Path:
             f"out as {root}/train/<wnid>/*.JPEG and {root}/val/<wnid>/*.JPEG (one folder per "
             "class, the usual torchvision ImageFolder layout).")
     return root
+
+
+def _decode_error(path: Path) -> str:
+    """'' if the image decodes completely, else why not."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+        return ""
+    except Exception as exc:  # noqa: BLE001 - PIL raises many kinds for damaged files
+        return f"{type(exc).__name__}: {exc}"
+
+
+def verify_imagefolder(root: str | Path, workers: int = 1) -> dict:
+    """Check an ImageFolder tree before anything trains on it: train/ and val/ hold the same class
+    folders, none without images, and every image decodes (in `workers` threads, with a progress
+    bar). Raises DatasetError listing every problem; returns the counts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    from tqdm import tqdm
+
+    root, splits = check_imagefolder(root), ("train", "val")
+    classes = {s: sorted(p.name for p in (root / s).iterdir() if p.is_dir()) for s in splits}
+    problems = []
+    if classes["train"] != classes["val"]:
+        problems.append(f"class folders differ: only in train/: {sorted(set(classes['train']) - set(classes['val']))}, "
+                        f"only in val/: {sorted(set(classes['val']) - set(classes['train']))}")
+    images = {s: {c: sorted(f for f in (root / s / c).rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS)
+                  for c in classes[s]} for s in splits}
+    problems += [f"{root / s / c}: no images" for s in splits for c, files in images[s].items() if not files]
+    every = [f for s in splits for files in images[s].values() for f in files]
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        errors = list(tqdm(pool.map(_decode_error, every), total=len(every), desc="decoding ImageNet images",
+                           disable=None))
+    problems += [f"{f}: {err}" for f, err in zip(every, errors) if err]
+    if problems:
+        raise DatasetError(f"ImageNet at {root} is not usable; fix or remove these and run again:\n  "
+                           + "\n  ".join(problems))
+    return {"num_classes": len(classes["train"]), "n_train": sum(map(len, images["train"].values())),
+            "n_val": sum(map(len, images["val"].values()))}
 
 
 def class_list(root: str | Path) -> list[str]:

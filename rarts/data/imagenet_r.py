@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from rarts.data import imagenet
-from rarts.data.errors import DatasetError
+from rarts.errors import DatasetError
 from rarts.io import read_json, save_torch, write_json
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

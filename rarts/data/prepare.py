@@ -9,17 +9,14 @@ from rarts.io import write_json
 
 
 def prepare_dataset(dataset: str, spec: dict, out) -> dict:
-    """spec: root, standin (write the digits stand-in if the root is empty), download."""
+    """spec: root, standin (write the digits stand-in if the root is empty), download, threads
+    (ImageNet: images decoded in parallel to verify them)."""
     root = Path(spec["root"])
     if dataset == "imagenet":
         if spec["standin"] and not (root / "train").is_dir():
             standin.write_imagefolder_standin(root)
-        imagenet.check_imagefolder(root)
-        classes = imagenet.class_list(root)
-        summary = {"dataset": dataset, "root": str(root), "standin": imagenet.is_standin(root),
-                   "num_classes": len(classes),
-                   "n_train": sum(1 for _ in (root / "train").rglob("*") if _.is_file()),
-                   "n_val": sum(1 for _ in (root / "val").rglob("*") if _.is_file())}
+        counts = imagenet.verify_imagefolder(root, spec.get("threads") or 1)
+        summary = {"dataset": dataset, "root": str(root), "standin": imagenet.is_standin(root), **counts}
     else:
         folder = root / cifar.spec_of(dataset).folder
         if spec["standin"] and not folder.is_dir():

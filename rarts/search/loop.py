@@ -66,6 +66,9 @@ class SearchLoop(EpochLoop):
     def schedulers(self) -> list:
         return self.algo.schedulers
 
+    def weights(self) -> list:
+        return [*self.algo.arch, *(p for net in self.algo.networks().values() for p in self.algo.params(net)[1])]
+
     def job_state(self) -> dict:
         return {"algo": self.algo.state_dict(),
                 "streams": {"train": self.train_stream.state_dict(), "val": self.val_stream.state_dict()}}

@@ -86,6 +86,9 @@ class Trainer(EpochLoop):
     def schedulers(self) -> list:
         return [self.sched]
 
+    def weights(self) -> list:
+        return list(self.model.parameters())
+
     def job_state(self) -> dict:
         return {"model": self.model.state_dict(), "opt": self.opt.state_dict(),
                 "sched": self.sched.state_dict(), "source": self.source.state_dict()}

@@ -11,8 +11,16 @@ min_version("9.0")
 
 validate(config, "../schemas/config.schema.yaml")
 
-sys.path.insert(0, workflow.basedir)  # the package's names, even where it is not installed
+sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
 from rarts import names  # noqa: E402
+from rarts.config import check_finite  # noqa: E402
+
+check_finite(config)
+from rarts.locks import claim_workdir  # noqa: E402
+
+if workflow.is_main_process:  # a Snakemake killed earlier leaves its locks: clear them (see README)
+    for stale in claim_workdir():
+        print(f"rarts: removed the lock {stale} left by a Snakemake that was killed", file=sys.stderr)
 
 RARTS = "rarts"  # the package's console script; every rule goes through it
 ALL_TARGETS = []  # tables and figures; the MLflow rule logs them all
@@ -44,11 +52,23 @@ def num_classes(dataset):
     return 100 if dataset == "cifar100" else 10
 
 
+# Where and how a job runs, not what it computes: global options of `rarts` (written as `{JOB}
+# --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
+# so that changing the device, the threads or the tracking server reruns nothing.
+JOB = f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())}"
+RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select")
+
+
+def job_hp(section):
+    """A config section without the lists that say which jobs run: adding a seed or an algorithm
+    changes no finished job's settings (its params and its checkpoint's fingerprint)."""
+    return {k: v for k, v in section.items() if k not in RUN_ONLY}
+
+
 def job_spec(dataset, hp, **extra):
-    """What every search or training job gets: its data, device and threads, its settings, and
-    where to log live (see mlflow_spec)."""
+    """What a search or training computes from: its data and its settings."""
     return {"dataset": dataset, "root": dataset_spec(dataset)["root"], "standin": config["data"]["standin"],
-            "device": config["device"], "threads": config["threads"], "hp": hp, "mlflow": mlflow_spec(), **extra}
+            "hp": job_hp(hp), **extra}
 
 
 def gpu(n=1):

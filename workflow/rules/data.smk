@@ -8,12 +8,13 @@ rule prepare_data:
         dataset="cifar10|cifar100|imagenet",
     params:
         spec=lambda w: spec(dataset_spec(w.dataset)),
+    threads: config["threads"]  # ImageNet: images are decoded in parallel to verify them
     log:
         "results/logs/prepare_data/{dataset}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+        "{RARTS} --threads {threads} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
 
 
 rule search_split:

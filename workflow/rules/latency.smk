@@ -16,8 +16,7 @@ rule latency_table:
         spec=spec({"space": {k: DARTS[k] for k in ("init_channels", "layers", "steps", "multiplier")}
                    | {"num_classes": num_classes(DARTS["dataset"])},
                    "resolution": DARTS["resolution"], "batch_size": LAT["batch_size"],
-                   "warmup": LAT["warmup"], "repeats": LAT["repeats"], "device": config["device"],
-                   "threads": config["threads"]}),
+                   "warmup": LAT["warmup"], "repeats": LAT["repeats"]}),
     threads: config["threads"]
     resources:
         gpu=gpu(),
@@ -26,7 +25,7 @@ rule latency_table:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} latency-table --spec {params.spec} --out {output} 2> {log}"
+        "{JOB} --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
 
 
 def ablation_spec(setting):
@@ -60,7 +59,7 @@ rule ablation_search:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} search --space darts --algo rarts --seed {wildcards.seed} --spec {params.spec} "
+        "{JOB} --threads {threads} search --space darts --algo rarts --seed {wildcards.seed} --spec {params.spec} "
         "--split {input.split} --out-dir {params.out_dir} "
         "--ckpt {params.ckpt} 2> {log}"
 
@@ -71,8 +70,7 @@ rule model_latency:
     output:
         "results/ablation/latency/{setting}/seed{seed}/latency.json",
     params:
-        spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"]),
-                   "device": config["device"], "threads": config["threads"]}),
+        spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"])}),
     threads: config["threads"]
     resources:
         gpu=gpu(),
@@ -81,7 +79,7 @@ rule model_latency:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
+        "{JOB} --threads {threads} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
 
 
 rule table2:

@@ -37,7 +37,7 @@ rule search_nats:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} search --space nats --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
+        "{JOB} --threads {threads} search --space nats --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
         "--split {input.split} --out-dir {params.out_dir} "
         "--ckpt {params.ckpt} 2> {log}"
 
@@ -65,7 +65,7 @@ rule nats_score:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
+        "{JOB} --threads {threads} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
         "--runs {params.runs} --ckpt-dir {params.ckpt} --out {output} 2> {log}"
 
 

@@ -44,7 +44,7 @@ rule search_darts:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} search --space darts --algo {wildcards.algo} --seed {wildcards.seed} "
+        "{JOB} --threads {threads} search --space darts --algo {wildcards.algo} --seed {wildcards.seed} "
         "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} "
         "--ckpt {params.ckpt} 2> {log}"
 

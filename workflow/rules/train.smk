@@ -45,7 +45,7 @@ rule train_cifar:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
+        "{JOB} --threads {threads} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
         "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -91,7 +91,7 @@ rule train_imagenet:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
+        "{JOB} --threads {threads} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
         "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 

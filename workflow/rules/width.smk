@@ -98,7 +98,7 @@ rule width_train:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.kind}-seed{wildcards.seed} "
+        "{JOB} --threads {threads} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.kind}-seed{wildcards.seed} "
         "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -130,7 +130,7 @@ rule width_search:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} search --space width --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
+        "{JOB} --threads {threads} search --space width --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
         "--split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -161,7 +161,7 @@ rule width_finetune:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.method}-seed{wildcards.seed} "
+        "{JOB} --threads {threads} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.method}-seed{wildcards.seed} "
         "--spec {params.spec} --source {input.source} --rule {params.rule} --value {params.value} {params.like} "
         "--out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 

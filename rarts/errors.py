@@ -1,0 +1,21 @@
+"""The errors a user acts on: each message names what went wrong and where. `rarts` prints them
+without a traceback and exits 1. No heavy imports here."""
+
+
+class DatasetError(RuntimeError):
+    """Data missing, corrupt or malformed: the message names the file and how to get it again."""
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss or a weight became NaN or infinite: the message names the job, epoch and step."""
+
+
+class Busy(RuntimeError):
+    """Another live process holds the lock (e.g. on a checkpoint)."""
+
+
+class DiskFull(OSError):
+    """A write failed for lack of space: the message names the file."""
+
+
+USER_ERRORS = (DatasetError, NonFiniteLoss, Busy, DiskFull)
