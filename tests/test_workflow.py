@@ -172,10 +172,10 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
 
 
 def _one_search_config(workdir, seeds, threads=1):
-    """The offline profile cut to DARTS-1 searches over `seeds` (what fig2 needs)."""
+    """The offline profile cut to RARTS searches over `seeds` (what fig2 needs)."""
     cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
     cfg["threads"] = threads
-    cfg["search"]["darts"].update(algorithms=["darts1"], seeds=seeds, epochs=1, max_steps_per_epoch=2)
+    cfg["search"]["darts"].update(algorithms=["rarts"], seeds=seeds, epochs=1, max_steps_per_epoch=2)
     path = workdir / "config" / f"cut-{len(seeds)}-{threads}.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return f"--configfile={path.relative_to(workdir)}"
