@@ -196,3 +196,13 @@ class LiveRun:
             status = "FINISHED" if exc_type is None else "KILLED" if stopped else "FAILED"
             self.client.set_terminated(self.run_id, status=status)
         return False
+
+
+def run_live(loop, spec: dict, run_name: str, params: dict) -> list[dict]:
+    """loop.run(), with each epoch's record sent live to a tracking server when one is configured
+    (from the main rank only)."""
+    if not loop.dist.main:
+        return loop.run()
+    with LiveRun(spec, run_name, params) as live:
+        loop.on_epoch = live.log
+        return loop.run()

@@ -102,3 +102,22 @@ def test_concurrent_jobs_log_live_and_nothing_is_lost(server, tmp_path, cli_env)
         history = client.get_metric_history(run.info.run_id, "val_acc")
         assert sorted(m.step for m in history) == [1, 2]  # every epoch of every job arrived
         assert {"train_loss", "val_loss", "lr", "wall_s"} <= set(run.data.metrics)
+
+
+def test_live_runs_of_crashed_jobs_end_failed_or_killed(server):
+    from rarts.tracking import LiveRun
+
+    spec = {"mlflow": {"tracking_uri": server, "experiment": "crash-test"}}
+    with pytest.raises(RuntimeError):
+        with LiveRun(spec, "live-job-a", {}) as live:
+            live.log({"epoch": 1, "train_loss": 1.0})
+            raise RuntimeError("the job failed")
+    client = MlflowClient(server)
+    exp_id = client.get_experiment_by_name("crash-test").experiment_id
+    # a job SIGKILLed mid-run leaves its live run RUNNING; its rerun ends that one KILLED
+    killed = client.create_run(exp_id, run_name="live-job-b", tags={"kind": "live"})
+    with LiveRun(spec, "live-job-b", {}) as live:
+        live.log({"epoch": 1, "train_loss": 0.5})
+    status = {r.info.run_id: (r.info.run_name, r.info.status) for r in client.search_runs([exp_id])}
+    assert status.pop(killed.info.run_id) == ("live-job-b", "KILLED")
+    assert sorted(status.values()) == [("live-job-a", "FAILED"), ("live-job-b", "FINISHED")]

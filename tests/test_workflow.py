@@ -109,6 +109,14 @@ def test_bad_config_stops_with_the_key_named(workdir, cli_env):
     assert "epoks" in proc.stdout + proc.stderr
 
 
+def test_a_nan_in_the_config_stops_with_the_key_named(workdir, cli_env):
+    cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    cfg["search"]["darts"]["w_lr"] = float("nan")  # `.nan` in YAML: it passes the JSON schema
+    (workdir / "nan.yaml").write_text(yaml.safe_dump(cfg))
+    proc = snakemake(workdir, cli_env, "-n", "all", "--configfile=nan.yaml", check=False)
+    assert proc.returncode != 0 and "config.search.darts.w_lr is nan" in proc.stdout + proc.stderr
+
+
 def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     snakemake(workdir, cli_env, "--cores", "2", "results/fig1.png", "--configfile", "config/quick.yaml")
     assert (workdir / "results" / "fig1.png").is_file()

@@ -46,13 +46,12 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     else:
         device = resolve_device(spec["device"])
         data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
-        from rarts.tracking import LiveRun
+        from rarts.tracking import run_live
 
-        with LiveRun(spec, f"live-search-{space}-{spec['dataset']}-{algo}-seed{seed}",
-                     {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"]}) as live:
-            loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
-                              arch_penalty=search_space.arch_penalty(algo, hp), on_epoch=live.log)
-            loop.run()
+        loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
+                          arch_penalty=search_space.arch_penalty(algo, hp))
+        run_live(loop, spec, f"live-search-{space}-{spec['dataset']}-{algo}-seed{seed}",
+                 {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"]})
         genotype, history = search_space.derive(loop.algo.arch), loop.history
         search_space.save_searched(out_dir / "searched.pt", loop.algo.eval_net(), loop.algo.arch)
         cost = {"device": device_name(device), "wall_s": loop.elapsed,

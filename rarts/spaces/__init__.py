@@ -2,11 +2,8 @@
 architecture tensors as an argument, derives, summarises, draws and saves its result, so the
 search algorithms and the search job stay space-agnostic."""
 
-from rarts.spaces.base import SearchSpace
 from rarts.spaces.darts_search import DartsSearchSpace
 from rarts.spaces.nats import NatsSearchSpace
 from rarts.spaces.width import WidthSpace
 
 SPACES = {cls.name: cls for cls in (DartsSearchSpace, NatsSearchSpace, WidthSpace)}
-
-__all__ = ["SPACES", "DartsSearchSpace", "NatsSearchSpace", "SearchSpace", "WidthSpace"]

@@ -15,6 +15,7 @@ from rarts.models import build_network, load_arch
 from rarts.params import n_params
 from rarts.runtime import device_name, init_distributed, resolve_device
 from rarts.train.sources import FolderSource, TensorSource, folder_eval_batches, tensor_eval_batches
+from rarts.tracking import run_live
 from rarts.train.trainer import Trainer
 
 log = logging.getLogger("rarts.train")
@@ -73,17 +74,6 @@ def start_job(spec: dict):
     return dist, device
 
 
-def fit_logged(trainer: Trainer, spec: dict, run_name: str, params: dict) -> list[dict]:
-    """trainer.run(), with per-epoch metrics sent live to a tracking server when one is configured."""
-    from rarts.tracking import LiveRun
-
-    if not trainer.dist.main:
-        return trainer.run()
-    with LiveRun(spec, run_name, params) as live:
-        trainer.on_epoch = live.log
-        return trainer.run()
-
-
 def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
     """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
     hp = spec["hp"]
@@ -97,7 +87,7 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
     fp = {"net": net, "genotype": genotype.to_json(), "hp": hp, "data": [spec["dataset"], spec["root"]],
           "world": dist.world}
     trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, source, eval_fn, on_step=on_step)
-    history = fit_logged(trainer, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
+    history = run_live(trainer, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
     in_sync = trainer.weights_in_sync()
     last = history[-1]
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],

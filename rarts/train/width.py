@@ -21,7 +21,8 @@ from rarts.params import n_flops, n_params
 from rarts.pruning import bn_sparsity_hook, choose_masks, prc
 from rarts.runtime import device_name
 from rarts.spaces.width import WidthGenotype
-from rarts.train.run import fit_logged, start_job, tensor_setup
+from rarts.tracking import run_live
+from rarts.train.run import start_job, tensor_setup
 from rarts.train.trainer import Trainer
 
 log = logging.getLogger("rarts.train")
@@ -60,7 +61,7 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
     grad_hook = bn_sparsity_hook(hp["sparsity"]) if hp.get("sparsity") else None
     trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, source_data, eval_fn, on_step=on_step,
                       grad_hook=grad_hook)
-    history = fit_logged(trainer, spec, f"live-width-{name}", {"name": name, "net": net["name"], "rule": rule})
+    history = run_live(trainer, spec, f"live-width-{name}", {"name": name, "net": net["name"], "rule": rule})
     ratio = prc(masks)
     metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
                "source": None if source is None else str(source), "rule": rule, "value": value,
