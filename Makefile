@@ -37,5 +37,5 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 clean:
-	rm -rf results/* .snakemake
+	rm -rf results/* results/.checkpoints .snakemake  # the glob misses the dot folder of checkpoints
 	touch results/.gitkeep

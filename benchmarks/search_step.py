@@ -3,8 +3,9 @@
 
 Steady-state steps of the four algorithms in one process, on the same batches, interleaved
 round-robin after warm-up. Reports the median step time and its spread (IQR), peak memory
-(CUDA max allocated on GPU; peak process RSS sampled during the steps on CPU), the ratio to
-DARTS-1 and the forward+backward passes per step (the speed limit: darts1 2, milenas 2,
+(CUDA max allocated per step on GPU; on CPU, what the steps add to the peak RSS
+of a process running that algorithm alone), the ratio to
+DARTS-1 and the forward+backward passes per step (the speed limit: darts1 2, milenas 3,
 rarts 4, darts2 5). Also: our functional DARTS-2 step against a copy-the-model reference
 (the official architect's approach, written only here), and the input pipeline's images/s
 against the model's, to show the loader is not the bottleneck.
@@ -20,7 +21,6 @@ import argparse
 import copy
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -70,7 +70,7 @@ class CopyModelDarts2(Darts2):
 
 
 class PeakMemory:
-    """Peak memory during a block: CUDA max allocated, or sampled process RSS on CPU."""
+    """CUDA max-allocated memory during a block (CPU peaks: `cpu_step_peak`)."""
 
     def __init__(self, device):
         self.device, self.peak = device, 0
@@ -78,27 +78,42 @@ class PeakMemory:
     def __enter__(self):
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            import psutil
-            self._proc, self._stop = psutil.Process(), False
-            self.peak = self._proc.memory_info().rss
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
         return self
-
-    def _sample(self):
-        while not self._stop:
-            self.peak = max(self.peak, self._proc.memory_info().rss)
-            time.sleep(0.002)
 
     def __exit__(self, *exc):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-            self.peak = max(self.peak, torch.cuda.max_memory_allocated(self.device))
-        else:
-            self._stop = True
-            self._thread.join()
+            self.peak = torch.cuda.max_memory_allocated(self.device)
         return False
+
+
+def cpu_step_peak(name, size_name, steps, threads) -> int:
+    """Bytes a step adds on top of the built model and batches, on CPU: each algorithm runs in a
+    fresh process of its own (this script, `--peak-of`), where the kernel's peak RSS (ru_maxrss)
+    less the RSS before the first step is exact: no sampling, no other algorithm's memory."""
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--peak-of", name, "--size", size_name, "--steps", str(steps),
+                          "--threads", str(threads), "--device", "cpu"], check=True, capture_output=True, text=True)
+    return int(out.stdout.split()[-1])
+
+
+def peak_of(name, size, steps) -> int:
+    import resource
+
+    import psutil
+    algo, batches = build(name, size, torch.device("cpu"))
+    base = psutil.Process().memory_info().rss
+    for i in range(steps):
+        algo.step(batches[i % len(batches)], batches[(i + 1) % len(batches)])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
+
+
+def build(name, size, device):
+    torch.manual_seed(0)
+    space = DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"])
+    cls = CopyModelDarts2 if name == "darts2-copy" else ALGORITHMS[name]
+    return cls(space, HP, device), make_batches(size, device)
 
 
 def sync(device):
@@ -113,15 +128,11 @@ def make_batches(size, device, n=4, seed=0):
             for _ in range(n)]
 
 
-def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last=False):
-    space = DartsSearchSpace(init_channels=size["init_channels"], layers=size["layers"])
-    algos = {}
-    for name in names:
-        torch.manual_seed(0)
-        cls = CopyModelDarts2 if name == "darts2-copy" else ALGORITHMS[name]
-        algos[name] = cls(space, HP, device)
-        if channels_last:
-            for net in algos[name].networks().values():
+def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last=False, size_name=None):
+    algos = {name: build(name, size, device)[0] for name in names}
+    if channels_last:
+        for algo in algos.values():
+            for net in algo.networks().values():
                 net.to(memory_format=torch.channels_last)
     batches = make_batches(size, device)
     if channels_last:
@@ -140,6 +151,8 @@ def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last
             if i >= warmup:
                 times[name].append(dt)
                 peaks[name] = max(peaks[name], mem.peak)
+    if device.type == "cpu":
+        peaks = {name: cpu_step_peak(name, size_name, warmup + steps, torch.get_num_threads()) for name in names}
     return times, peaks
 
 
@@ -228,14 +241,18 @@ def main(argv=None):
     p.add_argument("--guard-cost", action="store_true",
                    help="CPU: also time the oneDNN guard against its alternatives (--size tiny: guarded convs)")
     p.add_argument("--out", help="write the rows as CSV here")
+    p.add_argument("--peak-of", help=argparse.SUPPRESS)  # internal: one algorithm's CPU step peak
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     if args.threads:
         torch.set_num_threads(args.threads)
     size = SIZES[args.size]
+    if args.peak_of:
+        print(peak_of(args.peak_of, size, args.steps))
+        return None
     names = ["darts1", "darts2", "milenas", "rarts", "darts2-copy"]
-    times, peaks = time_algorithms(names, size, device, args.steps, args.warmup)
+    times, peaks = time_algorithms(names, size, device, args.steps, args.warmup, size_name=args.size)
     rows = summarize(times, peaks, f"{args.size} fp32", device)
     for flag, kw in (("bf16", dict(amp=True)), ("channels_last", dict(channels_last=True))):
         if getattr(args, "amp" if flag == "bf16" else "channels_last") and device.type == "cuda":

@@ -24,7 +24,7 @@ from rarts.runtime import Dist, LossWatch, Preempted, PreemptionGuard, with_faul
 
 log = logging.getLogger("rarts")
 
-FORMAT = 2  # of the checkpoint layout: a checkpoint of another layout is not resumed
+FORMAT = 3  # of the checkpoint layout: a checkpoint of another layout is not resumed
 SUMMARY = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "wall_s")
 
 
@@ -52,6 +52,7 @@ class EpochLoop:
         self.on_epoch = on_epoch  # called with each epoch's record (live MLflow logging)
         self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
         self.meters = self._fresh_meters()
+        self.seen = None  # which labels the run has trained on: chance level is 1 / their number
         self.guard = PreemptionGuard()
         self.losses = LossWatch(name, self.device)
 
@@ -78,7 +79,8 @@ class EpochLoop:
         if self.dist.main:
             checkpoint.save(self.ckpt_path, {
                 **self.job_state(), "fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step,
-                "elapsed": self.elapsed, "history": self.history, "meters": self.meters.cpu()})
+                "elapsed": self.elapsed, "history": self.history, "meters": self.meters.cpu(),
+                "seen": None if self.seen is None else self.seen.cpu()})
         if self.dist.world > 1:
             torch.distributed.barrier()
 
@@ -89,6 +91,7 @@ class EpochLoop:
         self.load_job_state(state)
         self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
         self.history, self.meters = state["history"], state["meters"].to(self.device)
+        self.seen = None if state["seen"] is None else state["seen"].to(self.device)
         checkpoint.set_rng_state(state["rng"])
         if self.dist.world > 1 and self._rank_rng_path().is_file():
             checkpoint.set_rng_state(torch.load(self._rank_rng_path(), weights_only=False))
@@ -113,6 +116,7 @@ class EpochLoop:
                     self.start_epoch()
                     self._train_epoch(on_step)
                     self._end_epoch()
+        self.warn_if_near_chance()
         return self.history
 
     def _train_epoch(self, on_step) -> None:
@@ -125,6 +129,9 @@ class EpochLoop:
             self.meters[0] += loss.double() * len(labels)
             self.meters[1] += (logits.argmax(1) == labels).sum()
             self.meters[2] += len(labels)
+            if self.seen is None:
+                self.seen = torch.zeros(logits.shape[1], dtype=torch.bool, device=self.device)
+            self.seen[labels] = True
             self.step += 1
             self.elapsed += time.perf_counter() - t0
             bar.update(1)
@@ -146,7 +153,7 @@ class EpochLoop:
             torch.distributed.all_reduce(meters)
         loss, correct, n = meters.tolist()
         record = {"epoch": self.epoch + 1, **self.learning_rates(), "train_loss": loss / n,
-                  "train_acc": correct / n, **self.epoch_metrics()}
+                  "train_acc": correct / n, "classes": int(self.seen.sum()), **self.epoch_metrics()}
         for key in [k for k in record if k.endswith("_loss")]:  # e.g. an update that diverged at the last step
             if not math.isfinite(record[key]):
                 raise NonFiniteLoss(f"non-finite {key} ({record[key]}) in {self.name} at the end of epoch "
@@ -163,6 +170,22 @@ class EpochLoop:
                      " | ".join(f"{k} {record[k]:.4g}" for k in SUMMARY if k in record))
         self.epoch, self.step, self.meters = self.epoch + 1, 0, self._fresh_meters()
         self.save_checkpoint()
+
+    def warn_if_near_chance(self) -> None:
+        """A run that ends within 5 points of chance error learned nothing: say so by name."""
+        last = self.history[-1] if self.history and self.dist.main else {}
+        acc = last.get("test_acc", last.get("val_acc"))
+        if acc is None:
+            return
+        error, chance = 100 * (1 - acc), chance_error(last["classes"])
+        if error >= chance - 5:
+            log.warning("%s: final error %.1f%% is within 5 points of chance (%.1f%% with %d classes): "
+                        "this run did not learn", self.name, error, chance, last["classes"])
+
+
+def chance_error(classes: int) -> float:
+    """Error (%) of guessing among `classes` equally likely labels."""
+    return 100 * (1 - 1 / classes)
 
 
 @torch.no_grad()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rarts.engine import chance_error
 from rarts.errors import DatasetError
 from rarts.io import read_json, write_json
 
@@ -18,6 +19,7 @@ WHERE = ("NATS-Bench is published by its authors (https://github.com/D-X-Y/NATS-
          f"`nats.benchmark` at the {BENCH_DIR}/ folder (it holds meta.pickle.pbz2 and one "
          "NNNNNN.pickle.pbz2 per cell).")
 DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100"}  # our name → the benchmark's
+BENCHMARK_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def open_benchmark(path):
@@ -46,6 +48,7 @@ def lookup_main(dataset: str, benchmark, run_dirs, out) -> list[dict]:
         g = read_json(d / "genotype.json")
         rows.append({"algorithm": g["meta"]["algorithm"], "seed": g["meta"]["seed"], "dataset": dataset,
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "nats-bench",
+                     "chance_error": chance_error(BENCHMARK_CLASSES[dataset]),
                      **lookup(api, g["arch"], dataset)})
     write_json(out, rows)
     return rows
@@ -65,6 +68,7 @@ def local_train_main(dataset: str, spec: dict, run_dirs, out, ckpt_dir) -> list[
         rows.append({"algorithm": g["meta"]["algorithm"], "seed": g["meta"]["seed"], "dataset": dataset,
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "local-train",
                      "index": None, "test_error": m["test_error"], "params_M": m["params_M"],
-                     "flops_M": None, "hp": f"{spec['hp']['epochs']} local epochs"})
+                     "flops_M": None, "hp": f"{spec['hp']['epochs']} local epochs",
+                     "chance_error": chance_error(m["history"][-1]["classes"])})
     write_json(out, rows)
     return rows

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rarts.engine import chance_error
 from rarts.io import read_json, write_csv, write_text
 from rarts.paper import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
                          PAPER_TABLE6, PAPER_TAS)
@@ -24,6 +25,15 @@ LABELS = {"random": "Random baseline", "darts1": "DARTS-1", "darts2": "DARTS-2",
           "milenas": "MiLeNAS", "rarts": "RARTS",
           "DARTS_V1": "DARTS-1 (published DARTS_V1 cell, retrained)",
           "DARTS_V2": "DARTS-2 (published DARTS_V2 cell, retrained)"}
+
+CHANCE_NOTE = ("chance_error: the error of guessing among the classes the runs trained on; a row near it "
+               "did not learn.")
+
+
+def chance(recs: list[dict]) -> float:
+    """Chance-level error (%) of the runs behind a row, from the classes their training saw."""
+    return round(chance_error(recs[0]["history"][-1]["classes"]), 1)
+
 
 def mean_std(values) -> tuple[float, float]:
     v = np.asarray(values, dtype=float)
@@ -72,7 +82,7 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
         p = paper[OURS_TO_PAPER1[method]]
         rows.append({
             "method": LABELS[method], "source": "ours", "test_error": fmt(err_m, err_s),
-            "test_error_mean": err_m, "test_error_std": err_s,
+            "test_error_mean": err_m, "test_error_std": err_s, "chance_error": chance(recs),
             "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
             "search_gpu_days": float(np.mean(gpu_days)) if gpu_days else np.nan,
             "search_wall_hours": float(np.mean([c["wall_s"] for c in costs])) / 3600 if costs else np.nan,
@@ -88,7 +98,7 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "Our rows: mean ± sample std of the test error over search seeds (each genotype retrained "
         "once under one protocol); search cost measured on the device named.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 1).",
-        "Search GPU-days are empty for searches that ran on a CPU; see search_wall_hours."])
+        "Search GPU-days are empty for searches that ran on a CPU; see search_wall_hours.", CHANCE_NOTE])
     return df
 
 
@@ -104,7 +114,8 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
         pr = paper[compare.get(name, "RARTS")]
         rows.append({"method": "RARTS" if name == "RARTS" else f"{name} (published cell)",
                      "source": "ours", "top1_error": round(rec["test_error"], 2),
-                     "top5_error": round(rec["test_top5_error"], 2), "params_M": round(rec["params_M"], 3),
+                     "top5_error": round(rec["test_top5_error"], 2), "chance_error": chance([rec]),
+                     "params_M": round(rec["params_M"], 3),
                      "device": rec["device"], "gpus": rec["world_size"],
                      "cell": selection if name == "RARTS" else name,
                      "paper_method": pr[0], "paper_top1_error": pr[1], "paper_top5_error": pr[2],
@@ -116,7 +127,7 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec["standin"], [
         f"RARTS cell: {selection}.",
-        "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3)."])
+        "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3).", CHANCE_NOTE])
     return df
 
 
@@ -159,7 +170,7 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
         m, sd = mean_std(grp.test_error)
         paper = PAPER_TABLE4.get((ds, algo), (np.nan, np.nan))
         rows.append({"dataset": ds, "method": LABELS[algo], "error": fmt(m, sd), "error_mean": m,
-                     "error_std": sd, "skip_ratio_pct": 100 * grp.skip_ratio.mean(),
+                     "error_std": sd, "chance_error": round(grp.chance_error.iloc[0], 1), "skip_ratio_pct": 100 * grp.skip_ratio.mean(),
                      "n_runs": len(grp), "source": ",".join(sorted(set(grp.source))),
                      "cells": " ; ".join(grp.arch), "paper_error": paper[0], "paper_skip_ratio_pct": paper[1]})
     df = pd.DataFrame(rows)
@@ -168,7 +179,7 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "benchmark lookup (hp='200', mean over the benchmark's seeds), `local-train` a brief local "
         "training of the cell (offline, no benchmark).",
         "paper_* columns quote the RARTS paper (Table 4; its DARTS rows come from the NATS-Bench paper; "
-        "it reports no MiLeNAS row)."])
+        "it reports no MiLeNAS row).", CHANCE_NOTE])
     return df
 
 
@@ -189,6 +200,16 @@ def _width_label(method: str) -> str:
     return WIDTH_LABELS[algo] + (f" ({pct}% PRC)" if pct else "")
 
 
+BEST_NOTE = ("test_error is the last epoch's; test_error_best the best epoch's, the one Network Slimming "
+             "reports (the paper's baseline and NS rows are quoted from it).")
+
+
+def best_error(recs: list[dict]) -> dict:
+    """The best-epoch test error of the runs behind a row (mean ± std)."""
+    m, sd = mean_std([r["best_test_error"] for r in recs])
+    return {"test_error_best": fmt(m, sd), "test_error_best_mean": m, "test_error_best_std": sd}
+
+
 def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
     """spec: standin, width (config width.table5), sparsity. inputs: every run's metrics.json."""
     rows = []
@@ -196,7 +217,7 @@ def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
         err_m, err_s = mean_std([r["test_error"] for r in recs])
         rows.append({"dataset": ds, "method": _width_label(method), "run": method, "source": "ours",
                      "test_error": fmt(err_m, err_s), "test_error_mean": err_m, "test_error_std": err_s,
-                     "params": int(np.mean([r["params"] for r in recs])),
+                     **best_error(recs), "chance_error": chance(recs), "params": int(np.mean([r["params"] for r in recs])),
                      "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
                      "flops": int(np.mean([r["flops"] for r in recs])),
                      "prc_pct": 100 * float(np.mean([r["prc"] for r in recs])),
@@ -219,7 +240,8 @@ def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "|γ_BN|. RARTS: channel scores searched with data and network splitting (λ = "
         f"{w['search']['rarts']['lam']}, β = {w['search']['rarts']['beta']}), global threshold on |score|.",
         "paper_test_error and the TAS rows quote the RARTS paper (Table 5; its baseline, NS and TAS "
-        "rows come from those papers; TAS uses knowledge distillation and is not run here)."])
+        "rows come from those papers; TAS uses knowledge distillation and is not run here).", BEST_NOTE,
+        CHANCE_NOTE])
     return df
 
 
@@ -235,8 +257,8 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
         prc_m, prc_s = mean_std([100 * r["prc_mean_over_pruned_layers"] for r in recs])
         paper = PAPER_TABLE6.get(method, ("", ""))
         rows.append({"method": WIDTH_LABELS[method], "run": method, "test_error": fmt(err_m, err_s),
-                     "test_error_mean": err_m, "test_error_std": err_s,
-                     "prc_pct": "–" if method == "baseline" else fmt(prc_m, prc_s, 1),
+                     "test_error_mean": err_m, "test_error_std": err_s, **best_error(recs),
+                     "chance_error": chance(recs), "prc_pct": "–" if method == "baseline" else fmt(prc_m, prc_s, 1),
                      "prc_pct_mean": np.nan if method == "baseline" else prc_m,
                      "prc_pct_std": np.nan if method == "baseline" else prc_s,
                      "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
@@ -251,7 +273,7 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "are pruned, then the thin network is fine-tuned.",
         "prc_pct: channel pruning ratio averaged over the pruned layers. Random pruning removes random "
         f"channels of the trained baseline at {WIDTH_LABELS[w['random_like']]}'s per-layer ratio (same seed).",
-        "paper_* columns quote the RARTS paper (Table 6)."])
+        "paper_* columns quote the RARTS paper (Table 6).", BEST_NOTE, CHANCE_NOTE])
     return df
 
 

@@ -80,13 +80,17 @@ def simulate(method: str, lam=1.0, beta=1.0, alpha0=2.0, w0=2.0, y0=0.0, lr=0.01
     traj = np.empty((steps + 1, 3))
     traj[0] = a, w, y
     for t in range(1, steps + 1):
+        # α first, then w at the new α: the order of the search algorithms and the official code
         if method == "darts1":
-            a, w = a - lr * dLv_da(w, a), w - lr * dLt_dw(w, a)
+            a = a - lr * dLv_da(w, a)
+            w = w - lr * dLt_dw(w, a)
         elif method == "darts2":
-            a, w = a - lr * darts2_hypergradient(w, a, xi), w - lr * dLt_dw(w, a)
+            a = a - lr * darts2_hypergradient(w, a, xi)
+            w = w - lr * dLt_dw(w, a)
         elif method == "milenas":
             # MiLeNAS is RARTS with y tied to w: α-gradient λ∇_α L_t + ∇_α L_v at the same w.
-            a, w = a - lr * (lam * dLt_da(w, a) + dLv_da(w, a)), w - lr * dLt_dw(w, a)
+            a = a - lr * (lam * dLt_da(w, a) + dLv_da(w, a))
+            w = w - lr * dLt_dw(w, a)
         else:  # rarts: Gauss–Seidel, eqs. (6)–(8)
             w = w - lr * (lam * dLt_dw(w, a) + beta * (w - y))
             y = y - lr * (dLv_dw(y, a) + beta * (y - w))

@@ -169,17 +169,14 @@ def test_first_order_steps_by_hand(name):
     w = params_of(algo.net)
     alpha = [a.detach().clone().requires_grad_() for a in algo.arch]
     net = algo.net
-    if name == "darts1":  # α first (official order), then w at the new α
-        ga = torch.autograd.grad(loss_of(net, w, alpha, val), alpha)
-        alpha_new = [a - 0.02 * g for a, g in zip(alpha, ga)]
-        ps = {k: v.clone().requires_grad_() for k, v in w.items()}
-        gw = torch.autograd.grad(loss_of(net, ps, [a.detach() for a in alpha_new], train), list(ps.values()))
-    else:  # MiLeNAS: both gradients at (w, α): ∇_α L_v + λ∇_α L_t
-        ps = {k: v.clone().requires_grad_() for k, v in w.items()}
-        g_all = torch.autograd.grad(loss_of(net, ps, alpha, train), [*alpha, *ps.values()])
-        gv = torch.autograd.grad(loss_of(net, w, alpha, val), alpha)
-        alpha_new = [a - 0.02 * (v + 0.7 * t) for a, v, t in zip(alpha, gv, g_all[:2])]
-        gw = g_all[2:]
+    # α first (the official orders), then w at the new α
+    ga = torch.autograd.grad(loss_of(net, w, alpha, val), alpha)
+    if name == "milenas":  # ∇_α L_v + λ∇_α L_t, both at (w, α)
+        gt = torch.autograd.grad(loss_of(net, w, alpha, train), alpha)
+        ga = [v + 0.7 * t for v, t in zip(ga, gt)]
+    alpha_new = [a - 0.02 * g for a, g in zip(alpha, ga)]
+    ps = {k: v.clone().requires_grad_() for k, v in w.items()}
+    gw = torch.autograd.grad(loss_of(net, ps, [a.detach() for a in alpha_new], train), list(ps.values()))
     w_new = {k: w[k] - 0.05 * g for k, g in zip(w, gw)}
     algo.step(train, val)
     for a, e in zip(algo.arch, alpha_new):

@@ -18,7 +18,8 @@ CIFAR_HP = dict(seed=0, init_channels=4, layers=3, auxiliary=True, auxiliary_wei
                 crop_padding=2, hflip=True, cutout=4, max_steps_per_epoch=4, amp=False,
                 channels_last=False, limit_train=256)
 IMAGENET_HP = dict(CIFAR_HP, schedule="exponential", lr_gamma=0.97, label_smoothing=0.1, resolution=32,
-                   color_jitter=[0.4, 0.4, 0.4, 0.2], workers=0, batch_size=16)
+                   crop_scale=[0.08, 1.0], color_jitter=[0.4, 0.4, 0.4, 0.2], workers=0,
+                   batch_size=16)
 
 
 @pytest.mark.parametrize("net,expected", [("cifar", 3349342), ("imagenet", 4718752)])
@@ -149,7 +150,8 @@ def test_table1_aggregates_ours_and_keeps_paper_numbers_apart(tmp_path):
     for seed, err in ((0, 3.0), (1, 2.0)):
         d = tmp_path / "train" / f"rarts-seed{seed}"
         d.mkdir(parents=True)
-        (d / "metrics.json").write_text(json.dumps({"test_error": err, "params_M": 3.1, "device": "cpu"}))
+        (d / "metrics.json").write_text(json.dumps({"test_error": err, "params_M": 3.1, "device": "cpu",
+                                                     "history": [{"classes": 10}]}))
         inputs.append(d / "metrics.json")
         c = tmp_path / "search" / "rarts" / f"seed{seed}"
         c.mkdir(parents=True)
@@ -161,6 +163,7 @@ def test_table1_aggregates_ours_and_keeps_paper_numbers_apart(tmp_path):
     assert ours.method == "RARTS" and ours.test_error == "2.50 ± 0.71" and ours.n_runs == 2
     assert ours.search_gpu_days == pytest.approx(1.5 / 24) and ours.search_wall_hours == pytest.approx(1.5)
     assert ours.paper_test_error == "2.65 ± 0.07"  # beside, never in our columns
+    assert ours.chance_error == 90.0  # 10 classes trained on
     paper_rows = df[df.source == "paper"]
     assert paper_rows.test_error_mean.isna().all() and len(paper_rows) == 16
     assert "STAND-IN" in (tmp_path / "t.md").read_text()

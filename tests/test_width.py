@@ -119,8 +119,9 @@ def test_fine_tuning_resumes_exactly_after_a_kill(tmp_path, data):
 
 def _metrics(path, **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
-    rec = {"test_error": 10.0, "params": 1000, "params_M": 0.001, "flops": 5000, "prc": 0.0,
-           "prc_mean_over_pruned_layers": 0.0, "device": "cpu", **kw}
+    rec = {"test_error": 10.0, "best_test_error": kw.get("test_error", 10.0) - 0.5, "params": 1000,
+           "params_M": 0.001, "flops": 5000, "prc": 0.0,
+           "prc_mean_over_pruned_layers": 0.0, "device": "cpu", "history": [{"classes": 5}], **kw}
     write_json(path, rec)
     return str(path)
 
@@ -136,6 +137,7 @@ def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
     assert ours.test_error_mean.to_dict() == {"baseline": 7.0, "ns-40": 8.0, "rarts-40": 6.5}
     assert ours.paper_test_error.to_dict() == {"baseline": 5.42, "ns-40": 5.08, "rarts-40": 4.58}
     assert ours.prc_pct["rarts-40"] == pytest.approx(40.0)
+    assert ours.test_error_best_mean.to_dict() == {"baseline": 6.5, "ns-40": 7.5, "rarts-40": 6.0}
     tas = df[df.source == "paper"]
     assert tas.method.tolist() == ["TAS (quoted from the paper)"] and tas.test_error_mean.isna().all()
     assert pd.read_csv(tmp_path / "t5.csv").shape == df.shape
@@ -154,6 +156,7 @@ def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
     assert rows.test_error["rarts"] == "8.50 ± 0.71" and rows.prc_pct_mean["rarts"] == pytest.approx(71.0)
     assert rows.paper_test_error["rarts"] == "8.2 ± 1.9" and rows.prc_pct["baseline"] == "–"
     assert "STAND-IN" in (tmp_path / "t6.md").read_text()
+    assert rows.chance_error["rarts"] == 80.0 and "chance_error" in (tmp_path / "t6.md").read_text()
 
 
 def _mobilenet_search(tmp_path, algo, l1, on_step=None, name="ck"):

@@ -117,12 +117,32 @@ def test_a_nan_in_the_config_stops_with_the_key_named(workdir, cli_env):
     assert proc.returncode != 0 and "config.search.darts.w_lr is nan" in proc.stdout + proc.stderr
 
 
+SHORTEST = {  # every run of the offline profile cut to one epoch of two steps
+    ("search", "darts"), ("search", "nats"), ("latency", "ablation"), ("nats", "local_train"),
+    ("train", "cifar"), ("train", "imagenet"), *((("width", t, part) for t in ("table5", "table6")
+                                                  for part in ("train", "finetune", "search")))}
+
+
+def shortest_profile(workdir) -> str:
+    """The offline profile with every run one epoch of two steps: the same DAG and rules in a
+    third of the time. That the profile's runs learn is `test_learning.py`'s and `make quick`'s."""
+    cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    for path in SHORTEST:
+        node = cfg
+        for key in path:
+            node = node.setdefault(key, {})
+        node.update(epochs=1, max_steps_per_epoch=2)
+    (workdir / "config" / "shortest.yaml").write_text(yaml.safe_dump(cfg))
+    return "--configfile=config/shortest.yaml"
+
+
 def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     snakemake(workdir, cli_env, "--cores", "2", "results/fig1.png", "--configfile", "config/quick.yaml")
     assert (workdir / "results" / "fig1.png").is_file()
     assert not (workdir / "results" / "search").exists(), "fig1 alone must not run searches"
 
-    snakemake(workdir, cli_env, "--cores", "2", "--configfile=config/quick.yaml", "all")
+    profile = shortest_profile(workdir)
+    snakemake(workdir, cli_env, "--cores", "2", profile, "all")
     res = workdir / "results"
     for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json",
                  "table1.csv", "table1.md", "table2.csv", "table2.md", "table3.csv", "table3.md",
@@ -174,8 +194,8 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert len(json.loads((res / "data" / "imagenet_r" / "classes.json").read_text())) == 5
 
     # nothing left to do, and the report renders
-    assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", "--configfile=config/quick.yaml", "all").stdout
-    snakemake(workdir, cli_env, "--configfile=config/quick.yaml", "--report", "report.html")
+    assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", profile, "all").stdout
+    snakemake(workdir, cli_env, profile, "--report", "report.html")
     assert (workdir / "report.html").stat().st_size > 10_000
 
 

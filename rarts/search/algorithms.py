@@ -139,7 +139,8 @@ class Darts1(SearchAlgorithm):
 
 
 class Darts2(Darts1):
-    """Second-order DARTS: the unrolled hypergradient of REFERENCE.md, no model copies.
+    """Second-order DARTS: the unrolled hypergradient of the official DARTS code
+    (cnn/architect.py), without copying the model.
 
     w' = w − ξ(momentum·buf + ∇_w L_t(w) + wd·w),  ξ = current weight lr;
     ∇_α = ∇_α L_v(w') − ξ (∇_α L_t(w⁺) − ∇_α L_t(w⁻)) / 2R,  w± = w ± R∇_{w'}L_v(w'),
@@ -163,54 +164,51 @@ class Darts2(Darts1):
 
     def hypergradient(self, train_batch, val_batch, xi: float) -> list[torch.Tensor]:
         virtual = {n: v.requires_grad_() for n, v in self.virtual_weights(train_batch, xi).items()}
-        loss_v, _ = cross_entropy(self.net, virtual, self.arch, val_batch)
+        # the official unrolled model is a copy: its BatchNorm statistics are thrown away
+        stats = {n: b.clone() for n, b in self.net.named_buffers()}
+        loss_v, _ = cross_entropy(self.net, {**virtual, **stats}, self.arch, val_batch)
         grads = torch.autograd.grad(loss_v, [*self.arch, *virtual.values()])
         g_arch, g_w = grads[:len(self.arch)], grads[len(self.arch):]
         implicit = self.hessian_vector_product(g_w, train_batch)
         return [ga - xi * h for ga, h in zip(g_arch, implicit)]
 
     def hessian_vector_product(self, vector, train_batch) -> list[torch.Tensor]:
-        """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v."""
-        r = self.fd_radius / torch.cat([v.flatten() for v in vector]).norm()
+        """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v.
+
+        As in the official code, both passes run on the real network's statistics (its in-place
+        perturbation updates them), one after the other, so one graph is alive at a time."""
+        r = float(self.fd_radius / torch.cat([v.flatten() for v in vector]).norm())
         names, params = self.params(self.net)
-        with torch.no_grad():
-            w_plus = dict(zip(names, torch._foreach_add(params, vector, alpha=float(r))))
-            w_minus = dict(zip(names, torch._foreach_add(params, vector, alpha=-float(r))))
-        # both passes draw the same random numbers (dropout masks): otherwise the difference of
-        # two masks, divided by 2R, swamps the Hessian-vector product
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            loss_plus = cross_entropy(self.net, w_plus, self.arch, train_batch)[0]
-        loss_minus = cross_entropy(self.net, w_minus, self.arch, train_batch)[0]
-        # one backward over both graphs: ∇_α[L_t(w⁺) − L_t(w⁻)] = ∇_α L_t(w⁺) − ∇_α L_t(w⁻)
-        diff = loss_plus - loss_minus
-        return [g / (2 * r) for g in torch.autograd.grad(diff, self.arch)]
+        rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
+        grads = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                perturbed = dict(zip(names, torch._foreach_add(params, vector, alpha=sign * r)))
+            if sign < 0:  # the same random numbers (dropout masks) in both passes: otherwise the
+                # difference of two masks, divided by 2R, swamps the Hessian-vector product
+                torch.random.set_rng_state(rng[0])
+                if rng[1] is not None:
+                    torch.cuda.set_rng_state(rng[1], self.device)
+            grads.append(torch.autograd.grad(cross_entropy(self.net, perturbed, self.arch, train_batch)[0], self.arch))
+        return [(gp - gm) / (2 * r) for gp, gm in zip(*grads)]
 
     def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
         return self.hypergradient(train_batch, val_batch, xi=self.w_lr)
 
 
-class MiLeNAS(SearchAlgorithm):
-    """Mixed-level: α ← α − η(∇_α L_v + λ∇_α L_t), w ← w − η∇_w L_t, both gradients at (w, α).
+class MiLeNAS(Darts1):
+    """Mixed-level: α ← α − η(∇_α L_v + λ∇_α L_t) at (w, α), then w ← w − η∇_w L_t at the new α.
 
-    One train pass yields ∇_w L_t and ∇_α L_t together, one val pass ∇_α L_v: two passes.
+    The published order (MiLeNAS's architect.step_milenas, then the weight step of its search
+    loop): two α-only passes, train then validation, and a fresh train pass for the weights.
     """
 
-    name, passes_per_step = "milenas", 2
+    name, passes_per_step = "milenas", 3
 
-    def step(self, train_batch, val_batch):
-        lam = self.hp["milenas"]["lam"]
-        loss_t, logits = cross_entropy(self.net, None, self.arch, train_batch)
-        params = self.params(self.net)[1]
-        g_t = torch.autograd.grad(loss_t, [*self.arch, *params])
-        loss_v, _ = cross_entropy(self.net, None, self.arch, val_batch)
-        g_v = self.arch_grads(loss_v)
-        self.apply_arch_step([gv + lam * gt for gv, gt in zip(g_v, g_t[:len(self.arch)])])
-        self.w_opt.zero_grad(set_to_none=True)
-        for p, g in zip(params, g_t[len(self.arch):]):
-            p.grad = g
-        nn.utils.clip_grad_norm_(params, self.hp["grad_clip"], foreach=True)
-        self.w_opt.step()
-        return {"loss": loss_t.detach(), "logits": logits.detach()}
+    def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
+        g_t = self.arch_grads(cross_entropy(self.net, None, self.arch, train_batch)[0])
+        g_v = super().arch_gradient(train_batch, val_batch)
+        return [gv + self.hp["milenas"]["lam"] * gt for gv, gt in zip(g_v, g_t)]
 
 
 class RARTS(SearchAlgorithm):

@@ -42,7 +42,8 @@ def imagenet_setup(spec, hp, dist, device):
 
     res = hp["resolution"]
     norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    train_tf = T.Compose([T.RandomResizedCrop(res), T.RandomHorizontalFlip(),
+    flip = [T.RandomHorizontalFlip()] if hp["hflip"] else []
+    train_tf = T.Compose([T.RandomResizedCrop(res, scale=tuple(hp["crop_scale"])), *flip,
                           T.ColorJitter(*hp["color_jitter"]), T.ToTensor(), norm])
     val_tf = T.Compose([T.Resize(round(res * 256 / 224)), T.CenterCrop(res), T.ToTensor(), norm])
     classes = spec.get("classes")

@@ -69,6 +69,7 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
                "flops": n_flops(model, (3, hp["resolution"], hp["resolution"])),
                "prc": ratio["overall"], "prc_mean_over_pruned_layers": ratio["mean_over_pruned_layers"],
                "widths": genotype.brief()["widths"], "test_error": 100 * (1 - history[-1]["test_acc"]),
+               "best_test_error": 100 * (1 - max(r["test_acc"] for r in history)),
                "device": device_name(device), "wall_s": trainer.elapsed, "hp": hp, "history": history}
     out_dir = Path(out_dir)
     prunable.save(out_dir / "model.pt", net["name"], spec["num_classes"], net["kw"], model)

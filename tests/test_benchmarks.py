@@ -1,0 +1,62 @@
+"""The search-step benchmark runs, and its copy-the-model DARTS-2 (the official architect's way:
+a deep-copied unrolled model, the real weights perturbed in place) is the step `Darts2` takes."""
+
+import importlib.util
+
+import pytest
+import torch
+import yaml
+
+from conftest import REPO
+from rarts.search.algorithms import Darts2
+from rarts.spaces import DartsSearchSpace
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("search_step", REPO / "benchmarks" / "search_step.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def paper_search_hp() -> dict:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["search"]["darts"]
+
+
+@pytest.mark.slow  # five algorithms timed, then each alone in a process of its own for its memory
+def test_search_step_benchmark_smoke():
+    df = load_benchmark().main(["--size", "tiny", "--steps", "2", "--warmup", "0", "--device", "cpu"])
+    steps = df[df.passes_per_step.notna()].set_index("algorithm")
+    assert set(steps.index) == {"darts1", "darts2", "milenas", "rarts", "darts2-copy"}
+    assert (steps.median_step_s > 0).all() and (steps.peak_mem_MiB > 0).all()
+    assert steps.passes_per_step.to_dict() == {"darts1": 2, "darts2": 5, "milenas": 3, "rarts": 4, "darts2-copy": 5}
+
+
+def test_functional_darts2_takes_the_official_step_bn_statistics_included():
+    """Same start, same batches, the config's settings (momentum, weight decay, clipping, Adam for α):
+    α, weights, optimizer state and BatchNorm running statistics agree after steps with momentum.
+    The official unrolled model is a copy, so its pass on the validation batch leaves the real
+    network's statistics alone; the w ± Rv passes run on the real network and update them."""
+    bench = load_benchmark()
+    hp = {**paper_search_hp(), "epochs": 50}
+    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(4)]
+    runs = []
+    for cls in (Darts2, bench.CopyModelDarts2):
+        torch.manual_seed(0)
+        algo = cls(space, hp, "cpu")
+        for i in range(3):
+            algo.step(batches[i], batches[i + 1])
+        runs.append(algo)
+    ours, official = runs
+    for a, b in zip(ours.arch, official.arch):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    stats = dict(official.net.named_buffers())
+    assert stats, "the search network has BatchNorm statistics"
+    for name, buf in ours.net.named_buffers():
+        torch.testing.assert_close(buf, stats[name], rtol=1e-4, atol=1e-5, msg=f"BN buffer {name}")
+    for (name, p), q in zip(ours.net.named_parameters(), official.net.parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=f"weight {name}")
+        torch.testing.assert_close(ours.w_opt.state[p]["momentum_buffer"], official.w_opt.state[q]["momentum_buffer"],
+                                   rtol=1e-4, atol=1e-5)
