@@ -179,18 +179,18 @@ class Darts2(Darts1):
         perturbation updates them), one after the other, so one graph is alive at a time."""
         r = float(self.fd_radius / torch.cat([v.flatten() for v in vector]).norm())
         names, params = self.params(self.net)
-        rng = torch.random.get_rng_state(), (torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None)
-        grads = []
-        for sign in (1.0, -1.0):
+
+        def arch_grad_at(sign):
             with torch.no_grad():
                 perturbed = dict(zip(names, torch._foreach_add(params, vector, alpha=sign * r)))
-            if sign < 0:  # the same random numbers (dropout masks) in both passes: otherwise the
-                # difference of two masks, divided by 2R, swamps the Hessian-vector product
-                torch.random.set_rng_state(rng[0])
-                if rng[1] is not None:
-                    torch.cuda.set_rng_state(rng[1], self.device)
-            grads.append(torch.autograd.grad(cross_entropy(self.net, perturbed, self.arch, train_batch)[0], self.arch))
-        return [(gp - gm) / (2 * r) for gp, gm in zip(*grads)]
+            return torch.autograd.grad(cross_entropy(self.net, perturbed, self.arch, train_batch)[0], self.arch)
+
+        # both passes draw the same random numbers (dropout masks): otherwise the difference of
+        # two masks, divided by 2R, swamps the Hessian-vector product
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            g_plus = arch_grad_at(1.0)
+        g_minus = arch_grad_at(-1.0)
+        return [(gp - gm) / (2 * r) for gp, gm in zip(g_plus, g_minus)]
 
     def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
         return self.hypergradient(train_batch, val_batch, xi=self.w_lr)
