@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rarts.data.cifar import spec_of
 from rarts.engine import chance_error
 from rarts.errors import DatasetError
 from rarts.io import read_json, write_json
@@ -19,7 +20,6 @@ WHERE = ("NATS-Bench is published by its authors (https://github.com/D-X-Y/NATS-
          f"`nats.benchmark` at the {BENCH_DIR}/ folder (it holds meta.pickle.pbz2 and one "
          "NNNNNN.pickle.pbz2 per cell).")
 DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100"}  # our name → the benchmark's
-BENCHMARK_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
 def open_benchmark(path):
@@ -48,7 +48,7 @@ def lookup_main(dataset: str, benchmark, run_dirs, out) -> list[dict]:
         g = read_json(d / "genotype.json")
         rows.append({"algorithm": g["meta"]["algorithm"], "seed": g["meta"]["seed"], "dataset": dataset,
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "nats-bench",
-                     "chance_error": chance_error(BENCHMARK_CLASSES[dataset]),
+                     "chance_error": chance_error(spec_of(dataset).classes),
                      **lookup(api, g["arch"], dataset)})
     write_json(out, rows)
     return rows
