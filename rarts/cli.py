@@ -7,6 +7,7 @@ written atomically. Heavy imports happen inside the subcommands.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import math
@@ -47,6 +48,15 @@ def _json_arg(text: str) -> dict:
 
 
 # -- subcommands --------------------------------------------------------------------------
+def call(target: str, *fields: str):
+    """A subcommand that imports `module:function` when run (heavy imports stay out of --help)
+    and calls it with the named arguments in order."""
+    def run(args):
+        module, function = target.split(":")
+        return getattr(importlib.import_module(module), function)(*(getattr(args, f) for f in fields))
+    return run
+
+
 def cmd_toy(args) -> None:
     from rarts import toy
 
@@ -59,35 +69,10 @@ def cmd_toy(args) -> None:
         print(", ".join(f"{k} = {v:.6f}" for k, v in final.items()))
 
 
-def cmd_fig1(args) -> None:
-    from rarts import plots
-
-    plots.make_fig1(args.spec, png=args.png, pdf=args.pdf, csv=args.csv)
-
-
-def cmd_prepare_data(args) -> None:
-    from rarts.data import prepare
-
-    prepare.prepare_dataset(args.dataset, args.spec, args.out)
-
-
-def cmd_split(args) -> None:
-    from rarts.data import prepare
-
-    prepare.make_search_split(args.dataset, args.spec, args.out)
-
-
 def cmd_params(args) -> None:
     from rarts import params
 
     print(params.count(args))
-
-
-def cmd_search(args) -> None:
-    from rarts.search import run
-
-    run.search_main(space=args.space, algo=args.algo, seed=args.seed, spec=args.spec,
-                    split_path=args.split, out_dir=args.out_dir, ckpt_path=args.ckpt)
 
 
 def cmd_train(args) -> None:
@@ -98,36 +83,11 @@ def cmd_train(args) -> None:
     run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
 
 
-def cmd_width_train(args) -> None:
-    from rarts.train.width import width_train_main
-
-    width_train_main(args.name, args.spec, args.out_dir, args.ckpt, source=args.source, rule=args.rule,
-                     value=args.value, like=args.like)
-
-
 def cmd_imagenet_r(args) -> None:
     from rarts.data import imagenet_r
     from rarts.io import write_json
 
     write_json(args.out, imagenet_r.materialise(args.spec, args.out_dir))
-
-
-def cmd_select_cell(args) -> None:
-    from rarts.train.transfer import select_cell
-
-    select_cell(args.rule, args.runs, args.cifar_metrics, args.out)
-
-
-def cmd_latency_table(args) -> None:
-    from rarts.latency import latency_table_main
-
-    latency_table_main(args.spec, args.out)
-
-
-def cmd_model_latency(args) -> None:
-    from rarts.latency import model_latency_main
-
-    model_latency_main(args.genotype, args.spec, args.out)
 
 
 def cmd_nats_score(args) -> None:
@@ -143,18 +103,6 @@ def cmd_table(args) -> None:
     from rarts import tables
 
     tables.TABLES[args.table](args.spec, args.inputs, args.csv, args.md)
-
-
-def cmd_fig2(args) -> None:
-    from rarts import plots
-
-    plots.make_fig2(args.runs, png=args.png, pdf=args.pdf, csv=args.csv)
-
-
-def cmd_log_mlflow(args) -> None:
-    from rarts import tracking
-
-    tracking.log_reproduction(args.spec, args.config, args.artifacts, args.search_runs, args.out)
 
 
 # -- parser --------------------------------------------------------------------------------
@@ -184,19 +132,19 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--png", required=True)
     f.add_argument("--pdf")
     f.add_argument("--csv", required=True)
-    f.set_defaults(func=cmd_fig1)
+    f.set_defaults(func=call("rarts.plots:make_fig1", "spec", "png", "pdf", "csv"))
 
     d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
     d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet"], required=True)
     d.add_argument("--spec", type=_json_arg, required=True)
     d.add_argument("--out", required=True, help="a JSON summary of the prepared data")
-    d.set_defaults(func=cmd_prepare_data)
+    d.set_defaults(func=call("rarts.data.prepare:prepare_dataset", "dataset", "spec", "out"))
 
     s = sub.add_parser("split", help="write the D_t / D_v search split")
     s.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet_r"], required=True)
     s.add_argument("--spec", type=_json_arg, required=True)
     s.add_argument("--out", required=True)
-    s.set_defaults(func=cmd_split)
+    s.set_defaults(func=call("rarts.data.prepare:make_search_split", "dataset", "spec", "out"))
 
     c = sub.add_parser("params", help="print a network's parameter count (last line)")
     c.add_argument("--net", choices=names.NETWORKS + ("resnet164",), required=True,
@@ -221,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--split", required=True, help="the search split JSON")
     r.add_argument("--out-dir", required=True)
     r.add_argument("--ckpt", required=True, help="checkpoint file (outside declared outputs)")
-    r.set_defaults(func=cmd_search)
+    r.set_defaults(func=call("rarts.search.run:search_main", "space", "algo", "seed", "spec", "split",
+                                 "out_dir", "ckpt"))
 
     tr = sub.add_parser("train", help="retrain a genotype (CIFAR or ImageNet network)")
     tr.add_argument("--net", choices=["cifar", "imagenet"], required=True)
@@ -246,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "--value; random: random channels at --like's per-layer widths")
     wt.add_argument("--value", type=nonnegative, default=0.0)
     wt.add_argument("--like", help="random: the genotype.json whose per-layer widths to copy")
-    wt.set_defaults(func=cmd_width_train)
+    wt.set_defaults(func=call("rarts.train.width:width_train_main", "name", "spec", "out_dir", "ckpt", "source",
+                                  "rule", "value", "like"))
 
     ir = sub.add_parser("imagenet-r", help="draw ImageNet-R's classes and decode them to tensors")
     ir.add_argument("--spec", type=_json_arg, required=True,
@@ -260,18 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--runs", nargs="+", required=True, help="RARTS search output folders")
     sc.add_argument("--cifar-metrics", nargs="*", default=[])
     sc.add_argument("--out", required=True)
-    sc.set_defaults(func=cmd_select_cell)
+    sc.set_defaults(func=call("rarts.train.transfer:select_cell", "rule", "runs", "cifar_metrics", "out"))
 
     lt = sub.add_parser("latency-table", help="measure every op on every edge (the Lat of eq. 5)")
     lt.add_argument("--spec", type=_json_arg, required=True)
     lt.add_argument("--out", required=True)
-    lt.set_defaults(func=cmd_latency_table)
+    lt.set_defaults(func=call("rarts.latency:latency_table_main", "spec", "out"))
 
     ml = sub.add_parser("model-latency", help="forward time of a genotype's evaluation network")
     ml.add_argument("--genotype", required=True)
     ml.add_argument("--spec", type=_json_arg, required=True)
     ml.add_argument("--out", required=True)
-    ml.set_defaults(func=cmd_model_latency)
+    ml.set_defaults(func=call("rarts.latency:model_latency_main", "genotype", "spec", "out"))
 
     ns = sub.add_parser("nats-score", help="score found NATS-Bench cells (lookup, or local training)")
     ns.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
@@ -295,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--png", required=True)
     g.add_argument("--pdf")
     g.add_argument("--csv", required=True, help="skip-connection counts of every genotype")
-    g.set_defaults(func=cmd_fig2)
+    g.set_defaults(func=call("rarts.plots:make_fig2", "runs", "png", "pdf", "csv"))
 
     m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
     m.add_argument("--spec", type=_json_arg, required=True)
@@ -303,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--artifacts", nargs="*", default=[])
     m.add_argument("--search-runs", nargs="*", default=[])
     m.add_argument("--out", required=True)
-    m.set_defaults(func=cmd_log_mlflow)
+    m.set_defaults(func=call("rarts.tracking:log_reproduction", "spec", "config", "artifacts", "search_runs", "out"))
     return p
 
 

@@ -7,4 +7,5 @@ SEARCHES = ALGORITHMS + (RANDOM,)
 SPACES = ("darts", "nats", "width")  # rarts.spaces.SPACES
 NETWORKS = ("search", "cifar", "imagenet", "nats", "preresnet", "mobilenetv2")  # rarts.models.NETWORKS
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")  # rarts.tables.TABLES
+CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}  # label counts of the CIFAR datasets
 PRUNING_RULES = ("ratio", "threshold", "random", "none")  # rarts.pruning.choose_masks

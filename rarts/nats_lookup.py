@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.data.cifar import spec_of
+from rarts.names import CIFAR_CLASSES
 from rarts.engine import chance_error
 from rarts.errors import DatasetError
 from rarts.io import read_json, write_json
@@ -48,7 +48,7 @@ def lookup_main(dataset: str, benchmark, run_dirs, out) -> list[dict]:
         g = read_json(d / "genotype.json")
         rows.append({"algorithm": g["meta"]["algorithm"], "seed": g["meta"]["seed"], "dataset": dataset,
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "nats-bench",
-                     "chance_error": chance_error(spec_of(dataset).classes),
+                     "chance_error": chance_error(CIFAR_CLASSES[dataset]),
                      **lookup(api, g["arch"], dataset)})
     write_json(out, rows)
     return rows

@@ -26,7 +26,6 @@ class CifarSpec:
     names_key: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    classes: int
 
 
 SPECS = {
@@ -42,7 +41,6 @@ SPECS = {
         names_key="label_names",
         mean=(0.49139968, 0.48215827, 0.44653124),
         std=(0.24703233, 0.24348505, 0.26158768),
-        classes=10,
     ),
     "cifar100": CifarSpec(
         archive="cifar-100-python.tar.gz",
@@ -56,7 +54,6 @@ SPECS = {
         names_key="fine_label_names",
         mean=(0.5071, 0.4865, 0.4409),
         std=(0.2673, 0.2564, 0.2762),
-        classes=100,
     ),
 }
 

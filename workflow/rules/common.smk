@@ -49,7 +49,7 @@ def mlflow_spec():
 def num_classes(dataset):
     if dataset == "imagenet_r":
         return config["data"]["imagenet_r"]["num_classes"]
-    return 100 if dataset == "cifar100" else 10
+    return names.CIFAR_CLASSES[dataset]
 
 
 # Where and how a job runs, not what it computes: global options of `rarts` (written as `{JOB}
