@@ -39,7 +39,8 @@ SIZES = {  # C, cells, resolution, batch
 }
 HP = dict(epochs=50, w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4,
           w_nesterov=False, grad_clip=5.0, arch_lr=3e-4, arch_betas=[0.5, 0.999],
-          arch_weight_decay=1e-3, milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
+          arch_weight_decay=1e-3, milenas={"lam": 1.0},
+          darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
 
 
 class CopyModelDarts2(Darts2):

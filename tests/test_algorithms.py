@@ -14,7 +14,7 @@ from rarts.spaces import darts_search
 def hp(**over):
     base = dict(epochs=4, w_lr=0.05, w_lr_min=0.001, w_momentum=0.0, w_weight_decay=0.0,
                 w_nesterov=False, grad_clip=1e9, arch_lr=0.01, arch_betas=[0.5, 0.999],
-                arch_weight_decay=0.0, milenas={"lam": 0.7},
+                arch_weight_decay=0.0, milenas={"lam": 0.7}, darts2={"perturbed_bn_stats": "update"},
                 rarts={"lam": 0.8, "beta": 0.3, "y_init": "seed"})
     base.update(over)
     return base

@@ -1,6 +1,7 @@
 """The search-step benchmark runs, and its copy-the-model DARTS-2 (the official architect's way:
 a deep-copied unrolled model, the real weights perturbed in place) is the step `Darts2` takes."""
 
+import copy
 import importlib.util
 
 import pytest
@@ -60,3 +61,24 @@ def test_functional_darts2_takes_the_official_step_bn_statistics_included():
         torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-5, msg=f"weight {name}")
         torch.testing.assert_close(ours.w_opt.state[p]["momentum_buffer"], official.w_opt.state[q]["momentum_buffer"],
                                    rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["keep", "update"])
+def test_darts2_keep_writes_statistics_from_the_real_passes_only(mode):
+    """`perturbed_bn_stats: keep`: after one step the running statistics are those of the step's
+    two passes at the real weights (the train pass for w' at the old α, the weight step's at the
+    new α); `update` (the official default) also takes the w ± Rv passes, so it differs."""
+    hp = {**paper_search_hp(), "epochs": 50, "darts2": {"perturbed_bn_stats": mode}}
+    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
+    g = torch.Generator().manual_seed(1)
+    train, val = [(torch.randn(8, 3, 8, 8, generator=g), torch.randint(0, 10, (8,), generator=g)) for _ in range(2)]
+    torch.manual_seed(0)
+    algo = Darts2(space, hp, "cpu")
+    reference, arch_before = copy.deepcopy(algo.net), [a.detach().clone() for a in algo.arch]
+    algo.step(train, val)
+    with torch.no_grad():
+        reference(train[0], arch_before)
+        reference(train[0], [a.detach() for a in algo.arch])
+    expected = dict(reference.named_buffers())
+    same = [torch.allclose(buf, expected[name], rtol=1e-5, atol=1e-6) for name, buf in algo.net.named_buffers()]
+    assert all(same) if mode == "keep" else not all(same)

@@ -40,7 +40,8 @@ def test_a_larger_latency_weight_finds_a_faster_cell(tmp_path):
     hp = dict(epochs=2, batch_size=8, max_steps_per_epoch=4, eval_batches=1, w_lr=0.025, w_lr_min=0.001,
               w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2,
               arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
-              milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"})
+              milenas={"lam": 1.0},
+              darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"})
     expected = {}
     for weight in (0.0, 1.0):
         pen = LatencyPenalty(tables, weight)

@@ -119,7 +119,8 @@ def test_a_nats_search_runs_through_the_shared_loop(tmp_path):
     hp = dict(epochs=1, batch_size=8, max_steps_per_epoch=2, eval_batches=1, w_lr=0.025, w_lr_min=0.001,
               w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True, grad_clip=5.0, arch_lr=3e-4,
               arch_betas=[0.5, 0.999], arch_weight_decay=1e-3, augment={"crop_padding": 0, "hflip": False},
-              milenas={"lam": 1.0}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
+              milenas={"lam": 1.0},
+              darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
     loop = SearchLoop(space, "rarts", 0, hp, SearchData(x[:16], y[:16], x[16:], y[16:]), "cpu", tmp_path / "c.pt")
     loop.run()
     arch = loop.history[-1]["genotype"]["arch"]

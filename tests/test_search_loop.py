@@ -15,7 +15,7 @@ from rarts.spaces import DartsSearchSpace
 HP = dict(epochs=2, batch_size=8, max_steps_per_epoch=3, eval_batches=2, resolution=8,
           w_lr=0.025, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False,
           grad_clip=5.0, arch_lr=3e-3, arch_betas=[0.5, 0.999], arch_weight_decay=1e-3,
-          augment={"crop_padding": 1, "hflip": True}, milenas={"lam": 1.0},
+          augment={"crop_padding": 1, "hflip": True}, milenas={"lam": 1.0}, darts2={"perturbed_bn_stats": "update"},
           rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"})
 
 

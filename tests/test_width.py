@@ -17,6 +17,7 @@ SEARCH_HP = dict(algorithms=["rarts"], resolution=16, epochs=1, batch_size=16, m
                  eval_batches=1, w_lr=0.1, w_lr_min=0.0, w_momentum=0.9, w_weight_decay=1e-4, w_nesterov=False,
                  grad_clip=5.0, arch_lr=0.05, arch_betas=[0.5, 0.999], arch_weight_decay=0.0, l1=0.0,
                  augment={"crop_padding": 2, "hflip": False}, milenas={"lam": 1.0},
+                 darts2={"perturbed_bn_stats": "update"},
                  rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
 NET = {"name": "preresnet", "kw": {"depth": 11}}
 

@@ -150,6 +150,14 @@ class Darts2(Darts1):
     name, passes_per_step = "darts2", 5
     fd_radius = 0.01  # R·‖v‖ of the finite difference (official value); tests shrink it
 
+    def __init__(self, space, hp, device, arch_penalty=None):
+        super().__init__(space, hp, device, arch_penalty)
+        self.perturbed_bn_stats = hp["darts2"]["perturbed_bn_stats"]  # update (official) | keep
+
+    def stats_copies(self) -> dict:
+        """The BatchNorm buffers, cloned: a pass given these leaves the real statistics alone."""
+        return {n: b.clone() for n, b in self.net.named_buffers()}
+
     def virtual_weights(self, train_batch, xi: float) -> dict:
         names, params = self.params(self.net)
         loss_t, _ = cross_entropy(self.net, None, self.arch, train_batch)
@@ -165,8 +173,7 @@ class Darts2(Darts1):
     def hypergradient(self, train_batch, val_batch, xi: float) -> list[torch.Tensor]:
         virtual = {n: v.requires_grad_() for n, v in self.virtual_weights(train_batch, xi).items()}
         # the official unrolled model is a copy: its BatchNorm statistics are thrown away
-        stats = {n: b.clone() for n, b in self.net.named_buffers()}
-        loss_v, _ = cross_entropy(self.net, {**virtual, **stats}, self.arch, val_batch)
+        loss_v, _ = cross_entropy(self.net, {**virtual, **self.stats_copies()}, self.arch, val_batch)
         grads = torch.autograd.grad(loss_v, [*self.arch, *virtual.values()])
         g_arch, g_w = grads[:len(self.arch)], grads[len(self.arch):]
         implicit = self.hessian_vector_product(g_w, train_batch)
@@ -175,14 +182,17 @@ class Darts2(Darts1):
     def hessian_vector_product(self, vector, train_batch) -> list[torch.Tensor]:
         """(∇_α L_t(w + Rv) − ∇_α L_t(w − Rv)) / 2R, a finite difference of ∇²_{α,w} L_t · v.
 
-        As in the official code, both passes run on the real network's statistics (its in-place
-        perturbation updates them), one after the other, so one graph is alive at a time."""
+        As in the official code, both passes update the real network's statistics (its in-place
+        perturbation runs the real network), unless `perturbed_bn_stats` is `keep`. They run one
+        after the other, so one graph is alive at a time."""
         r = float(self.fd_radius / torch.cat([v.flatten() for v in vector]).norm())
         names, params = self.params(self.net)
 
         def arch_grad_at(sign):
             with torch.no_grad():
                 perturbed = dict(zip(names, torch._foreach_add(params, vector, alpha=sign * r)))
+            if self.perturbed_bn_stats == "keep":
+                perturbed.update(self.stats_copies())
             return torch.autograd.grad(cross_entropy(self.net, perturbed, self.arch, train_batch)[0], self.arch)
 
         # both passes draw the same random numbers (dropout masks): otherwise the difference of
