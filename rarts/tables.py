@@ -163,6 +163,15 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
 
 
 
+SPLIT_NOTES = {
+    "nats-bench": "Search split: NATS-Bench's fixed one, as in the searches behind the paper's DARTS rows "
+                  "(CIFAR-10: weights on one fixed half of the training set, α on the other; CIFAR-100: "
+                  "weights on the whole training set, α on the fixed half `xvalid` of the test set; a "
+                  "stand-in gets the same rule with a fixed draw).",
+    "halves": "Search split: random halves of the training set (the DARTS protocol), not NATS-Bench's "
+              "fixed split behind the paper's DARTS rows."}
+
+
 def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
     """inputs: results/nats/<dataset>/scores.json (rows per found cell)."""
     scores = pd.DataFrame([r for p in inputs for r in read_json(p)])
@@ -178,7 +187,7 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
     write_table(df, csv, md, "Table 4: NATS-Bench topology space", spec["standin"], [
         "error: mean ± std over search seeds of each found cell's test error; source `nats-bench` is a "
         "benchmark lookup (hp='200', mean over the benchmark's seeds), `local-train` a brief local "
-        "training of the cell (offline, no benchmark).",
+        "training of the cell (offline, no benchmark).", SPLIT_NOTES[spec["split"]],
         "paper_* columns quote the RARTS paper (Table 4; its DARTS rows come from the NATS-Bench paper; "
         "it reports no MiLeNAS row).", CHANCE_NOTE])
     return df

@@ -159,3 +159,33 @@ def test_batches_follow_the_compute_device_not_the_storage():
     s = BatchStream(x, y, 5, seed=0, device="cpu")
     xb, yb = s.next()
     assert xb.device.type == yb.device.type == "cpu" and xb.shape == (5, 3, 4, 4)
+
+
+def test_nats_bench_split_is_the_published_one():
+    """CIFAR-10: two fixed halves of the training set; CIFAR-100: all training images for the
+    weights, the fixed `xvalid` half of the test set for α (xautodl's index lists)."""
+    c10 = split.nats_bench_split("cifar10", 50_000, 10_000, standin=False)
+    assert c10["val_from"] == "train" and len(c10["train"]) == len(c10["val"]) == 25_000
+    assert c10["train"][:8] == [0, 5, 7, 11, 13, 15, 16, 17]  # the head of cifar-split.txt's train list
+    assert sorted(c10["train"] + c10["val"]) == list(range(50_000))
+    c100 = split.nats_bench_split("cifar100", 50_000, 10_000, standin=False)
+    assert c100["val_from"] == "test" and c100["train"] == list(range(50_000)) and len(c100["val"]) == 5_000
+    assert set(c100["val"]) < set(range(10_000))
+    with pytest.raises(ValueError, match="1438 training and 360 test images"):
+        split.nats_bench_split("cifar100", 1438, 360, standin=False)
+
+
+def test_nats_bench_split_on_a_stand_in_takes_alpha_data_from_the_test_set(tmp_path):
+    from rarts.data import load_images, normalise
+    from rarts.data.prepare import make_search_split
+    from rarts.search.run import load_search_data
+
+    standin.write_cifar_standin("cifar100", tmp_path)
+    made = make_search_split("cifar100", {"root": str(tmp_path), "protocol": "nats-bench"}, tmp_path / "s.json")
+    x_test, y_test = load_images("cifar100", tmp_path, train=False)
+    assert made["val_from"] == "test" and len(made["val"]) == len(y_test) // 2
+    data = load_search_data("cifar100", tmp_path, tmp_path / "s.json", 8, "cpu")
+    idx = torch.tensor(made["val"])
+    x_expected, y_expected = normalise("cifar100", x_test[idx], y_test[idx], 8, "cpu")
+    assert torch.equal(data.x_val, x_expected) and torch.equal(data.y_val, y_expected)
+    assert len(data.y_train) == len(load_images("cifar100", tmp_path, train=True)[1])

@@ -62,6 +62,7 @@ def test_paper_dag_has_every_search(workdir, cli_env):
     assert counts["ablation_search"] == counts["model_latency"] == 27  # Table 2: 9 settings × 3 seeds
     assert counts["latency_table"] == 1
     assert counts["search_nats"] == 24 and counts["nats_score"] == 2  # 4 algorithms × 3 seeds × 2 datasets
+    assert counts["nats_bench_split"] == 2  # Table 4 searches on NATS-Bench's fixed splits
     assert counts["fig1"] == counts["fig2"] == counts["log_mlflow"] == 1
     # Tables 5 and 6: baseline + NS sparsity training per dataset (2 × 2) + 5 MobileNetV2 baselines;
     # RARTS width search per dataset + 3 algorithms × 5 seeds; fine-tunings: NS and RARTS at 40 and

@@ -34,6 +34,13 @@ def prepare_dataset(dataset: str, spec: dict, out) -> dict:
 
 
 def make_search_split(dataset: str, spec: dict, out) -> dict:
-    """spec: root, seed, portion. Every search rule reads the file this writes."""
+    """spec: root, protocol (halves: seed, portion; nats-bench: NATS-Bench's fixed split, or its
+    rule on a stand-in). Every search rule reads the file this writes."""
     _, y_train = load_images(dataset, spec["root"], train=True)
-    return split.write_split(out, dataset, len(y_train), spec["seed"], spec["portion"])
+    if spec.get("protocol", "halves") == "halves":
+        return split.write_split(out, dataset, len(y_train), spec["seed"], spec["portion"])
+    _, y_test = load_images(dataset, spec["root"], train=False)
+    chosen = {"dataset": dataset, **split.nats_bench_split(dataset, len(y_train), len(y_test),
+                                                           cifar.is_standin(dataset, spec["root"]))}
+    write_json(out, chosen)
+    return chosen

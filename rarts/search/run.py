@@ -26,9 +26,11 @@ def load_search_data(dataset: str, root, split_path, resolution: int, device) ->
     split = read_split(split_path)
     if split["n"] != len(y):
         raise ValueError(f"{split_path} was made for {split['n']} images, {root} has {len(y)}")
+    # NATS-Bench's CIFAR-100 split takes D_v from the test set (read with the training augmentation)
+    x_v, y_v = (x, y) if split.get("val_from", "train") == "train" else load_images(dataset, root, train=False)
     tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
     return SearchData(*normalise(dataset, x[tr], y[tr], resolution, device),
-                      *normalise(dataset, x[va], y[va], resolution, device))
+                      *normalise(dataset, x_v[va], y_v[va], resolution, device))
 
 
 def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_dir, ckpt_path):

@@ -34,3 +34,15 @@ rule search_split:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} split --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+
+
+# NATS-Bench's fixed search split (search.nats.split: nats-bench); on a stand-in, its rule
+use rule search_split as nats_bench_split with:
+    output:
+        "results/data/{dataset}/nats_bench_split.json",
+    wildcard_constraints:
+        dataset="cifar10|cifar100",
+    params:
+        spec=lambda w: spec({"root": dataset_spec(w.dataset)["root"], "protocol": "nats-bench"}),
+    log:
+        "results/logs/nats_bench_split/{dataset}.log",

@@ -9,13 +9,18 @@ def nats_run_dirs(dataset):
             for a in NATS_SEARCH["algorithms"] for s in NATS_SEARCH["seeds"]]
 
 
+def nats_split(dataset):
+    name = "nats_bench_split" if NATS_SEARCH["split"] == "nats-bench" else "search_split"
+    return f"results/data/{dataset}/{name}.json"
+
+
 def nats_search_spec(dataset):
     return job_spec(dataset, NATS_SEARCH, num_classes=num_classes(dataset))
 
 
 rule search_nats:
     input:
-        split="results/data/{dataset}/search_split.json",
+        split=lambda w: nats_split(w.dataset),
     output:
         genotype="results/search/nats/{dataset}/{algo}/seed{seed}/genotype.json",
         history="results/search/nats/{dataset}/{algo}/seed{seed}/history.json",
@@ -76,7 +81,7 @@ rule table4:
         csv=report("results/table4.csv", category="Tables", caption="../report/table4.rst"),
         md="results/table4.md",
     params:
-        spec=spec({"standin": config["data"]["standin"]}),
+        spec=spec({"standin": config["data"]["standin"], "split": NATS_SEARCH["split"]}),
     log:
         "results/logs/table4.log",
     conda:
