@@ -189,3 +189,26 @@ def test_nats_bench_split_on_a_stand_in_takes_alpha_data_from_the_test_set(tmp_p
     x_expected, y_expected = normalise("cifar100", x_test[idx], y_test[idx], 8, "cpu")
     assert torch.equal(data.x_val, x_expected) and torch.equal(data.y_val, y_expected)
     assert len(data.y_train) == len(load_images("cifar100", tmp_path, train=True)[1])
+
+
+def test_crop_pads_with_black_in_pixel_space_as_torchvision():
+    """The production stream (normalised CIFAR-10 data, pad value from `black`) crops what
+    torchvision's RandomCrop(padding) → ToTensor → Normalize gives: the border is black, not the
+    mean colour; cutout still zeroes the normalised values."""
+    import torchvision.transforms.v2.functional as TF
+
+    from rarts.data import black, normalise
+
+    raw = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    x, y = normalise("cifar10", raw, torch.arange(6), 8, "cpu")
+    stream = BatchStream(x, y, 6, seed=5, crop_padding=2, pad_value=black("cifar10"))
+    state = stream.gen.get_state()  # after the first shuffle: the crops' draws come next
+    stream.perm = torch.arange(6)  # rows in order, so row i is image i
+    out, _ = stream.next()
+    stream.gen.set_state(state)
+    oy, ox = (torch.randint(0, 5, (6,), generator=stream.gen) for _ in range(2))
+    mean, std = cifar.SPECS["cifar10"].mean, cifar.SPECS["cifar10"].std
+    for i in range(6):
+        ref = TF.crop(TF.pad(raw[i], [2, 2, 2, 2], fill=0), int(oy[i]), int(ox[i]), 8, 8)
+        ref = TF.normalize(ref.float() / 255, mean, std)
+        torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-5)

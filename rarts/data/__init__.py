@@ -4,7 +4,7 @@ from scikit-learn's digits."""
 
 from rarts.errors import DatasetError
 
-__all__ = ["DatasetError", "load_images", "normalise"]
+__all__ = ["DatasetError", "black", "load_images", "normalise"]
 
 
 def load_images(dataset: str, root, train: bool = True):
@@ -19,16 +19,26 @@ def load_images(dataset: str, root, train: bool = True):
     return cifar.load_cifar(dataset, root, train=train)
 
 
+def mean_std(dataset: str):
+    """The per-channel mean and std a dataset's images are normalised with."""
+    if dataset == "imagenet_r":
+        from rarts.data.imagenet_r import MEAN, STD
+
+        return MEAN, STD
+    from rarts.data.cifar import spec_of
+
+    return spec_of(dataset).mean, spec_of(dataset).std
+
+
 def normalise(dataset: str, x, y, resolution: int, device):
     """Images normalised with the dataset's mean/std and resized, held on `device` when they fit
     (see `stream.storage_device`), labels beside them."""
     from rarts.data.stream import prepare_images
 
-    if dataset == "imagenet_r":
-        from rarts.data.imagenet_r import MEAN, STD
-    else:
-        from rarts.data.cifar import spec_of
-
-        MEAN, STD = spec_of(dataset).mean, spec_of(dataset).std
-    x = prepare_images(x, MEAN, STD, resolution, device)
+    x = prepare_images(x, *mean_std(dataset), resolution, device)
     return x, y.to(x.device)
+
+
+def black(dataset: str) -> tuple[float, ...]:
+    """A black pixel, normalised: what torchvision's pad-then-normalise puts in a crop's border."""
+    return tuple(-m / s for m, s in zip(*mean_std(dataset)))

@@ -35,15 +35,20 @@ def prepare_images(x_uint8: torch.Tensor, mean, std, resolution: int, device) ->
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, crop_padding: int = 0, hflip: bool = False,
-            cutout: int = 0) -> torch.Tensor:
-    """Random crop with zero padding, horizontal flip and cutout, vectorised over the batch.
+            cutout: int = 0, pad_value=None) -> torch.Tensor:
+    """Random crop, horizontal flip and cutout, vectorised over the batch.
 
-    The random draws come from `gen` (a CPU generator) so the stream replays after resume.
+    The crop pads with `pad_value` per channel (`rarts.data.black`: the raw image padded with black,
+    as torchvision pads before normalising; default 0); cutout zeroes normalised values, as the
+    DARTS cutout does after normalising. The random draws come from `gen` (a CPU generator) so the
+    stream replays after resume.
     """
     n, c, h, w = x.shape
     if crop_padding:
         p = crop_padding
-        padded = F.pad(x, (p, p, p, p))
+        fill = torch.tensor(pad_value or (0.0,) * c, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        padded = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
+        padded[:, :, p:p + h, p:p + w] = x
         oy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
         ox = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
         rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
@@ -70,13 +75,14 @@ class BatchStream:
     """Endless shuffled mini-batches over (x, y); one reshuffle per pass over the data."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, batch_size: int, seed: int,
-                 crop_padding: int = 0, hflip: bool = False, cutout: int = 0, device=None):
+                 crop_padding: int = 0, hflip: bool = False, cutout: int = 0, pad_value=None, device=None):
         if len(x) == 0:
             raise ValueError("empty dataset")
         self.x, self.y = x, y
         self.device = torch.device(device) if device is not None else x.device  # batches go here
         self.batch_size = min(batch_size, len(x))
         self.aug = dict(crop_padding=crop_padding, hflip=hflip, cutout=cutout)
+        self.pad_value = pad_value  # per channel: the normalised black
         self.gen = torch.Generator().manual_seed(seed)
         self.perm = self._shuffle()
         self.pos = 0
@@ -97,7 +103,7 @@ class BatchStream:
         self.pos += self.batch_size
         xb = self.x.index_select(0, idx).to(self.device, non_blocking=True)
         if any(self.aug.values()):
-            xb = augment(xb, self.gen, **self.aug)  # on the compute device
+            xb = augment(xb, self.gen, **self.aug, pad_value=self.pad_value)  # on the compute device
         return xb, self.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:

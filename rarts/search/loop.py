@@ -19,6 +19,7 @@ class SearchData:
     y_train: torch.Tensor
     x_val: torch.Tensor    # D_v
     y_val: torch.Tensor
+    pad_value: tuple | None = None  # the crop's border per channel (rarts.data.black); None: 0
 
 
 class SearchLoop(EpochLoop):
@@ -30,7 +31,8 @@ class SearchLoop(EpochLoop):
         device = torch.device(device)
         checkpoint.seed_everything(seed)
         self.algo = build_algorithm(algo_name, space, hp, device, arch_penalty)
-        aug = dict(crop_padding=hp["augment"]["crop_padding"], hflip=hp["augment"]["hflip"])
+        aug = dict(crop_padding=hp["augment"]["crop_padding"], hflip=hp["augment"]["hflip"],
+                   pad_value=data.pad_value)
         self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed, device=device, **aug)
         self.val_stream = BatchStream(data.x_val, data.y_val, hp["batch_size"], seed + 1, device=device, **aug)
         steps = self.train_stream.batches_per_pass

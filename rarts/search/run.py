@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rarts import names
-from rarts.data import load_images, normalise
+from rarts.data import black, load_images, normalise
 from rarts.data.split import read_split
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
@@ -30,7 +30,7 @@ def load_search_data(dataset: str, root, split_path, resolution: int, device) ->
     x_v, y_v = (x, y) if split.get("val_from", "train") == "train" else load_images(dataset, root, train=False)
     tr, va = torch.tensor(split["train"]), torch.tensor(split["val"])
     return SearchData(*normalise(dataset, x[tr], y[tr], resolution, device),
-                      *normalise(dataset, x_v[va], y_v[va], resolution, device))
+                      *normalise(dataset, x_v[va], y_v[va], resolution, device), black(dataset))
 
 
 def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_dir, ckpt_path):

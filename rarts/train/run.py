@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from rarts import checkpoint
-from rarts.data import load_images, normalise
+from rarts.data import black, load_images, normalise
 from rarts.io import write_json
 from rarts.models import build_network, load_arch
 from rarts.params import n_params
@@ -31,7 +31,7 @@ def tensor_setup(spec, hp, dist, device):
     x, y = normalise(ds, x, y, res, device)
     xt, yt = normalise(ds, *load_images(ds, spec["root"], train=False), res, device)
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
-                          hflip=hp["hflip"], cutout=hp["cutout"], device=device)
+                          hflip=hp["hflip"], cutout=hp["cutout"], pad_value=black(ds), device=device)
     return source, (lambda: tensor_eval_batches(xt, yt, hp["batch_size"], dist, device)), int(y.max()) + 1
 
 

@@ -12,9 +12,10 @@ from rarts.data.stream import BatchStream, iterate_once
 class TensorSource:
     """Global batches from a BatchStream; rank r takes rows r::world."""
 
-    def __init__(self, x, y, batch_size, seed, dist, crop_padding=0, hflip=False, cutout=0, device=None):
+    def __init__(self, x, y, batch_size, seed, dist, crop_padding=0, hflip=False, cutout=0, pad_value=None,
+                 device=None):
         self.stream = BatchStream(x, y, batch_size, seed, crop_padding=crop_padding, hflip=hflip,
-                                  cutout=cutout, device=device)
+                                  cutout=cutout, pad_value=pad_value, device=device)
         self.dist = dist
 
     @property
