@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import torch
+import torch.distributed as dist
 import torch.nn as nn
+from torch.distributed.nn.functional import all_reduce
 
 # oneDNN overruns its buffer below this many input channels (see Conv2d)
 ONEDNN_1X1_MIN_SAFE_CHANNELS = 8
@@ -30,3 +33,47 @@ class Conv2d(nn.Conv2d):
         if self.onednn_guard and x.device.type == "cpu":
             x = x.contiguous()
         return super().forward(x)
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm whose training statistics are those of the global batch over all ranks, so that
+    under DistributedDataParallel the BN of a 4×32 split sees the paper's 128 images, as on one GPU.
+
+    torch's SyncBatchNorm does this on GPUs only; this all-reduces the per-channel sums through
+    the autograd-aware `torch.distributed.nn.functional.all_reduce` (any backend, gloo included),
+    so the same layer runs, and is tested, on CPU processes.
+    """
+
+    def forward(self, x):
+        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        c, xf = x.shape[1], x.float()
+        local = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), xf.new_tensor([xf.numel() // c])])
+        total = all_reduce(local)
+        n = total[-1]
+        mean = total[:c] / n
+        var = total[c:2 * c] / n - mean * mean  # biased, as BatchNorm normalises with
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean, m)
+                self.running_var.lerp_(var * n / (n - 1), m)
+        y = (xf - mean[:, None, None]) * torch.rsqrt(var + self.eps)[:, None, None]
+        if self.affine:
+            y = y * self.weight[:, None, None] + self.bias[:, None, None]
+        return y.to(x.dtype)
+
+
+def global_batchnorm(module: nn.Module) -> nn.Module:
+    """`module` with every nn.BatchNorm2d swapped for a GlobalBatchNorm2d holding the same
+    parameters and statistics (as torch's convert_sync_batchnorm does for SyncBatchNorm)."""
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm2d:
+            swapped = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
+                                        child.track_running_stats)
+            swapped.load_state_dict(child.state_dict())
+            setattr(module, name, swapped)
+        else:
+            global_batchnorm(child)
+    return module

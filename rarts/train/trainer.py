@@ -1,6 +1,7 @@
 """Training a fixed network on the epoch engine: SGD with a per-epoch schedule, auxiliary loss,
 drop path, gradient clipping, optional bf16 autocast and channels_last on GPU, and
-DistributedDataParallel under torchrun (every rank's RNG in the checkpoint)."""
+DistributedDataParallel under torchrun (BatchNorm over the global batch, every rank's RNG in the
+checkpoint)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from rarts.engine import EpochLoop, evaluate
+from rarts.models.layers import global_batchnorm
 
 
 def make_scheduler(opt, hp: dict):
@@ -34,7 +36,8 @@ class Trainer(EpochLoop):
         self.gpu = device.type == "cuda"
         self.channels_last = bool(hp.get("channels_last")) and self.gpu  # off on CPU
         self.amp = bool(hp.get("amp")) and self.gpu
-        self.model = model.to(device)
+        # BN statistics over the global batch whatever the process count (the paper's one GPU)
+        self.model = (global_batchnorm(model) if dist.world > 1 else model).to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.model
