@@ -208,3 +208,104 @@ def test_latency_penalty_enters_the_arch_step():
     expected = torch.autograd.grad(LatencyPenalty(tables, 0.5)([b.requires_grad_() for b in before]), before)
     for a, b, g in zip(algo.arch, before, expected):
         assert torch.allclose(a, b - g, atol=1e-7)
+
+
+# -- the production path: the paper config's optimizers, checked against a reference by hand ------
+class HandSGD:
+    """torch.optim.SGD's update (momentum, L2 weight decay, no dampening), written out."""
+
+    def __init__(self, lr, momentum, wd):
+        self.lr, self.momentum, self.wd, self.buf = lr, momentum, wd, {}
+
+    def step(self, params: dict, grads: dict) -> dict:
+        out = {}
+        for k, p in params.items():
+            d = grads[k] + self.wd * p
+            self.buf[k] = d if k not in self.buf else self.momentum * self.buf[k] + d
+            out[k] = p - self.lr * self.buf[k]
+        return out
+
+
+class HandAdam:
+    """torch.optim.Adam's update (L2 weight decay added to the gradient), written out."""
+
+    def __init__(self, lr, betas, wd, eps=1e-8):
+        self.lr, (self.b1, self.b2), self.wd, self.eps, self.t, self.m, self.v = lr, betas, wd, eps, 0, None, None
+
+    def step(self, arch: list, grads: list) -> list:
+        self.t += 1
+        grads = [g + self.wd * a for a, g in zip(arch, grads)]
+        self.m = [g * (1 - self.b1) if self.m is None else self.b1 * m + (1 - self.b1) * g
+                  for g, m in zip(grads, self.m or grads)]
+        self.v = [g * g * (1 - self.b2) if self.v is None else self.b2 * v + (1 - self.b2) * g * g
+                  for g, v in zip(grads, self.v or grads)]
+        return [a - self.lr * (m / (1 - self.b1 ** self.t)) / ((v / (1 - self.b2 ** self.t)).sqrt() + self.eps)
+                for a, m, v in zip(arch, self.m, self.v)]
+
+
+def clipped(grads: dict, max_norm: float) -> tuple[dict, float]:
+    total = torch.sqrt(sum((g * g).sum() for g in grads.values()))
+    coef = min(1.0, max_norm / (float(total) + 1e-6))
+    return {k: g * coef for k, g in grads.items()}, float(total)
+
+
+def paper_hp() -> dict:
+    import yaml
+
+    from conftest import REPO
+
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["search"]["darts"]
+
+
+@pytest.mark.parametrize("name", ["darts1", "milenas", "rarts"])
+def test_two_steps_with_the_paper_settings_match_a_hand_written_reference(name):
+    """Momentum 0.9, weight decay 3e-4, clipping at 5 (of ∇L + β(w − y) for RARTS), Adam with
+    weight decay for α, y starting as a copy of w: two steps of the algorithm equal the update
+    equations written out with hand-made optimizers."""
+    h = paper_hp()
+    torch.manual_seed(0)
+    # 16 channels: gradient norms above 5 in every update, so that clipping at 5 takes part
+    algo = build_algorithm(name, DartsSearchSpace(init_channels=16, num_classes=3, layers=3), h, "cpu")
+    net = algo.net  # a pure function of (params, α) here: BN runs on batch statistics in training
+    w = params_of(algo.net)
+    y = params_of(algo.net_y) if name == "rarts" else None
+    if y is not None:
+        assert all(torch.equal(w[k], y[k]) for k in w), "y_init: copy"
+    alpha = [a.detach().clone() for a in algo.arch]
+    sgd_w, sgd_y = (HandSGD(h["w_lr"], h["w_momentum"], h["w_weight_decay"]) for _ in range(2))
+    adam = HandAdam(h["arch_lr"], h["arch_betas"], h["arch_weight_decay"])
+    lam, beta, norms = h[name]["lam"] if name != "darts1" else 0.0, h["rarts"]["beta"], []
+
+    def grads(params, arch, batch, scale=1.0):
+        ps = {k: v.clone().requires_grad_() for k, v in params.items()}
+        return dict(zip(ps, torch.autograd.grad(scale * loss_of(net, ps, arch, batch), list(ps.values()))))
+
+    def arch_grad(params, arch, batch):
+        a = [t.clone().requires_grad_() for t in arch]
+        return torch.autograd.grad(loss_of(net, params, a, batch), a)
+
+    for step in range(2):
+        train, val = batches(seed=step)
+        if name == "rarts":
+            g, n = clipped({k: v + beta * (w[k] - y[k]) for k, v in grads(w, alpha, train, lam).items()}, h["grad_clip"])
+            w_new = sgd_w.step(w, g)
+            g, n2 = clipped({k: v + beta * (y[k] - w_new[k]) for k, v in grads(y, alpha, val).items()}, h["grad_clip"])
+            w, y, norms = w_new, sgd_y.step(y, g), norms + [n, n2]
+            ga = [lam * t + v for t, v in zip(arch_grad(w, alpha, train), arch_grad(y, alpha, val))]
+            alpha = adam.step(alpha, ga)
+        else:
+            ga = arch_grad(w, alpha, val)
+            if name == "milenas":
+                ga = [v + lam * t for v, t in zip(ga, arch_grad(w, alpha, train))]
+            alpha = adam.step(alpha, ga)
+            g, n = clipped(grads(w, alpha, train), h["grad_clip"])
+            w, norms = sgd_w.step(w, g), norms + [n]
+        algo.step(train, val)
+    assert min(norms) > h["grad_clip"], "every update must be clipped, or the check misses clipping"
+    for a, e in zip(algo.arch, alpha):
+        torch.testing.assert_close(a, e, rtol=1e-4, atol=1e-6)
+    for k, p in algo.net.named_parameters():
+        torch.testing.assert_close(p, w[k], rtol=1e-4, atol=1e-6, msg=k)
+    if name == "rarts":
+        for k, p in algo.net_y.named_parameters():
+            torch.testing.assert_close(p, y[k], rtol=1e-4, atol=1e-6, msg=k)
