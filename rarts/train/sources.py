@@ -48,8 +48,9 @@ class SeededSample(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index):
-        torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
-        return self.dataset[index]
+        with torch.random.fork_rng(devices=[]):  # loading in-process leaves the caller's RNG alone
+            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            return self.dataset[index]
 
 
 class FolderSource:
@@ -73,9 +74,12 @@ class FolderSource:
 
     def start_epoch(self, epoch: int, step: int) -> None:
         self.data.epoch = epoch
+        # its own generator: starting the workers must not draw from the global RNG, which the
+        # checkpoint restores mid-epoch (drop path draws from it)
         loader = torch.utils.data.DataLoader(
             self.data, batch_sampler=list(self._batches(epoch, step)), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False)
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            generator=torch.Generator().manual_seed(self.seed + epoch))
         self._it = iter(loader)
 
     def next(self):
