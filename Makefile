@@ -11,7 +11,7 @@ TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/ta
 # the rules call the `rarts` console script: the venv's bin comes first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: quick paper-dry test test-fast setup clean
+.PHONY: quick paper-dry test test-fast setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -29,6 +29,11 @@ quick: $(STAMP)
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all
+
+# GPU readiness (benchmarks/gpu_check.py): paper size on a GPU (≤ 8 min), small size on a CPU;
+# writes results/bench/gpu_check.json (the step table `rarts plan` reads) and .md
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -50,10 +50,11 @@ def _json_arg(text: str) -> dict:
 # -- subcommands --------------------------------------------------------------------------
 def call(target: str, *fields: str):
     """A subcommand that imports `module:function` when run (heavy imports stay out of --help)
-    and calls it with the named arguments in order."""
+    and calls it with the named arguments in order (with none named: the parsed arguments)."""
     def run(args):
         module, function = target.split(":")
-        return getattr(importlib.import_module(module), function)(*(getattr(args, f) for f in fields))
+        values = [getattr(args, f) for f in fields] if fields else [args]
+        return getattr(importlib.import_module(module), function)(*values)
     return run
 
 
@@ -246,6 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--pdf")
     g.add_argument("--csv", required=True, help="skip-connection counts of every genotype")
     g.set_defaults(func=call("rarts.plots:make_fig2", "runs", "png", "pdf", "csv"))
+
+    pl = sub.add_parser("plan", help="the jobs a target needs and their projected GPU-hours, per rule")
+    pl.add_argument("targets", nargs="+", help="Snakemake targets, e.g. all or results/table1.csv")
+    pl.add_argument("--configfile", action="append", default=[], help="overlaid on config/config.yaml")
+    pl.add_argument("--bench", default="results/bench/gpu_check.json", help="the step table (make gpu-check)")
+    pl.add_argument("--safety", type=positive, default=1.5, help="runtime request = longest job × this")
+    pl.add_argument("--profile-out", help="write a SLURM profile with the planned runtimes here")
+    pl.set_defaults(func=call("rarts.plan:plan_main"))
 
     m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
     m.add_argument("--spec", type=_json_arg, required=True)

@@ -31,6 +31,12 @@ class SearchLoop(EpochLoop):
         device = torch.device(device)
         checkpoint.seed_everything(seed)
         self.algo = build_algorithm(algo_name, space, hp, device, arch_penalty)
+        # opt-in GPU switches, as in training: bf16 autocast, channels_last networks and batches
+        self.amp = bool(hp.get("amp")) and device.type == "cuda"
+        self.channels_last = bool(hp.get("channels_last")) and device.type == "cuda"
+        if self.channels_last:
+            for net in self.algo.networks().values():
+                net.to(memory_format=torch.channels_last)
         aug = dict(crop_padding=hp["augment"]["crop_padding"], hflip=hp["augment"]["hflip"],
                    pad_value=data.pad_value)
         self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed, device=device, **aug)
@@ -43,9 +49,14 @@ class SearchLoop(EpochLoop):
                                              "n_train": len(data.x_train)}, on_step=on_step, on_epoch=on_epoch)
 
     def train_step(self):
-        train_batch = self.train_stream.next()
-        out = self.algo.step(train_batch, self.val_stream.next())
-        return out["loss"], out["logits"], train_batch[1]
+        train_batch, val_batch = self._layout(self.train_stream.next()), self._layout(self.val_stream.next())
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            out = self.algo.step(train_batch, val_batch)
+        return out["loss"].float(), out["logits"].float(), train_batch[1]
+
+    def _layout(self, batch):
+        x, y = batch
+        return (x.contiguous(memory_format=torch.channels_last) if self.channels_last else x), y
 
     def start_epoch(self) -> None:
         self.algo.net.train()

@@ -1,0 +1,279 @@
+#!/usr/bin/env python
+"""GPU readiness in one command (`make gpu-check`): speed, memory, input paths and correctness.
+
+Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) and .md:
+- search steps of darts1, darts2, milenas and rarts (and the copy-the-model DARTS-2) in fp32,
+  bf16 autocast and channels_last: median step time, IQR, peak memory, ratio to darts1, passes;
+- one training step of each of the paper's other networks (CIFAR and ImageNet evaluation
+  networks, the NATS-Bench search network, ResNet-164, MobileNetV2) at the paper's batch;
+- the input paths: on-device CIFAR augmentation, and ImageNet JPEG decoding through the training
+  transforms with the configured workers, in images/s;
+- correctness on the device: DARTS-2's hypergradient against the exact one in float64, and a
+  tiny search run twice (identical α, or the largest difference and why);
+- the environment (GPU, driver, torch, CUDA, cuDNN).
+
+    python benchmarks/gpu_check.py                   # size: paper on a GPU, small on a CPU
+    python benchmarks/gpu_check.py --size tiny       # seconds (the test suite runs this)
+
+On one H200-class GPU the paper size is meant to finish within 8 minutes; each section's wall
+time is recorded in the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import search_step  # noqa: E402
+from rarts.io import write_json, write_text  # noqa: E402
+
+# network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
+NETWORKS = {
+    "paper": {"cifar": ({}, 96, 32, 10), "imagenet": ({}, 128, 224, 1000), "nats": ({}, 64, 32, 10),
+              "preresnet": ({}, 64, 32, 10), "mobilenetv2": ({}, 64, 224, 20)},
+    "small": {"cifar": ({"init_channels": 8, "layers": 5}, 16, 16, 10),
+              "imagenet": ({"init_channels": 8, "layers": 5}, 8, 64, 100),
+              "nats": ({"init_channels": 8, "cells_per_stage": 1}, 16, 16, 10),
+              "preresnet": ({"depth": 20}, 16, 16, 10), "mobilenetv2": ({"width_mult": 0.25}, 8, 64, 20)},
+    "tiny": {"cifar": ({"init_channels": 4, "layers": 3}, 4, 8, 10),
+             "imagenet": ({"init_channels": 4, "layers": 3}, 2, 32, 10),
+             "nats": ({"init_channels": 4, "cells_per_stage": 1}, 4, 8, 10),
+             "preresnet": ({"depth": 11}, 4, 8, 10), "mobilenetv2": ({"width_mult": 0.25}, 2, 32, 10)},
+}
+JPEGS = {"paper": (512, 256), "small": (128, 96), "tiny": (16, 48)}  # synthetic JPEGs: count, side
+
+
+def environment(device) -> dict:
+    env = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
+           "host": platform.node(), "cpu": platform.processor() or platform.machine(),
+           "threads": torch.get_num_threads(), "device": str(device)}
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cudnn"] = torch.backends.cudnn.version()
+        env["gpu_memory_GiB"] = round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1)
+        try:
+            env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                                           capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
+        except OSError:
+            env["driver"] = "unknown (no nvidia-smi)"
+    return env
+
+
+def median_iqr(times) -> tuple[float, float]:
+    q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
+    return statistics.median(times), q[2] - q[0]
+
+
+def search_steps(size_name, device, steps, warmup) -> list[dict]:
+    size, rows = search_step.SIZES[size_name], []
+    settings = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channels_last": True}}
+    for label, kw in settings.items():
+        names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" else [])
+        times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name, **kw)
+        rows += search_step.summarize(times, peaks, label, device)
+    return rows
+
+
+def time_step(step, device, steps, warmup) -> dict:
+    times = []
+    with search_step.PeakMemory(device) as mem:
+        for i in range(warmup + steps):
+            search_step.sync(device)
+            t0 = time.perf_counter()
+            step()
+            search_step.sync(device)
+            if i >= warmup:
+                times.append(time.perf_counter() - t0)
+    med, iqr = median_iqr(times)
+    return {"median_step_s": med, "iqr_s": iqr, "peak_mem_MiB": mem.peak / 2**20}
+
+
+def network_steps(size_name, device, steps, warmup) -> list[dict]:
+    """One SGD training step (forward, backward, update) of each network on random data, and a
+    DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches')."""
+    from rarts.models import build_network, load_arch
+    from rarts.search.algorithms import build_algorithm
+    from rarts.spaces.nats import NatsCell, NatsSearchSpace
+
+    rows = []
+    for name, (over, batch, res, classes) in NETWORKS[size_name].items():
+        torch.manual_seed(0)
+        x = torch.randn(batch, 3, res, res, device=device)
+        y = torch.randint(0, classes, (batch,), device=device)
+        if name == "nats":
+            space = NatsSearchSpace(num_classes=classes, **{"init_channels": 16, "cells_per_stage": 5, **over})
+            algo = build_algorithm("darts1", space, search_step.HP, device)
+            rows.append({"network": "nats-search (darts1 step)", "batch_size": batch, "resolution": res,
+                         **time_step(lambda: algo.step((x, y), (x, y)), device, steps, warmup)})
+            arch = NatsCell.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
+                                     "nor_conv_3x3~1|nor_conv_3x3~2|")
+        else:
+            arch = load_arch(name, "DARTS_V2")
+        net = build_network(name, arch, classes, **over).to(device).train()
+        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
+
+        def train_step():
+            out = net(x)
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(out[0] if isinstance(out, tuple) else out, y).backward()
+            opt.step()
+
+        rows.append({"network": name, "batch_size": batch, "resolution": res,
+                     **time_step(train_step, device, steps, warmup)})
+    for row in rows:
+        row["images_per_s"] = row["batch_size"] / row["median_step_s"]
+    return rows
+
+
+def imagenet_decoding(size_name, workers, batch) -> dict:
+    """Images/s of ImageNet's training input path (JPEG decode, random-resized crop, jitter) on
+    synthetic JPEGs in an ImageFolder, through a DataLoader with `workers` workers."""
+    import numpy as np
+    from PIL import Image
+    from torchvision import transforms as T
+    from torchvision.datasets import ImageFolder
+
+    count, side = JPEGS[size_name]
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        for i in range(count):
+            folder = Path(tmp) / f"n{i % 4:08d}"
+            folder.mkdir(exist_ok=True)
+            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.JPEG", quality=90)
+        tf = T.Compose([T.RandomResizedCrop(224 if size_name == "paper" else 64), T.RandomHorizontalFlip(),
+                        T.ColorJitter(0.4, 0.4, 0.4, 0.2), T.ToTensor()])
+        loader = torch.utils.data.DataLoader(ImageFolder(tmp, tf), batch_size=batch, num_workers=workers, shuffle=True)
+        next(iter(loader))  # start-up (worker spawn) is not throughput
+        t0, n = time.perf_counter(), 0
+        for x, _ in loader:
+            n += len(x)
+        return {"images_per_s": n / (time.perf_counter() - t0), "workers": workers, "images": n,
+                "jpeg_side": side}
+
+
+def cifar_augmentation(size_name, device) -> dict:
+    size = {**search_step.SIZES[size_name], "resolution": 32, "batch_size": 96}
+    return {"images_per_s": search_step.data_path(size, device), "batch_size": 96, "resolution": 32}
+
+
+def darts2_hypergradient_check(device) -> dict:
+    """DARTS-2's finite-difference hypergradient against d/dα L_v(w'(α), α) by autograd, in
+    float64 on the device (a tiny network; the radius shrunk so the difference is exact)."""
+    from rarts.search.algorithms import Darts2
+    from rarts.spaces import DartsSearchSpace
+
+    torch.manual_seed(0)
+    algo = Darts2(DartsSearchSpace(init_channels=2, num_classes=3, layers=3), search_step.HP, device)
+    algo.net.double()
+    with torch.no_grad():
+        algo.arch = [a.double().requires_grad_() for a in algo.arch]
+    g = torch.Generator().manual_seed(0)
+    train, val = [(torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64).to(device),
+                   torch.randint(0, 3, (6,), generator=g).to(device)) for _ in range(2)]
+    algo.fd_radius, xi = 1e-5, algo.w_lr
+    approx = algo.hypergradient(train, val, xi)
+    names, params = zip(*algo.net.named_parameters())
+    loss_t = F.cross_entropy(torch.func.functional_call(algo.net, dict(zip(names, params)), (train[0], algo.arch)),
+                             train[1])
+    grads = torch.autograd.grad(loss_t, params, create_graph=True)
+    wd = search_step.HP["w_weight_decay"]
+    virtual = {n: p.detach() - xi * (gi + wd * p.detach()) for n, p, gi in zip(names, params, grads)}
+    loss_v = F.cross_entropy(torch.func.functional_call(algo.net, virtual, (val[0], algo.arch)), val[1])
+    exact = torch.autograd.grad(loss_v, algo.arch)
+    err = max(float((a - e).abs().max()) for a, e in zip(approx, exact))
+    scale = max(float(e.abs().max()) for e in exact)
+    return {"max_abs_error": err, "max_abs_hypergradient": scale, "ok": err <= 1e-6 * max(1.0, scale)}
+
+
+def repeat_search_check(device) -> dict:
+    """A tiny RARTS search run twice from the same seed: identical α, or the largest difference
+    (cuDNN's non-deterministic backward kernels are the usual reason on a GPU)."""
+    from rarts.search.loop import SearchData, SearchLoop
+    from rarts.spaces import DartsSearchSpace
+
+    hp = {**search_step.HP, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 4, "eval_batches": 1,
+          "augment": {"crop_padding": 1, "hflip": True}}
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (64,), generator=g).to(device)
+    archs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(2):
+            loop = SearchLoop(DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2), "rarts", 0, hp,
+                              SearchData(x[:32], y[:32], x[32:], y[32:]), device, Path(tmp) / f"{run}.pt")
+            loop.run()
+            archs.append([a.detach().cpu() for a in loop.algo.arch])
+    diff = max(float((a - b).abs().max()) for a, b in zip(*archs))
+    out = {"identical": diff == 0.0, "max_abs_difference": diff}
+    if diff and device.type == "cuda":
+        out["why"] = ("cuDNN picks non-deterministic backward kernels (torch.backends.cudnn.deterministic is off "
+                      "for speed); results agree to float rounding, not bit for bit")
+    return out
+
+
+def timed(results: dict, key: str, fn, *args):
+    t0 = time.perf_counter()
+    results[key] = fn(*args)
+    results.setdefault("section_wall_s", {})[key] = round(time.perf_counter() - t0, 1)
+
+
+def markdown(res: dict) -> str:
+    import pandas as pd
+
+    env = res["environment"]
+    lines = [f"# GPU check ({res['size']} size) on {env.get('gpu', env['cpu'])}", "",
+             ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "",
+             pd.DataFrame(res["search_steps"]).round(4).to_markdown(index=False), "", "## Network training steps", "",
+             pd.DataFrame(res["network_steps"]).round(4).to_markdown(index=False), "", "## Input paths", ""]
+    lines += [f"- {k}: {v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
+              for k, v in res["input"].items()]
+    lines += ["", "## Correctness", ""] + [f"- {k}: {v}" for k, v in res["correctness"].items()]
+    lines += ["", f"Sections' wall time (s): {res['section_wall_s']}; total {res['wall_s']:.0f} s", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=sorted(NETWORKS), help="default: paper on a GPU, small on a CPU")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--workers", type=int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
+    p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
+    args = p.parse_args(argv)
+    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
+                          else ("cpu" if args.device == "auto" else args.device))
+    size = args.size or ("paper" if device.type == "cuda" else "small")
+    t0 = time.perf_counter()
+    res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
+           "search_size": search_step.SIZES[size]}
+    timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup)
+    timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup)
+    res["input"] = {}
+    timed(res["input"], "cifar_augmentation_on_device", cifar_augmentation, size, device)
+    timed(res["input"], "imagenet_jpeg_decoding", imagenet_decoding, size, args.workers, 32)
+    res["section_wall_s"].update(res["input"].pop("section_wall_s"))
+    res["correctness"] = {}
+    timed(res["correctness"], "darts2_hypergradient_float64", darts2_hypergradient_check, device)
+    timed(res["correctness"], "repeat_search", repeat_search_check, device)
+    res["section_wall_s"].update(res["correctness"].pop("section_wall_s"))
+    res["wall_s"] = time.perf_counter() - t0
+    write_json(args.out, res)
+    write_text(Path(args.out).with_suffix(".md"), markdown(res))
+    print(markdown(res))
+    return res
+
+
+if __name__ == "__main__":
+    main()

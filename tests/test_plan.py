@@ -1,0 +1,125 @@
+"""`rarts plan`: the jobs a target needs, their steps and GPU-hours from a measured step table,
+and a SLURM profile whose runtimes come from the plan; and `make gpu-check`'s script on CPU."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import BIN, REPO
+from rarts.plan import StepTable, job_cost, parse_command
+
+SEARCH_S = {"darts1": 0.1, "darts2": 0.3, "milenas": 0.15, "rarts": 0.2}  # seconds a step, batch 64
+NET_S = {"cifar": (0.2, 96), "imagenet": (0.5, 128), "nats-search (darts1 step)": (0.05, 64), "nats": (0.02, 64),
+         "preresnet": (0.1, 64), "mobilenetv2": (0.2, 64)}
+BENCH = {"size": "paper", "environment": {"device": "cuda:0", "gpu": "Test GPU"},
+         "search_size": {"init_channels": 16, "layers": 8, "resolution": 32, "batch_size": 64},
+         "search_steps": [{"setting": "fp32", "algorithm": a, "median_step_s": t} for a, t in SEARCH_S.items()],
+         "network_steps": [{"network": n, "median_step_s": t, "batch_size": b} for n, (t, b) in NET_S.items()]}
+
+
+def paper_config():
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+
+
+def search_command(algo, hp, space="darts", dataset="cifar10"):
+    spec = {"dataset": dataset, "root": "data/x", "standin": False, "num_classes": 10, "hp": hp}
+    return (f"rarts --device auto --threads 4 search --space {space} --algo {algo} --seed 0 "
+            f"--spec '{json.dumps(spec)}' --split s.json --out-dir o --ckpt c.pt 2> log")
+
+
+@pytest.mark.parametrize("algo", ["darts1", "darts2", "milenas", "rarts"])
+def test_a_darts_search_costs_its_steps_times_the_measured_step(algo):
+    config = paper_config()
+    hp = config["search"]["darts"]  # 50 epochs, batch 64, a full pass over D_t (25,000 images)
+    steps, gpu_s, gpus = job_cost(parse_command(search_command(algo, hp)), StepTable(BENCH), config)
+    per_epoch = 25_000 // 64
+    evaluation = per_epoch * SEARCH_S[algo] / {"darts1": 2, "darts2": 5, "milenas": 3, "rarts": 4}[algo] / 3
+    assert (steps, gpus) == (50 * per_epoch, 1)
+    assert gpu_s == pytest.approx(50 * (per_epoch * SEARCH_S[algo] + evaluation))
+
+
+def test_nats_bench_cifar100_searches_on_the_whole_training_set_and_scales_by_passes():
+    config = paper_config()
+    hp = config["search"]["nats"]  # split: nats-bench → weights on all 50,000 training images
+    steps, gpu_s, _ = job_cost(parse_command(search_command("rarts", hp, "nats", "cifar100")), StepTable(BENCH), config)
+    per_epoch = 50_000 // 64
+    step = 0.05 * 4 / 2  # the measured DARTS-1 step of the NATS search network, × 4 passes / 2
+    assert steps == 100 * per_epoch
+    assert gpu_s == pytest.approx(100 * (per_epoch * step + per_epoch * step / 4 / 3))
+
+
+def test_an_imagenet_training_counts_all_its_gpus():
+    config = paper_config()
+    hp = {**config["train"]["imagenet"], "seed": 0}
+    spec = {"dataset": "imagenet", "root": "data/imagenet", "standin": False, "hp": hp}
+    cmd = (f"rarts --threads 4 train --net imagenet --genotype DARTS_V2 --name x --gpus {hp['gpus']} "
+           f"--spec '{json.dumps(spec)}' --out-dir o --ckpt c.pt")
+    steps, gpu_s, gpus = job_cost(parse_command(cmd), StepTable(BENCH), config)
+    per_epoch = 1_281_167 // hp["batch_size"]
+    step = 0.5 * hp["batch_size"] / 128
+    assert (steps, gpus) == (hp["epochs"] * per_epoch, hp["gpus"])
+    assert gpu_s == pytest.approx(hp["epochs"] * (per_epoch * step + 50_000 // hp["batch_size"] * step / 3))
+
+
+def test_jobs_that_do_not_train_cost_nothing():
+    table, config = StepTable(BENCH), paper_config()
+    assert job_cost(parse_command("rarts table table1 --spec '{}' --csv a --md b"), table, config) == (0, 0.0, 0)
+    assert job_cost(parse_command(search_command("random", paper_config()["search"]["darts"])), table, config) == (0, 0.0, 0)
+    assert job_cost(parse_command("python benchmarks/search_step.py --size paper"), table, config) == (0, 0.0, 0)
+
+
+@pytest.mark.slow
+def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_path, cli_env):
+    from test_workflow import copy_workflow
+
+    workdir = copy_workflow(tmp_path)
+    (tmp_path / "bench.json").write_text(json.dumps(BENCH))
+    out = subprocess.run([str(BIN / "rarts"), "plan", "all", "--bench", str(tmp_path / "bench.json"),
+                          "--profile-out", str(tmp_path / "prof")], cwd=workdir, env=cli_env,
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = {line.split()[0]: line.split() for line in out.stdout.splitlines() if line and not line.startswith("#")}
+    for rule in ("search_darts", "search_nats", "ablation_search", "train_cifar", "train_imagenet",
+                 "width_train", "width_search", "width_finetune", "total"):
+        assert rule in lines, rule
+    assert int(lines["search_darts"][1]) == 25 and int(lines["train_cifar"][1]) == 27  # jobs
+    # the longest DARTS-space search is DARTS-2's: 50 epochs of 390 steps at 0.3 s, + evaluation
+    hours = 50 * (390 * 0.3 + 390 * 0.3 / 5 / 3) / 3600
+    assert float(lines["search_darts"][5]) == pytest.approx(hours, abs=0.01)  # max_job_hours
+    profile = yaml.safe_load((tmp_path / "prof" / "config.yaml").read_text())
+    minutes = math.ceil(hours * 60 * 1.5)
+    assert profile["set-resources"]["search_darts"]["runtime"] == f"{minutes} * attempt"
+    assert profile["executor"] == "slurm"
+    dry = subprocess.run([str(BIN / "snakemake"), "-n", "--workflow-profile", str(tmp_path / "prof"),
+                          "results/search/darts/darts2/seed0/genotype.json"], cwd=workdir, env=cli_env,
+                         capture_output=True, text=True, timeout=600)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert f"runtime={minutes}" in dry.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
+    out = tmp_path / "gpu_check.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "2",
+                           "--warmup", "0", "--workers", "0", "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    res = json.loads(out.read_text())
+    rows = {(r["setting"], r["algorithm"]) for r in res["search_steps"]}
+    for setting in ("fp32", "bf16", "channels_last"):
+        assert {(setting, a) for a in ("darts1", "darts2", "milenas", "rarts")} <= rows
+    assert ("fp32", "darts2-copy") in rows
+    assert {r["network"] for r in res["network_steps"]} == {"cifar", "imagenet", "nats", "nats-search (darts1 step)",
+                                                            "preresnet", "mobilenetv2"}
+    assert all(r["median_step_s"] > 0 for r in res["network_steps"] + res["search_steps"])
+    assert res["input"]["cifar_augmentation_on_device"]["images_per_s"] > 0
+    assert res["input"]["imagenet_jpeg_decoding"]["images_per_s"] > 0
+    assert res["correctness"]["darts2_hypergradient_float64"]["ok"]
+    assert res["correctness"]["repeat_search"]["identical"]  # on a CPU, bit for bit
+    assert res["environment"]["torch"] == __import__("torch").__version__
+    assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check (tiny size)")
+    StepTable(res)  # the plan reads it
