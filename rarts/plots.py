@@ -78,54 +78,73 @@ def make_fig1(spec: dict, png, pdf=None, csv=None) -> None:
 
 
 # -- cells and Fig. 2 -------------------------------------------------------------------------
-def draw_cell(ax, cell: list, concat: list, title: str) -> None:
-    """A DARTS cell as a labelled DAG: inputs c_{k-2}, c_{k-1}, nodes 0..n-1, output c_{k}."""
-    steps = len(cell) // 2
-    pos = {0: (0.0, 1.2), 1: (0.0, -1.2)}
-    for i in range(steps):
-        pos[i + 2] = (1.8 + 1.8 * i, 1.0 if i % 2 == 0 else -1.0)
-    out = steps + 2
-    pos[out] = (1.8 + 1.8 * steps + 0.4, 0.0)
-    names = {0: "c_{k-2}", 1: "c_{k-1}", out: "c_{k}", **{i + 2: str(i) for i in range(steps)}}
-    colors = {0: "#a6dba0", 1: "#a6dba0", out: "#fdb863"}
+INPUT, NODE, OUTPUT = "#a6dba0", "#9ecae1", "#fdb863"
 
-    def arrow(a, b, label=None, rad=0.0):
-        ax.annotate("", xy=pos[b], xytext=pos[a],
-                    arrowprops=dict(arrowstyle="-|>", color="0.35", lw=1.1, shrinkA=14, shrinkB=14,
-                                    connectionstyle=f"arc3,rad={rad}"))
-        if label:
-            # a point 60% along matplotlib's arc3 Bézier (control point M + rad·(dy, −dx)),
-            # nearer the target, where edges leaving one input have spread apart
-            (x0, y0), (x1, y1) = pos[a], pos[b]
-            cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
-            t = 0.6
-            lx = (1 - t) ** 2 * x0 + 2 * (1 - t) * t * cx + t ** 2 * x1
-            ly = (1 - t) ** 2 * y0 + 2 * (1 - t) * t * cy + t ** 2 * y1
-            ax.text(lx, ly, label, fontsize=7, ha="center", va="center",
-                    bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
 
-    for i in range(steps):
-        for k, (op, j) in enumerate(cell[2 * i:2 * i + 2]):
-            arrow(j, i + 2, op, rad=0.25 if k else -0.25)
-    for c in concat:
-        arrow(c, out)
-    for node, (x, y) in pos.items():
-        ax.text(x, y, f"${names[node]}$" if "_" in names[node] else names[node], ha="center",
-                va="center", fontsize=9,
-                bbox=dict(boxstyle="round,pad=0.35", fc=colors.get(node, "#9ecae1"), ec="0.3"))
-    ax.set_xlim(-0.7, pos[out][0] + 0.7)
-    ax.set_ylim(-1.9, 1.9)
-    ax.set_aspect("equal")  # arc3 bends in display space: keep it equal to data space
-    ax.set_title(title, fontsize=10)
+def draw_dag(ax, names: list[str], colors: list[str], edges: list[tuple], plain: list[tuple] = ()) -> dict:
+    """A cell as a layered drawing: nodes left to right in order (inputs first, output last) on
+    one row; each labelled edge (src, dst, op) runs on a lane of its own (above and below the row,
+    alternating, further out for later nodes) with its op in a box on that lane just left of
+    `dst`; `plain` edges (unlabelled) share the lowest lane. Lines leave and enter nodes
+    vertically, so no line crosses a label box and no two labels share a place.
+
+    Returns the artists: nodes (texts), edges (lines) and labels ((text, its lines) pairs)."""
+    gap = 2.0
+    x = {i: gap * i for i in range(len(names))}
+    lanes = [(e // 2 + 1) * (1 if e % 2 == 0 else -1) for e in range(len(edges))]
+    low = -max((abs(v) for v in lanes), default=0) - 1  # the plain edges' lane
+    fan: dict[int, int] = {}
+
+    def trunk(node):  # lines at one node spread sideways a little, so they stay apart
+        fan[node] = fan.get(node, -1) + 1
+        return x[node] + 0.09 * (fan[node] - 1.5)
+
+    def line(points, arrow, **kw):
+        (xs, ys) = zip(*points)
+        drawn = ax.plot(xs[:-1] if arrow else xs, ys[:-1] if arrow else ys, **kw)
+        if arrow:  # the last leg ends in an arrowhead at the node
+            drawn.append(ax.annotate("", xy=points[-1], xytext=points[-2], arrowprops=dict(
+                arrowstyle="-|>", shrinkA=0, shrinkB=9, lw=kw["lw"], color=kw["color"], ls=kw["ls"])).arrow_patch)
+        return drawn
+
+    nodes = [ax.text(x[i], 0, n, ha="center", va="center", fontsize=9, zorder=3,
+                     bbox=dict(boxstyle="round,pad=0.3", fc=colors[i], ec="0.3")) for i, n in enumerate(names)]
+    labels, lines = [], []
+    for (src, dst, op), lane in zip(edges, lanes):
+        y, box_x = 0.55 * lane, x[dst] - gap / 2
+        style = dict(color="0.55" if op == "none" else "0.25", lw=1.0, ls="--" if op == "none" else "-")
+        a, b = trunk(src), trunk(dst)
+        drawn = line([(a, 0), (a, y), (box_x, y)], False, **style) + line([(box_x, y), (b, y), (b, 0)], True, **style)
+        label = ax.text(box_x, y, op, ha="center", va="center", fontsize=7, zorder=4,
+                        bbox=dict(boxstyle="round,pad=0.25", fc="white", ec="0.5", lw=0.6))
+        labels.append((label, drawn))
+        lines += drawn
+    for src, dst in plain:
+        a, b = trunk(src), trunk(dst)
+        lines += line([(a, 0), (a, 0.55 * low), (b, 0.55 * low), (b, 0)], True, color="0.6", lw=0.8, ls="-")
+    ax.set_xlim(-0.8, x[len(names) - 1] + 0.8)
+    ax.set_ylim(0.55 * (low if plain else min([*lanes, 0])) - 0.35, 0.55 * max([*lanes, 0]) + 0.35)
     ax.axis("off")
+    return {"nodes": nodes, "edges": lines, "labels": labels}
+
+
+def draw_cell(ax, cell: list, concat: list, title: str) -> dict:
+    """A DARTS cell: inputs c_{k-2}, c_{k-1}, nodes 0..n-1, output c_{k} (the concatenation)."""
+    steps = len(cell) // 2
+    names = ["$c_{k-2}$", "$c_{k-1}$", *map(str, range(steps)), "$c_{k}$"]
+    colors = [INPUT, INPUT, *[NODE] * steps, OUTPUT]
+    edges = [(j, i + 2, op) for i in range(steps) for op, j in cell[2 * i:2 * i + 2]]
+    drawn = draw_dag(ax, names, colors, edges, plain=[(c, steps + 2) for c in concat])
+    ax.set_title(title, fontsize=10)
+    return drawn
 
 
 def cell_figure(genotype, title: str):
-    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6))
-    draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell")
-    draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")
-    fig.suptitle(title, fontsize=11)
-    fig.tight_layout()
+    steps = len(genotype.normal) // 2
+    fig, axes = plt.subplots(2, 1, figsize=(1.6 * (steps + 3), 1.1 * steps + 2.2))
+    fig.drawn = [draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell"),
+                 draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")]
+    fig.suptitle(title, fontsize=10)
     return fig
 
 
@@ -135,30 +154,20 @@ def save_cell_figure(genotype, path, title: str) -> None:
     plt.close(fig)
 
 
-def save_nats_cell_figure(cell, path, title: str) -> None:
-    """A NATS-Bench cell: nodes 0..3, every edge j→i labelled with its operation."""
+def nats_cell_figure(cell, title: str):
+    """A NATS-Bench cell: node 0 the input, node 3 the output, every edge j→i with its operation
+    (`none` dashed)."""
     from rarts.spaces.nats import EDGES
 
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    pos = {0: (0.0, 0.0), 1: (1.5, 1.0), 2: (3.0, -1.0), 3: (4.5, 0.0)}
-    for (i, j), op in zip(EDGES, cell.ops):
-        rad = 0.25 if (i - j) > 1 else 0.0
-        ax.annotate("", xy=pos[i], xytext=pos[j], arrowprops=dict(
-            arrowstyle="-|>", color="0.6" if op == "none" else "0.3", lw=1.1, shrinkA=12, shrinkB=12,
-            ls="--" if op == "none" else "-", connectionstyle=f"arc3,rad={rad}"))
-        (x0, y0), (x1, y1) = pos[j], pos[i]
-        cx, cy = (x0 + x1) / 2 + rad * (y1 - y0), (y0 + y1) / 2 - rad * (x1 - x0)
-        lx, ly = 0.25 * x0 + 0.5 * cx + 0.25 * x1, 0.25 * y0 + 0.5 * cy + 0.25 * y1
-        ax.text(lx, ly, op, fontsize=7, ha="center", va="center",
-                bbox=dict(boxstyle="round,pad=0.15", fc="white", ec="none", alpha=0.85))
-    for node, (x, y) in pos.items():
-        ax.text(x, y, str(node), ha="center", va="center", fontsize=10,
-                bbox=dict(boxstyle="circle,pad=0.3", fc="#9ecae1", ec="0.3"))
-    ax.set_xlim(-0.6, 5.1)
-    ax.set_ylim(-1.8, 1.8)
-    ax.set_aspect("equal")
-    ax.axis("off")
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig.drawn = [draw_dag(ax, ["0", "1", "2", "3"], [INPUT, NODE, NODE, OUTPUT],
+                          [(j, i, op) for (i, j), op in zip(EDGES, cell.ops)])]
     ax.set_title(f"{title}\n{cell.arch_str()}", fontsize=8)
+    return fig
+
+
+def save_nats_cell_figure(cell, path, title: str) -> None:
+    fig = nats_cell_figure(cell, title)
     save_figure(fig, path)
     plt.close(fig)
 
