@@ -81,7 +81,9 @@ def search_steps(size_name, device, steps, warmup) -> list[dict]:
     settings = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channels_last": True}}
     for label, kw in settings.items():
         names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" else [])
-        times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name, **kw)
+        # on a CPU, each algorithm's peak memory runs in a process of its own: fp32 only, for time
+        times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name,
+                                                   cpu_peaks=label == "fp32", **kw)
         rows += search_step.summarize(times, peaks, label, device)
     return rows
 
@@ -247,14 +249,16 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", choices=sorted(NETWORKS), help="default: paper on a GPU, small on a CPU")
     p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, default=10)
-    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--steps", type=int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
+    p.add_argument("--warmup", type=int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
     p.add_argument("--workers", type=int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
     p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     size = args.size or ("paper" if device.type == "cuda" else "small")
+    gpu = device.type == "cuda"
+    args.steps, args.warmup = args.steps or (10 if gpu else 3), args.warmup if args.warmup is not None else (3 if gpu else 1)
     t0 = time.perf_counter()
     res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
            "search_size": search_step.SIZES[size]}

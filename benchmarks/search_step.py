@@ -129,7 +129,8 @@ def make_batches(size, device, n=4, seed=0):
             for _ in range(n)]
 
 
-def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last=False, size_name=None):
+def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last=False, size_name=None,
+                    cpu_peaks=True):
     algos = {name: build(name, size, device)[0] for name in names}
     if channels_last:
         for algo in algos.values():
@@ -152,7 +153,9 @@ def time_algorithms(names, size, device, steps, warmup, amp=False, channels_last
             if i >= warmup:
                 times[name].append(dt)
                 peaks[name] = max(peaks[name], mem.peak)
-    if device.type == "cpu":
+    if device.type == "cpu" and not cpu_peaks:
+        peaks = {name: float("nan") for name in names}  # not measured
+    elif device.type == "cpu":
         peaks = {name: cpu_step_peak(name, size_name, warmup + steps, torch.get_num_threads()) for name in names}
     return times, peaks
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -141,7 +142,7 @@ def draw_cell(ax, cell: list, concat: list, title: str) -> dict:
 
 def cell_figure(genotype, title: str):
     steps = len(genotype.normal) // 2
-    fig, axes = plt.subplots(2, 1, figsize=(1.6 * (steps + 3), 1.1 * steps + 2.2))
+    fig, axes = plt.subplots(2, 1, figsize=(1.6 * (steps + 3), 1.1 * steps + 2.4), layout="constrained")
     fig.drawn = [draw_cell(axes[0], genotype.normal, genotype.normal_concat, "normal cell"),
                  draw_cell(axes[1], genotype.reduce, genotype.reduce_concat, "reduction cell")]
     fig.suptitle(title, fontsize=10)
@@ -207,3 +208,136 @@ def make_fig2(run_dirs, png, pdf=None, csv=None) -> None:
     if pdf:
         save_figure(fig, pdf)
     plt.close(fig)
+
+
+# -- the tables as figures: ours beside the paper's ----------------------------------------------
+# table → (the columns naming a row, our mean, our std or None, the paper's value, the axis label)
+TABLE_FIGURES = {
+    "table1": (["method"], "test_error_mean", "test_error_std", "paper_test_error", "CIFAR-10 test error (%)"),
+    "table2": (["setting"], "latency_ms_mean", "latency_ms_std", "paper_latency_ms", "latency of the found model (ms)"),
+    "table3": (["method"], "top1_error", None, "paper_top1_error", "ImageNet top-1 error (%)"),
+    "table4": (["dataset", "method"], "error_mean", "error_std", "paper_error", "test error (%)"),
+    "table5": (["dataset", "method"], "test_error_mean", "test_error_std", "paper_test_error", "test error (%)"),
+    "table6": (["method"], "test_error_mean", "test_error_std", "paper_test_error", "ImageNet-R test error (%)"),
+}
+
+
+def mean_and_std(value) -> tuple[float, float]:
+    """A number, or a quoted "mean ± std" string, as (mean, std); NaN where there is none."""
+    if isinstance(value, str):
+        parts = [float(p) for p in value.split("±")]
+        return parts[0], parts[1] if len(parts) > 1 else np.nan
+    return float(value), np.nan
+
+
+def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Our rows of a table (those quoting only the paper left out): a label, our mean and std,
+    the paper's mean and std (where it quotes one), the chance-level error."""
+    keys, mean, std, paper, _ = TABLE_FIGURES[table]
+    ours = df[df["source"].ne("paper")] if "source" in df else df
+    quoted = [mean_and_std(v) for v in ours[paper]]
+    return pd.DataFrame({"label": ours[keys].astype(str).agg(" · ".join, axis=1).tolist(),
+                         "mean": ours[mean].tolist(), "std": (ours[std] if std else np.nan * ours[mean]).tolist(),
+                         "paper": [m for m, _ in quoted], "paper_std": [sd for _, sd in quoted],
+                         "chance": (ours["chance_error"] if "chance_error" in ours else np.nan * ours[mean]).tolist()})
+
+
+def make_table_view(table: str, csv, md, png, pdf, html) -> None:
+    """The table as a figure (ours, mean ± std over seeds, beside the paper's value, one axis) and
+    as an HTML page (title, the table, its notes) for the Snakemake report."""
+    df = pd.read_csv(csv)
+    lines = Path(md).read_text().splitlines()
+    title, notes = lines[0].lstrip("# "), [ln[2:] for ln in lines if ln.startswith("- ")]
+    standin = next((ln.strip("*") for ln in lines if ln.startswith("**")), "")
+    rows = table_rows(table, df)
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(rows) + 2), 4.4))
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, rows["mean"], 0.4, yerr=rows["std"].fillna(0), capsize=3, color="tab:blue",
+           label="ours (mean ± std over seeds)")
+    ax.bar(x + 0.2, rows["paper"], 0.4, yerr=rows["paper_std"].fillna(0), capsize=3, color="0.75", hatch="//",
+           edgecolor="0.4", label="paper (± its std where quoted)")
+    chance = sorted(set(rows["chance"].dropna()))
+    if chance:  # in the legend, not as a line: at 80-90% it would squash every bar
+        ax.plot([], [], " ", label="chance-level error: " + ", ".join(f"{c:g}%" for c in chance))
+    ax.set_xticks(x, [textwrap.fill(label, 22) for label in rows["label"]], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel(TABLE_FIGURES[table][4])
+    ax.set_title(title + ("\n(stand-in data: not comparable with the paper's values)" if standin else ""), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    for path in (png, pdf):
+        save_figure(fig, path)
+    plt.close(fig)
+    from rarts.io import write_text
+
+    body = df.astype(object).where(df.notna(), "").to_html(index=False, border=0)
+    write_text(html, f"<h3>{title}</h3>" + (f"<p><b>{standin}</b></p>" if standin else "") + body
+               + "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>")
+
+
+# -- search dynamics -------------------------------------------------------------------------------
+def make_dynamics(history_path, png) -> None:
+    """One search's softmax(α) per edge over epochs (a panel per edge, a line per operation) and the
+    skip connections of the cell derived at each epoch."""
+    h = read_json(history_path)
+    epochs = [e["epoch"] for e in h["epochs"]]
+    ops, edges, names = h["ops"], h["edges"], list(h["epochs"][0]["alpha"])
+    cols = 7 if len(edges) > 7 else len(edges)
+    rows_per = -(-len(edges) // cols)
+    fig, axes = plt.subplots(rows_per * len(names) + 1, cols, figsize=(2.1 * cols, 1.7 * (rows_per * len(names) + 1)),
+                             squeeze=False, sharex=True)
+    colors = plt.cm.tab10(np.arange(len(ops)))
+    for n, name in enumerate(names):
+        alpha = np.array([e["alpha"][name] for e in h["epochs"]])  # epochs × edges × ops
+        for k, edge in enumerate(edges):
+            ax = axes[n * rows_per + k // cols, k % cols]
+            for o, op in enumerate(ops):
+                ax.plot(epochs, alpha[:, k, o], color=colors[o], lw=1.2, label=op)
+            ax.set_title(f"{name} {edge}", fontsize=7)
+            ax.tick_params(labelsize=6)
+        for k in range(len(edges), rows_per * cols):
+            axes[n * rows_per + k // cols, k % cols].axis("off")
+    skip_ax = axes[-1, 0]
+    skip_ax.plot(epochs, [e.get("skip_connections", np.nan) for e in h["epochs"]], "k.-")
+    skip_ax.set_title("skip connections in the derived cell", fontsize=7)
+    for ax in axes.flat:
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    skip_ax.set_xlabel("epoch", fontsize=7)
+    skip_ax.tick_params(labelsize=6)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    axes[-1, 1].legend(handles, labels, fontsize=7, ncol=2, loc="center left", frameon=False)
+    for ax in axes[-1, 1:]:
+        ax.axis("off")
+    fig.suptitle(f"softmax(α) per edge over epochs: {h['algorithm']}, seed {h['seed']}, {h['space']} space, "
+                 f"{h['dataset']}" + (" (stand-in data)" if h["standin"] else ""), fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, png)
+    plt.close(fig)
+
+
+def make_skip_comparison(history_paths, png, pdf, title: str) -> pd.DataFrame:
+    """Skip connections in the derived cell over epochs, per algorithm (mean and range over
+    seeds): the paper's collapse argument made visible. Returns the plotted means."""
+    runs = [read_json(p) for p in history_paths]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    means = {}
+    algos = sorted({r["algorithm"] for r in runs})
+    for k, (algo, marker) in enumerate(zip(algos, "osD^v<>")):
+        counts = np.array([[e["skip_connections"] for e in r["epochs"]] for r in runs if r["algorithm"] == algo], float)
+        dodge = min(0.15, 0.015 * counts.shape[1]) * (k - (len(algos) - 1) / 2)  # equal lines stay visible
+        epochs = np.arange(1, counts.shape[1] + 1) + dodge
+        means[algo] = counts.mean(0)
+        ax.plot(epochs, means[algo], marker=marker, ms=5, label=f"{algo} ({len(counts)} seeds)")
+        ax.fill_between(epochs, counts.min(0), counts.max(0), alpha=0.12)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("skip connections in the derived cell")
+    ax.set_title(title + (" (stand-in data)" if runs and runs[0]["standin"] else ""), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    for path in (png, pdf):
+        save_figure(fig, path)
+    plt.close(fig)
+    return pd.DataFrame(means)

@@ -86,7 +86,7 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
                     metrics.append(Metric(f"alpha.{cell}.e{e:02d}.op{k}", float(v), 0, rec["epoch"]))
     for i in range(0, len(metrics), 1000):
         client.log_batch(rid, metrics=metrics[i:i + 1000])
-    for name in ("genotype.json", "history.json", "cost.json", "cell.png"):
+    for name in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png"):
         if (run_dir / name).exists():
             client.log_artifact(rid, str(run_dir / name))
     client.set_terminated(rid)

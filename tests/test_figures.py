@@ -60,3 +60,52 @@ def test_the_checker_sees_a_label_placed_on_an_edge():
     node = fig.drawn[0]["nodes"][3]
     label.set_position(node.get_position())  # onto node 1, where edges arrive
     assert clashes(fig)
+
+
+def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
+    """The bars are the table's numbers: our means (with their stds as error bars) and the
+    paper's values; the paper-only rows are left out; the HTML holds the table and its notes."""
+    import pandas as pd
+
+    import rarts.plots as plots
+
+    df = pd.DataFrame({"method": ["DARTS-1", "RARTS", "ENAS"], "source": ["ours", "ours", "paper"],
+                       "test_error_mean": [3.1, 2.7, None], "test_error_std": [0.2, 0.1, None],
+                       "chance_error": [90.0, 90.0, None], "paper_test_error": [3.0, 2.61, 2.89]})
+    df.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "t.md").write_text("# Table 1: CIFAR-10\n\n**STAND-IN DATA**\n\n| … |\n\n- a note on the protocol\n")
+    captured, save = {}, plots.save_figure
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path: (captured.setdefault("fig", fig), save(fig, path)))
+    plots.make_table_view("table1", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "t.pdf",
+                          tmp_path / "t.html")
+    ax = captured["fig"].axes[0]
+    heights = [round(b.get_height(), 4) for b in ax.patches]
+    assert heights == [3.1, 2.7, 3.0, 2.61]  # ours, then the paper's, for the two rows of ours
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["DARTS-1", "RARTS"]
+    assert "stand-in" in ax.get_title()
+    html = (tmp_path / "t.html").read_text()
+    assert "<table" in html and "a note on the protocol" in html and "ENAS" in html
+    assert (tmp_path / "t.png").stat().st_size > 0 and (tmp_path / "t.pdf").stat().st_size > 0
+
+
+def history(algo, seed, skips, edges=("c₋₂→0", "c₋₁→0"), ops=("none", "skip_connect")):
+    alpha = [[[0.5, 0.5]] * len(edges)] * len(skips)
+    return {"algorithm": algo, "seed": seed, "space": "darts", "dataset": "cifar10", "standin": True,
+            "ops": list(ops), "edges": list(edges),
+            "epochs": [{"epoch": i + 1, "alpha": {"normal": a, "reduce": a}, "skip_connections": s}
+                       for i, (a, s) in enumerate(zip(alpha, skips))]}
+
+
+def test_skip_comparison_plots_each_algorithms_mean_over_seeds(tmp_path):
+    import json
+
+    from rarts.plots import make_dynamics, make_skip_comparison
+
+    runs = {"d0": history("darts1", 0, [1, 2, 4]), "d1": history("darts1", 1, [1, 3, 4]),
+            "r0": history("rarts", 0, [1, 1, 0])}
+    for name, h in runs.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps(h))
+    means = make_skip_comparison([tmp_path / f"{n}.json" for n in runs], tmp_path / "s.png", tmp_path / "s.pdf", "t")
+    assert means["darts1"].tolist() == [1.0, 2.5, 4.0] and means["rarts"].tolist() == [1.0, 1.0, 0.0]
+    make_dynamics(tmp_path / "d0.json", tmp_path / "dyn.png")
+    assert (tmp_path / "dyn.png").stat().st_size > 0

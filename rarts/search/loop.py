@@ -70,10 +70,11 @@ class SearchLoop(EpochLoop):
         val = evaluate(lambda x: net(x, algo.arch), iterate_once(self.data.x_val, self.data.y_val,
                        self.hp["batch_size"], self.hp.get("eval_batches", 0), self.device), self.device)
         net.train()
-        weights = space.edge_weights(algo.arch)
+        weights, genotype = space.edge_weights(algo.arch), space.derive(algo.arch)
+        skips = space.skip_connections(genotype)
         return {"val_loss": val["loss"], "val_acc": val["acc"],
                 "alpha": {name: w.round(6).tolist() for name, w in zip(space.arch_names, weights)},
-                "genotype": space.derive(algo.arch).brief(),
+                "genotype": genotype.brief(), **({} if skips is None else {"skip_connections": skips}),
                 **(algo.arch_penalty.record(algo.arch) if algo.arch_penalty is not None else {})}
 
     def schedulers(self) -> list:

@@ -42,6 +42,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     search_space = SPACES[space].from_settings(hp, spec["num_classes"])
     meta = {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"],
             "standin": spec["standin"], "hp": hp}
+    arch_axes = {"ops": list(search_space.op_names), "edges": search_space.edge_names()}  # the history's α
     if algo == names.RANDOM:
         genotype = search_space.random_genotype(np.random.default_rng(seed))
         history, cost = [], {"device": "none (sampled)", "wall_s": 0.0, "gpu_days": 0.0}
@@ -63,7 +64,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         meta["final_val_acc"] = history[-1]["val_acc"]
     meta.update(search_space.summarize(genotype))
     write_json(out_dir / "genotype.json", {**genotype.to_json(), "meta": meta})
-    write_json(out_dir / "history.json", {**meta, "epochs": history})
+    write_json(out_dir / "history.json", {**meta, **arch_axes, "epochs": history})
     write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost})
     search_space.draw(genotype, out_dir / "cell.png",
                       title=f"{algo}, seed {seed}" + (" (stand-in data)" if spec["standin"] else ""))

@@ -16,6 +16,15 @@ class SearchSpace:
     `draw(genotype, path, title)`; the methods below are the defaults."""
 
     name, arch_names = "", ()
+    op_names: tuple[str, ...] = ()  # the operations along each edge's α (what the history plots)
+
+    def edge_names(self) -> list[str]:
+        """A label per row of an α tensor ("j→i": node j feeds node i); none for other spaces."""
+        return []
+
+    def skip_connections(self, genotype) -> int | None:
+        """Skip connections in the derived cell (the collapse the paper argues about), or None."""
+        return None
 
     def edge_weights(self, arch) -> list[np.ndarray]:
         """What the history records of α each epoch: softmax over each edge's operations."""

@@ -80,6 +80,7 @@ class DartsSearchSpace(SearchSpace):
 
     name = "darts"
     arch_names = ("normal", "reduce")
+    op_names = PRIMITIVES
 
     def __init__(self, init_channels=16, num_classes=10, layers=8, steps=4, multiplier=4):
         self.kw = dict(c=init_channels, num_classes=num_classes, layers=layers, steps=steps,
@@ -106,6 +107,12 @@ class DartsSearchSpace(SearchSpace):
 
     def random_genotype(self, rng: np.random.Generator) -> genotypes.Genotype:
         return genotypes.random_genotype(rng, self.steps, self.multiplier)
+
+    def edge_names(self) -> list[str]:
+        return [f"{'c₋₂' if j == 0 else 'c₋₁' if j == 1 else j - 2}→{i}" for i in range(self.steps) for j in range(2 + i)]
+
+    def skip_connections(self, genotype: genotypes.Genotype) -> int:
+        return genotype.count("skip_connect")["normal"]  # the normal cell's: where DARTS collapses
 
     def summarize(self, genotype: genotypes.Genotype) -> dict:
         skips = genotype.count("skip_connect")

@@ -146,6 +146,7 @@ class NatsSearchSpace(SearchSpace):
 
     name = "nats"
     arch_names = ("cell",)
+    op_names = NATS_OPS
 
     def __init__(self, init_channels=16, num_classes=10, cells_per_stage=5):
         self.kw = dict(c=init_channels, n=cells_per_stage, num_classes=num_classes)
@@ -167,6 +168,12 @@ class NatsSearchSpace(SearchSpace):
 
     def random_genotype(self, rng: np.random.Generator) -> NatsCell:
         return NatsCell(tuple(NATS_OPS[int(k)] for k in rng.integers(len(NATS_OPS), size=len(EDGES))))
+
+    def edge_names(self) -> list[str]:
+        return [f"{j}→{i}" for i, j in EDGES]
+
+    def skip_connections(self, cell: NatsCell) -> int:
+        return cell.ops.count("skip_connect")
 
     def summarize(self, cell: NatsCell) -> dict:
         return {"arch": cell.arch_str(), "skip_ratio": cell.skip_ratio}

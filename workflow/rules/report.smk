@@ -6,6 +6,7 @@ rule log_mlflow:
     input:
         artifacts=ALL_TARGETS,
         histories=[f"{d}/history.json" for d in SEARCH_RUNS],
+        dynamics=[f"{d}/dynamics.png" for d in DYNAMICS_RUNS],  # logged in each search's nested run
     output:
         "results/mlflow_run.json",
     params:
