@@ -139,7 +139,8 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
     for p in map(Path, inputs):
         by_setting.setdefault(p.parent.parent.name, []).append(read_json(p))
     rows = []
-    for name in spec["order"]:  # the config's (the paper's) order; JSON specs sort their keys
+    paper_rows = list(PAPER_TABLE2)  # the paper's row order first, other settings after, as configured
+    for name in sorted(spec["order"], key=lambda n: paper_rows.index(n) if n in paper_rows else len(paper_rows)):
         s, recs = spec["settings"][name], by_setting.get(name, [])
         m, sd = mean_std([r["latency_ms"] for r in recs]) if recs else (np.nan, np.nan)
         rows.append({"setting": name, "latency_weight": s["weight"], "batch_size": s["batch_size"],

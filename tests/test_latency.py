@@ -75,7 +75,10 @@ def test_table2_pairs_our_latency_with_the_papers(tmp_path):
             (d / "latency.json").write_text(json.dumps({"latency_ms": ms, "params_M": 1.0, "device": "cpu"}))
             inputs.append(d / "latency.json")
     model = {"init_channels": 36, "layers": 20, "batch_size": 64, "resolution": 32, "warmup": 5, "repeats": 20}
-    df = table2({"standin": False, "settings": settings, "order": ["base", "batch_16"], "model": model}, inputs, tmp_path / "t.csv", tmp_path / "t.md")
+    # given in another order (an override file's, say): the rows come in the paper's order
+    df = table2({"standin": False, "settings": settings, "order": ["batch_16", "base"], "model": model}, inputs,
+                tmp_path / "t.csv", tmp_path / "t.md")
+    assert df.setting.tolist() == ["base", "batch_16"]
     base = df[df.setting == "base"].iloc[0]
     assert base.latency_ms == "11.00 ± 1.41" and base.paper_latency_ms == 21.7 and base.n_runs == 2
     assert df[df.setting == "batch_16"].iloc[0].paper_latency_ms == 16.5

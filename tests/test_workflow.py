@@ -133,7 +133,7 @@ def shortest_profile(workdir) -> str:
         for key in path:
             node = node.setdefault(key, {})
         node.update(epochs=1, max_steps_per_epoch=2)
-    (workdir / "config" / "shortest.yaml").write_text(yaml.safe_dump(cfg))
+    (workdir / "config" / "shortest.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return "--configfile=config/shortest.yaml"
 
 
