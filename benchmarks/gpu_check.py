@@ -102,7 +102,7 @@ def time_step(step, device, steps, warmup) -> dict:
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     med, iqr = median_iqr(times)
-    return {"median_step_s": med, "iqr_s": iqr, "peak_mem_MiB": mem.peak / 2**20}
+    return {"median_step_s": med, "iqr_s": iqr, "peak_mem_MiB": mem.peak / 2**20 if device.type == "cuda" else None}
 
 
 def network_steps(size_name, device, steps, warmup) -> list[dict]:
