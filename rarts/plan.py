@@ -22,8 +22,8 @@ import pandas as pd
 import yaml
 
 TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167}  # the real datasets'
-TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "imagenet": 50_000, "imagenet_r": 1_000}
-IMAGES_PER_CLASS = 1_300  # ImageNet-R's classes: at most 1,300 training images each
+TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "imagenet": 50_000}
+IMAGES_PER_CLASS = 1_300, 50  # ImageNet-R's classes: at most 1,300 training and 50 validation images each
 PASSES = {"darts1": 2, "darts2": 5, "milenas": 3, "rarts": 4}  # forward+backward passes a step
 EVAL_FRACTION = 1 / 3  # a forward pass against a training step
 
@@ -81,7 +81,12 @@ class StepTable:
 
 def train_images(spec: dict) -> int:
     ds = spec["dataset"]
-    return IMAGES_PER_CLASS * spec["num_classes"] if ds == "imagenet_r" else TRAIN_IMAGES[ds]
+    return IMAGES_PER_CLASS[0] * spec["num_classes"] if ds == "imagenet_r" else TRAIN_IMAGES[ds]
+
+
+def eval_images(spec: dict) -> int:
+    ds = spec["dataset"]
+    return IMAGES_PER_CLASS[1] * spec["num_classes"] if ds == "imagenet_r" else TEST_IMAGES[ds]
 
 
 def epochs_steps(hp: dict, images: int) -> tuple[int, int]:
@@ -107,7 +112,7 @@ def job_cost(args, table: StepTable, config: dict) -> tuple[int, float, int]:
         spec, hp = args.spec, args.spec["hp"]
         epochs, per_epoch = epochs_steps(hp, train_images(spec))
         step = table.train_step(args.net if command == "train" else spec["net"]["name"], hp["batch_size"])
-        evals = TEST_IMAGES[spec["dataset"]] // hp["batch_size"] * step * EVAL_FRACTION
+        evals = eval_images(spec) // hp["batch_size"] * step * EVAL_FRACTION
         return epochs * per_epoch, epochs * (per_epoch * step + evals), getattr(args, "gpus", 1)
     if command == "nats-score" and not args.benchmark:  # offline: each found cell trained briefly
         hp, cells = args.spec["hp"], len(args.runs)
