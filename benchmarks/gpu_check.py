@@ -77,14 +77,14 @@ def median_iqr(times) -> tuple[float, float]:
     return statistics.median(times), q[2] - q[0]
 
 
-def search_steps(size_name, device, steps, warmup) -> list[dict]:
+def search_steps(size_name, device, steps, warmup, cpu_peaks=True) -> list[dict]:
     size, rows = search_step.SIZES[size_name], []
     settings = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channels_last": True}}
     for label, kw in settings.items():
         names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" else [])
         # on a CPU, each algorithm's peak memory runs in a process of its own: fp32 only, for time
         times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name,
-                                                   cpu_peaks=label == "fp32", **kw)
+                                                   cpu_peaks=cpu_peaks and label == "fp32", **kw)
         rows += search_step.summarize(times, peaks, label, device)
     for row in rows:  # JSON has no NaN: a peak not measured is null
         row["peak_mem_MiB"] = None if row["peak_mem_MiB"] != row["peak_mem_MiB"] else row["peak_mem_MiB"]
@@ -257,6 +257,8 @@ def main(argv=None) -> dict:
     p.add_argument("--warmup", type=int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
     p.add_argument("--workers", type=int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
     p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
+    p.add_argument("--no-cpu-peaks", action="store_true",
+                   help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
@@ -266,7 +268,7 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
            "search_size": search_step.SIZES[size]}
-    timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup)
+    timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup, not args.no_cpu_peaks)
     timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup)
     res["input"] = {}
     timed(res["input"], "cifar_augmentation_on_device", cifar_augmentation, size, device)

@@ -105,7 +105,7 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
 def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "2",
-                           "--warmup", "0", "--workers", "0", "--device", "cpu", "--out", str(out)],
+                           "--warmup", "0", "--workers", "0", "--device", "cpu", "--no-cpu-peaks", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
