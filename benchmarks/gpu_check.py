@@ -108,7 +108,7 @@ def time_step(step, device, steps, warmup) -> dict:
 def network_steps(size_name, device, steps, warmup) -> list[dict]:
     """One SGD training step (forward, backward, update) of each network on random data, and a
     DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches')."""
-    from rarts.models import build_network, load_arch
+    from rarts.models import NETWORKS as NETWORKS_BY_NAME, build_network, load_arch
     from rarts.search.algorithms import build_algorithm
     from rarts.spaces.nats import NatsCell, NatsSearchSpace
 
@@ -118,7 +118,7 @@ def network_steps(size_name, device, steps, warmup) -> list[dict]:
         x = torch.randn(batch, 3, res, res, device=device)
         y = torch.randint(0, classes, (batch,), device=device)
         if name == "nats":
-            space = NatsSearchSpace(num_classes=classes, **{"init_channels": 16, "cells_per_stage": 5, **over})
+            space = NatsSearchSpace(num_classes=classes, **{**NETWORKS_BY_NAME["nats"].size, **over})
             algo = build_algorithm("darts1", space, search_step.HP, device)
             rows.append({"network": "nats-search (darts1 step)", "batch_size": batch, "resolution": res,
                          **time_step(lambda: algo.step((x, y), (x, y)), device, steps, warmup)})

@@ -8,4 +8,6 @@ SPACES = ("darts", "nats", "width")  # rarts.spaces.SPACES
 NETWORKS = ("search", "cifar", "imagenet", "nats", "preresnet", "mobilenetv2")  # rarts.models.NETWORKS
 TABLES = ("table1", "table2", "table3", "table4", "table5", "table6")  # rarts.tables.TABLES
 CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}  # label counts of the CIFAR datasets
+# (training, test) images of the real datasets (ImageNet: its validation set)
+IMAGES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
 PRUNING_RULES = ("ratio", "threshold", "random", "none")  # rarts.pruning.choose_masks

@@ -21,8 +21,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000, "imagenet": 1_281_167}  # the real datasets'
-TEST_IMAGES = {"cifar10": 10_000, "cifar100": 10_000, "imagenet": 50_000}
+from rarts.names import IMAGES
+
 IMAGES_PER_CLASS = 1_300, 50  # ImageNet-R's classes: at most 1,300 training and 50 validation images each
 PASSES = {"darts1": 2, "darts2": 5, "milenas": 3, "rarts": 4}  # forward+backward passes a step
 EVAL_FRACTION = 1 / 3  # a forward pass against a training step
@@ -81,12 +81,22 @@ class StepTable:
 
 def train_images(spec: dict) -> int:
     ds = spec["dataset"]
-    return IMAGES_PER_CLASS[0] * spec["num_classes"] if ds == "imagenet_r" else TRAIN_IMAGES[ds]
+    return IMAGES_PER_CLASS[0] * spec["num_classes"] if ds == "imagenet_r" else IMAGES[ds][0]
 
 
 def eval_images(spec: dict) -> int:
     ds = spec["dataset"]
-    return IMAGES_PER_CLASS[1] * spec["num_classes"] if ds == "imagenet_r" else TEST_IMAGES[ds]
+    return IMAGES_PER_CLASS[1] * spec["num_classes"] if ds == "imagenet_r" else IMAGES[ds][1]
+
+
+def search_images(space: str, spec: dict, config: dict) -> int:
+    """|D_t| of a search: from the split rule the job reads (rarts.data.split)."""
+    from rarts.data import split
+
+    n = train_images(spec)
+    if space == "nats" and spec["hp"].get("split") == "nats-bench":
+        return len(split.nats_bench_split(spec["dataset"], *IMAGES[spec["dataset"]], standin=False)["train"])
+    return len(split.make_split(n, config["data"]["split_seed"], config["data"]["split_portion"])["train"])
 
 
 def epochs_steps(hp: dict, images: int) -> tuple[int, int]:
@@ -101,9 +111,7 @@ def job_cost(args, table: StepTable, config: dict) -> tuple[int, float, int]:
     command = getattr(args, "command", None)
     if command == "search" and args.algo in PASSES:
         spec, hp = args.spec, args.spec["hp"]
-        d_t = train_images(spec)
-        if not (args.space == "nats" and hp.get("split") == "nats-bench" and spec["dataset"] == "cifar100"):
-            d_t = int(d_t * config["data"]["split_portion"])  # halves (CIFAR-10's NATS-Bench split too)
+        d_t = search_images(args.space, spec, config)
         epochs, per_epoch = epochs_steps(hp, d_t)
         step = table.search_step(args.space, args.algo, spec.get("net", {}).get("name"), hp["batch_size"])
         evals = (d_t // hp["batch_size"]) * step / PASSES[args.algo] * EVAL_FRACTION

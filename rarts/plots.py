@@ -252,9 +252,9 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     rows = table_rows(table, df)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(rows) + 2), 4.4))
     x = np.arange(len(rows))
-    ax.bar(x - 0.2, rows["mean"], 0.4, yerr=rows["std"].fillna(0), capsize=3, color="tab:blue",
+    ax.bar(x - 0.2, rows["mean"], 0.4, yerr=rows["std"], capsize=3, color="tab:blue",
            label="ours (mean ± std over seeds)")
-    ax.bar(x + 0.2, rows["paper"], 0.4, yerr=rows["paper_std"].fillna(0), capsize=3, color="0.75", hatch="//",
+    ax.bar(x + 0.2, rows["paper"], 0.4, yerr=rows["paper_std"], capsize=3, color="0.75", hatch="//",
            edgecolor="0.4", label="paper (± its std where quoted)")
     chance = sorted(set(rows["chance"].dropna()))
     if chance:  # in the legend, not as a line: at 80-90% it would squash every bar
@@ -302,6 +302,7 @@ def make_dynamics(history_path, png) -> None:
     skip_ax.set_title("skip connections in the derived cell", fontsize=7)
     for ax in axes.flat:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    skip_ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     skip_ax.set_xlabel("epoch", fontsize=7)
     skip_ax.tick_params(labelsize=6)
     handles, labels = axes[0, 0].get_legend_handles_labels()

@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from rarts.io import read_json, write_json
+from rarts.names import IMAGES
 
-NATS_BENCH_SIZES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000)}  # (train, test)
+NATS_BENCH_SIZES = {ds: IMAGES[ds] for ds in ("cifar10", "cifar100")}  # (train, test)
 STANDIN_SEED = 0  # the stand-ins' fixed draw in place of NATS-Bench's fixed lists
 
 
