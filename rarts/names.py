@@ -11,3 +11,8 @@ CIFAR_CLASSES = {"cifar10": 10, "cifar100": 100}  # label counts of the CIFAR da
 # (training, test) images of the real datasets (ImageNet: its validation set)
 IMAGES = {"cifar10": (50_000, 10_000), "cifar100": (50_000, 10_000), "imagenet": (1_281_167, 50_000)}
 PRUNING_RULES = ("ratio", "threshold", "random", "none")  # rarts.pruning.choose_masks
+
+
+def chance_error(classes: int) -> float:
+    """Error (%) of guessing among `classes` equally likely labels (every table states it)."""
+    return 100 * (1 - 1 / classes)

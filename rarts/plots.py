@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from rarts import toy  # noqa: E402
 from rarts.io import read_json, save_figure, write_csv  # noqa: E402
+
+if TYPE_CHECKING:  # pandas is imported where used: the search jobs draw cells without it
+    import pandas as pd
 
 
 # -- Fig. 1 ---------------------------------------------------------------------------------
@@ -46,6 +49,8 @@ _greek = {"lam": "λ", "beta": "β", "y0": "y₀"}
 
 def toy_equilibria(spec: dict) -> pd.DataFrame:
     """One row per method and (λ, β): simulated limit, closed form, distance to (1, 1)."""
+    import pandas as pd
+
     t = spec["table"]
     rows = []
     for lam in t["lams"]:
@@ -175,6 +180,8 @@ def save_nats_cell_figure(cell, path, title: str) -> None:
 
 def search_summary(run_dirs) -> pd.DataFrame:
     """One row per search run: algorithm, seed, final search val accuracy, skip counts."""
+    import pandas as pd
+
     rows = []
     for d in map(Path, run_dirs):
         g = read_json(d / "genotype.json")
@@ -233,6 +240,8 @@ def mean_and_std(value) -> tuple[float, float]:
 def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """Our rows of a table (those quoting only the paper left out): a label, our mean and std,
     the paper's mean and std (where it quotes one), the chance-level error."""
+    import pandas as pd
+
     keys, mean, std, paper, _ = TABLE_FIGURES[table]
     ours = df[df["source"].ne("paper")] if "source" in df else df
     quoted = [mean_and_std(v) for v in ours[paper]]
@@ -245,6 +254,8 @@ def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
 def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     """The table as a figure (ours, mean ± std over seeds, beside the paper's value, one axis) and
     as an HTML page (title, the table, its notes) for the Snakemake report."""
+    import pandas as pd
+
     df = pd.read_csv(csv)
     lines = Path(md).read_text().splitlines()
     title, notes = lines[0].lstrip("# "), [ln[2:] for ln in lines if ln.startswith("- ")]
@@ -319,6 +330,8 @@ def make_dynamics(history_path, png) -> None:
 def make_skip_comparison(history_paths, png, pdf, title: str) -> pd.DataFrame:
     """Skip connections in the derived cell over epochs, per algorithm (mean and range over
     seeds): the paper's collapse argument made visible. Returns the plotted means."""
+    import pandas as pd
+
     runs = [read_json(p) for p in history_paths]
     fig, ax = plt.subplots(figsize=(7, 4))
     means = {}

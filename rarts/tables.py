@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rarts.engine import chance_error
+from rarts.names import chance_error
 from rarts.io import read_json, write_csv, write_text
 from rarts.paper import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
                          PAPER_TABLE6, PAPER_TAS)

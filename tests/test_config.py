@@ -76,3 +76,22 @@ def test_names_have_one_source():
     assert all(tuple(e) in (names.ALGORITHMS, names.SEARCHES) for e in algorithm_enums), algorithm_enums
     published = [e for e in _enums(yaml.safe_load(Path(SCHEMA).read_text())) if "DARTS_V2" in e]
     assert published and all(sorted(e) == sorted(PUBLISHED) for e in published)
+
+
+@pytest.mark.parametrize("module, absent", [
+    ("rarts.search.run", ("torchvision", "mlflow", "matplotlib")),
+    ("rarts.train.run", ("torchvision", "mlflow", "matplotlib")),
+    ("rarts.train.width", ("torchvision", "mlflow", "matplotlib")),
+    ("rarts.tables", ("torch", "mlflow", "matplotlib")),
+    ("rarts.plots", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
+])
+def test_job_modules_import_only_what_every_job_needs(module, absent):
+    """The offline profile runs 144 short jobs, each a new process: torchvision alone costs two
+    seconds a start (MobileNetV2's module, needed only by the width jobs that build it), pandas
+    a third of one (only the tables and table figures need it)."""
+    import subprocess
+    import sys
+
+    code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"importing {module} loads {out.stdout.strip()}"

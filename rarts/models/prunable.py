@@ -8,12 +8,16 @@ its prunable widths (`score_shapes`, `widths`) and the BNs Network Slimming thre
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 
 from rarts.io import save_torch
-from rarts.models import build_network, mobilenet, preresnet
+from rarts.models import build_network
 
-PRUNERS = {"preresnet": preresnet.prune, "mobilenetv2": mobilenet.prune}
+# the module that prunes each network, imported on use: MobileNetV2's pulls in torchvision, two
+# seconds of every search and training job that does not touch it
+PRUNERS = {"preresnet": "rarts.models.preresnet", "mobilenetv2": "rarts.models.mobilenet"}
 
 
 def build(name: str, num_classes: int, **kw) -> torch.nn.Module:
@@ -24,7 +28,7 @@ def build(name: str, num_classes: int, **kw) -> torch.nn.Module:
 
 
 def prune(name: str, model, masks, scores=None):
-    return PRUNERS[name](model, masks, scores)
+    return importlib.import_module(PRUNERS[name]).prune(model, masks, scores)
 
 
 def _thin_skeleton(name: str, num_classes: int, kw: dict, widths: list[int]):

@@ -9,7 +9,7 @@ import torch
 
 from rarts import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
-from rarts.engine import EpochLoop, evaluate
+from rarts.engine import EpochLoop, eval_batch_size, evaluate
 from rarts.search.algorithms import build_algorithm
 
 
@@ -67,8 +67,9 @@ class SearchLoop(EpochLoop):
     def epoch_metrics(self) -> dict:
         algo, space, net = self.algo, self.algo.space, self.algo.eval_net()
         net.eval()  # the weights trained on D_t, measured on D_v
-        val = evaluate(lambda x: net(x, algo.arch), iterate_once(self.data.x_val, self.data.y_val,
-                       self.hp["batch_size"], self.hp.get("eval_batches", 0), self.device), self.device)
+        n = self.hp.get("eval_batches", 0) * self.hp["batch_size"] or len(self.data.y_val)  # images measured
+        val = evaluate(lambda x: net(x, algo.arch), iterate_once(self.data.x_val[:n], self.data.y_val[:n],
+                       eval_batch_size(self.hp["batch_size"]), device=self.device), self.device)
         net.train()
         weights, genotype = space.edge_weights(algo.arch), space.derive(algo.arch)
         skips = space.skip_connections(genotype)
