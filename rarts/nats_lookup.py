@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.names import CIFAR_CLASSES
-from rarts.names import chance_error
+from rarts.names import CIFAR_CLASSES, chance_error
 from rarts.errors import DatasetError
 from rarts.io import read_json, write_json
 
