@@ -172,17 +172,18 @@ def test_loss_watch_names_the_first_non_finite_step_without_a_sync_per_step():
     watch.check()  # a finite buffer passes, and the earlier losses are gone
 
 
-def test_val_metrics_are_those_of_the_eval_network_over_the_first_eval_batches(tmp_path):
+@pytest.mark.parametrize("eval_batches, measured", [(2, 16), (0, 64)])  # 0: the configs' default, all of D_v
+def test_val_metrics_are_those_of_the_eval_network_over_the_first_eval_batches(tmp_path, eval_batches, measured):
     """D_v is measured in batches of at least 256 (eval mode: the batch changes no result) over
     the images `eval_batches` of the search's batch size cover: checked by hand, batch by batch."""
     g = torch.Generator().manual_seed(1)
     x, y = torch.randn(96, 3, 8, 8, generator=g), torch.randint(0, 10, (96,), generator=g)
-    d = SearchData(x[:32], y[:32], x[32:], y[32:])  # 64 D_v images; eval_batches 2 × 8 measure 16
-    loop = make_loop("darts1", tmp_path / "ck.pt", d=d)
+    d = SearchData(x[:32], y[:32], x[32:], y[32:])  # 64 D_v images, batch size 8
+    loop = SearchLoop(small_space(), "darts1", 0, {**HP, "eval_batches": eval_batches}, d, "cpu", tmp_path / "ck.pt")
     last = loop.run()[-1]
     net = loop.algo.eval_net().eval()
     with torch.no_grad():
-        logits = torch.cat([net(d.x_val[i:i + 8], loop.algo.arch) for i in (0, 8)])
-    labels = d.y_val[:16]
+        logits = torch.cat([net(d.x_val[i:i + 8], loop.algo.arch) for i in range(0, measured, 8)])
+    labels = d.y_val[:measured]
     assert last["val_acc"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
     assert last["val_loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item(), rel=1e-5)
