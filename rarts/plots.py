@@ -273,7 +273,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     ax.set_xticks(x, [textwrap.fill(label, 22) for label in rows["label"]], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(TABLE_FIGURES[table][4])
     ax.set_title(title + ("\n(stand-in data: not comparable with the paper's values)" if standin else ""), fontsize=10)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: it hid tall bars
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     for path in (png, pdf):
@@ -309,11 +309,13 @@ def make_dynamics(history_path, png) -> None:
         for k in range(len(edges), rows_per * cols):
             axes[n * rows_per + k // cols, k % cols].axis("off")
     skip_ax = axes[-1, 0]
-    skip_ax.plot(epochs, [e.get("skip_connections", np.nan) for e in h["epochs"]], "k.-")
+    skips = [e.get("skip_connections", np.nan) for e in h["epochs"]]
+    skip_ax.plot(epochs, skips, "k.-")
+    skip_ax.set_ylim(-0.5, max([c for c in skips if c == c], default=0) + 0.5)  # whole counts, 0 at the foot
     skip_ax.set_title("skip connections in the derived cell", fontsize=7)
     for ax in axes.flat:
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
-    skip_ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    skip_ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
     skip_ax.set_xlabel("epoch", fontsize=7)
     skip_ax.tick_params(labelsize=6)
     handles, labels = axes[0, 0].get_legend_handles_labels()
