@@ -156,8 +156,14 @@ def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
     assert rows.test_error_mean.to_dict() == {"baseline": 11.0, "random": 12.0, "rarts": 8.5}
     assert rows.test_error["rarts"] == "8.50 ± 0.71" and rows.prc_pct_mean["rarts"] == pytest.approx(71.0)
     assert rows.paper_test_error["rarts"] == "8.2 ± 1.9" and rows.prc_pct["baseline"] == "–"
-    assert "STAND-IN" in (tmp_path / "t6.md").read_text()
+    notes = (tmp_path / "t6.md").read_text()
+    assert "STAND-IN" in notes and "Mean ± std over seeds [0, 1]." in notes
     assert rows.chance_error["rarts"] == 80.0 and "chance_error" in (tmp_path / "t6.md").read_text()
+    # the offline profile's one seed: a single run per row, and the notes say so
+    df = table6({"standin": True, "width": {**w6, "seeds": [0]}}, [i for i in inputs if "seed0" in i],
+                tmp_path / "t6s.csv", tmp_path / "t6s.md")
+    assert df.set_index("run").test_error["rarts"] == "8.00" and (df.n_runs == 1).all()
+    assert "One seed (0)." in (tmp_path / "t6s.md").read_text() and "± std" not in (tmp_path / "t6s.md").read_text()
 
 
 def _mobilenet_search(tmp_path, algo, l1, on_step=None, name="ck"):
