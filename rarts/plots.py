@@ -264,7 +264,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(rows) + 2), 4.4))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, rows["mean"], 0.4, yerr=rows["std"], capsize=3, color="tab:blue",
-           label="ours (mean ± std over seeds)")
+           label="ours (mean ± std over seeds)" if rows["std"].notna().any() else "ours (one run a row)")
     ax.bar(x + 0.2, rows["paper"], 0.4, yerr=rows["paper_std"], capsize=3, color="0.75", hatch="//",
            edgecolor="0.4", label="paper (± its std where quoted)")
     chance = sorted(set(rows["chance"].dropna()))

@@ -83,9 +83,17 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     assert heights == [3.1, 2.7, 3.0, 2.61]  # ours, then the paper's, for the two rows of ours
     assert [t.get_text() for t in ax.get_xticklabels()] == ["DARTS-1", "RARTS"]
     assert "stand-in" in ax.get_title()
+    assert "ours (mean ± std over seeds)" in [t.get_text() for t in ax.get_legend().get_texts()]
     html = (tmp_path / "t.html").read_text()
     assert "<table" in html and "a note on the protocol" in html and "ENAS" in html
     assert (tmp_path / "t.png").stat().st_size > 0 and (tmp_path / "t.pdf").stat().st_size > 0
+
+    # one run a row (the offline profile's Table 6): the legend claims no spread over seeds
+    df.assign(test_error_std=None).to_csv(tmp_path / "t.csv", index=False)
+    captured.clear()
+    plots.make_table_view("table1", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "t.pdf",
+                          tmp_path / "t.html")
+    assert "ours (one run a row)" in [t.get_text() for t in captured["fig"].axes[0].get_legend().get_texts()]
 
 
 def history(algo, seed, skips, edges=("c₋₂→0", "c₋₁→0"), ops=("none", "skip_connect")):
