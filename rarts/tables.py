@@ -277,10 +277,10 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "device": recs[0]["device"], "paper_test_error": paper[0], "paper_prc_pct": paper[1]})
     df = pd.DataFrame(rows)
     w = spec["width"]
+    seeds = f"Mean ± std over seeds {w['seeds']}." if len(w["seeds"]) > 1 else f"One seed ({w['seeds'][0]})."
     write_table(df, csv, md, f"Table 6: MobileNetV2 (width ×{w['net']['kw']['width_mult']}) on ImageNet-R",
                 spec["standin"], [
-        (f"Mean ± std over seeds {w['seeds']}." if len(w["seeds"]) > 1 else f"One seed ({w['seeds'][0]}).")
-        + " Channel scores on the expansion channels, ℓ1 penalty "
+        f"{seeds} Channel scores on the expansion channels, ℓ1 penalty "
         f"{w['search']['l1']} on the scores, no fixed ratio: channels with |score| ≤ {w['threshold']} "
         "are pruned, then the thin network is fine-tuned.",
         "prc_pct: channel pruning ratio averaged over the pruned layers. Random pruning removes random "

@@ -33,7 +33,8 @@ def tensor_setup(spec, hp, dist, device):
     xt, yt = normalise(ds, *load_images(ds, spec["root"], train=False), res, device)
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
                           hflip=hp["hflip"], cutout=hp["cutout"], pad_value=black(ds), device=device)
-    return source, (lambda: tensor_eval_batches(xt, yt, eval_batch_size(hp["batch_size"]), dist, device)), int(y.max()) + 1
+    evals = lambda: tensor_eval_batches(xt, yt, eval_batch_size(hp["batch_size"]), dist, device)  # noqa: E731
+    return source, evals, int(y.max()) + 1
 
 
 def imagenet_setup(spec, hp, dist, device):
@@ -51,7 +52,8 @@ def imagenet_setup(spec, hp, dist, device):
     train_ds = image_folder(spec["root"], "train", classes, train_tf)
     val_ds = image_folder(spec["root"], "val", classes, val_tf)
     source = FolderSource(train_ds, hp["batch_size"], hp["seed"], dist, hp["workers"], device)
-    evals = lambda: folder_eval_batches(val_ds, eval_batch_size(hp["batch_size"]), dist, hp["workers"], device)  # noqa: E731
+    batch = eval_batch_size(hp["batch_size"])
+    evals = lambda: folder_eval_batches(val_ds, batch, dist, hp["workers"], device)  # noqa: E731
     return source, evals, len(train_ds.classes)
 
 
