@@ -1,4 +1,6 @@
-"""Atomic, exact-resume checkpoints: module/optimizer state plus every RNG and data position."""
+"""The checkpoint file: atomic writes, a settings fingerprint, the RNG states, and what happens to a
+damaged file. What goes into a checkpoint and how a job resumes from it is `rarts.engine.EpochLoop`'s
+(`save_checkpoint`, `try_resume`)."""
 
 from __future__ import annotations
 
@@ -46,18 +48,22 @@ def seed_everything(seed: int) -> None:
 
 
 def save(path, payload: dict) -> None:
-    save_torch(path, {**payload, "rng": rng_state()})
+    save_torch(path, payload)
 
 
-def load(path, expected_fingerprint: str) -> dict | None:
+def load(path, expected_fingerprint: str, move_aside: bool = True) -> dict | None:
     """The checkpoint at `path` if it exists and belongs to these settings, else None. One that
-    cannot be read (truncated, garbage) is moved aside with a warning, so a retry starts afresh."""
+    cannot be read (truncated, garbage) is moved aside with a warning (by the one process that
+    `move_aside`), so a retry starts afresh."""
     path = Path(path)
     if not path.is_file():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:  # noqa: BLE001 - whatever a damaged file makes torch/pickle raise
+        if not move_aside:
+            log.warning("checkpoint %s cannot be read (%s); starting afresh", path, exc)
+            return None
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         os.replace(path, aside)
         log.warning("checkpoint %s cannot be read (%s: %s); moved to %s, starting afresh", path,

@@ -80,6 +80,9 @@ def cmd_train(args) -> None:
     from rarts.train import run
 
     if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        from rarts.runtime import resolve_device
+
+        resolve_device(args.spec.get("device", "auto"))  # a job given GPUs it cannot use stops here, once
         run.relaunch_under_torchrun(args.gpus, sys.argv[1:])  # one process per GPU; does not return
     run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
 
@@ -269,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="the jobs a target needs and their projected GPU-hours, per rule")
     pl.add_argument("targets", nargs="+", help="Snakemake targets, e.g. all or results/table1.csv")
     pl.add_argument("--configfile", action="append", default=[], help="overlaid on config/config.yaml")
-    pl.add_argument("--bench", default="results/bench/gpu_check.json", help="the step table (make gpu-check)")
-    pl.add_argument("--safety", type=positive, default=1.5, help="runtime request = longest job × this")
+    pl.add_argument("--bench", default="results/bench/gpu_check.json",
+                    help="the step table (make gpu-check); while there is none, the reference table shipped with rarts")
+    pl.add_argument("--safety", type=positive, help="runtime request = longest job × this (default: cluster.safety)")
     pl.add_argument("--profile-out", help="write a SLURM profile with the planned runtimes here")
     pl.set_defaults(func=call("rarts.plan:plan_main"))
 

@@ -18,14 +18,13 @@ import torch
 from tqdm import tqdm
 
 from rarts import checkpoint, locks
-from rarts.io import save_torch
 from rarts.names import chance_error
 from rarts.errors import NonFiniteLoss
-from rarts.runtime import Dist, LossWatch, Preempted, PreemptionGuard, with_fault_injection
+from rarts.runtime import Dist, LossWatch, Preempted, PreemptionGuard, StopAgreement, with_fault_injection
 
 log = logging.getLogger("rarts")
 
-FORMAT = 3  # of the checkpoint layout: a checkpoint of another layout is not resumed
+FORMAT = 4  # of the checkpoint layout: a checkpoint of another layout is not resumed
 SUMMARY = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "wall_s")
 
 
@@ -55,14 +54,12 @@ class EpochLoop:
         self.meters = self._fresh_meters()
         self.seen = None  # which labels the run has trained on: chance level is 1 / their number
         self.guard = PreemptionGuard()
+        self.stop = StopAgreement(self.dist, self.device)
         self.losses = LossWatch(name, self.device)
 
     # -- checkpoints --------------------------------------------------------------------------
     def _fresh_meters(self) -> torch.Tensor:
         return torch.zeros(3, dtype=torch.float64, device=self.device)  # loss·n, correct, n
-
-    def _rank_rng_path(self) -> Path:
-        return self.ckpt_path.with_name(f"{self.ckpt_path.stem}.rng{self.dist.rank}.pt")
 
     def check_weights(self) -> None:
         """Stop with NonFiniteLoss if any weight is NaN or infinite (one host sync)."""
@@ -72,30 +69,56 @@ class EpochLoop:
                                 "(a diverged update): nothing is checkpointed or written; lower the learning rates")
 
     def save_checkpoint(self) -> None:
+        """One file, written by rank 0, with every rank's RNG (drop-path masks differ per rank); the
+        file format and the rule for damaged files are `rarts.checkpoint`'s."""
         self.losses.check()  # never checkpoint non-finite state
         self.check_weights()
-        if self.dist.world > 1:  # every rank keeps its own RNG (drop-path masks differ per rank)
-            save_torch(self._rank_rng_path(), checkpoint.rng_state())
-            torch.distributed.barrier()
+        mine = {"rng": checkpoint.rng_state(), "meters": self.meters.cpu(),
+                "seen": None if self.seen is None else self.seen.cpu()}
+        ranks = [mine]
+        if self.dist.world > 1:
+            ranks = [None] * self.dist.world
+            torch.distributed.all_gather_object(ranks, mine)
         if self.dist.main:
             checkpoint.save(self.ckpt_path, {
                 **self.job_state(), "fingerprint": self.fingerprint, "epoch": self.epoch, "step": self.step,
-                "elapsed": self.elapsed, "history": self.history, "meters": self.meters.cpu(),
-                "seen": None if self.seen is None else self.seen.cpu()})
+                "elapsed": self.elapsed, "history": self.history, "ranks": ranks})
         if self.dist.world > 1:
             torch.distributed.barrier()
 
+    def _load_agreed(self) -> dict | None:
+        """The checkpoint to resume from, the same decision on every rank: rank 0 reads it first and
+        alone moves a damaged one aside; the others read it only if rank 0 could."""
+        if self.dist.world == 1:
+            return checkpoint.load(self.ckpt_path, self.fingerprint)
+        state = checkpoint.load(self.ckpt_path, self.fingerprint) if self.dist.main else None
+        usable = [state is not None]
+        torch.distributed.broadcast_object_list(usable, src=0)
+        if not usable[0]:
+            return None
+        return state if self.dist.main else checkpoint.load(self.ckpt_path, self.fingerprint, move_aside=False)
+
     def try_resume(self) -> bool:
-        state = checkpoint.load(self.ckpt_path, self.fingerprint)
+        state = self._load_agreed()
         if state is None:
             return False
         self.load_job_state(state)
         self.epoch, self.step, self.elapsed = state["epoch"], state["step"], state["elapsed"]
-        self.history, self.meters = state["history"], state["meters"].to(self.device)
-        self.seen = None if state["seen"] is None else state["seen"].to(self.device)
-        checkpoint.set_rng_state(state["rng"])
-        if self.dist.world > 1 and self._rank_rng_path().is_file():
-            checkpoint.set_rng_state(torch.load(self._rank_rng_path(), weights_only=False))
+        self.history, ranks = state["history"], state["ranks"]
+        if len(ranks) == self.dist.world:  # each rank its own meters, seen labels and RNG
+            mine = ranks[self.dist.rank]
+            self.meters = mine["meters"].to(self.device)
+            self.seen = None if mine["seen"] is None else mine["seen"].to(self.device)
+            checkpoint.set_rng_state(mine["rng"])
+        else:  # another process count: the epoch's sums go to rank 0; per-rank random draws start anew
+            self.meters = sum(r["meters"] for r in ranks).to(self.device) * float(self.dist.main)
+            seen = [r["seen"] for r in ranks if r["seen"] is not None]
+            self.seen = torch.stack(seen).any(0).to(self.device) if seen else None
+            checkpoint.set_rng_state(ranks[0]["rng"])
+            torch.manual_seed(hash((self.epoch, self.step, self.dist.rank)) % 2**63)
+            log.warning("%s: resumed on %d processes from a checkpoint written by %d: weights, optimizers, sample "
+                        "order and the epoch's meters continue exactly; drop-path masks (drawn per rank) follow "
+                        "a new stream", self.name, self.dist.world, len(ranks))
         log.info("%s: resumed from %s at epoch %d, step %d", self.name, self.ckpt_path, self.epoch, self.step)
         return True
 
@@ -111,7 +134,7 @@ class EpochLoop:
             if self.dist.main else contextlib.nullcontext()
         with lock:
             self.try_resume()
-            on_step = with_fault_injection(self.on_step)
+            on_step = with_fault_injection(self.on_step, self.request_stop, self.dist.rank)
             with self.guard:
                 while self.epoch < self.epochs:
                     self.start_epoch()
@@ -138,7 +161,7 @@ class EpochLoop:
             bar.update(1)
             if on_step is not None:
                 on_step(self.epoch * self.steps_per_epoch + self.step)
-            if self.guard.requested:
+            if self.stop.stop_now(self.guard.requested):  # every rank after the same step
                 bar.close()
                 self.save_checkpoint()
                 log.warning("%s: stop requested; checkpoint written at epoch %d step %d", self.name,

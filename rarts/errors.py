@@ -18,4 +18,9 @@ class DiskFull(OSError):
     """A write failed for lack of space: the message names the file."""
 
 
-USER_ERRORS = (DatasetError, NonFiniteLoss, Busy, DiskFull)
+class DeviceError(RuntimeError):
+    """The job was given GPUs (or asked for CUDA) that this torch build cannot use: the message names
+    the build, the driver and the GPUs found, and how to install a matching build."""
+
+
+USER_ERRORS = (DatasetError, NonFiniteLoss, Busy, DiskFull, DeviceError)

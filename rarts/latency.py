@@ -127,7 +127,7 @@ def latency_table_main(spec: dict, out) -> dict:
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    device = resolve_device(spec["device"])
+    device = resolve_device(spec.get("device", "auto"))
     sp = spec["space"]
     space = DartsSearchSpace.from_settings(sp, sp["num_classes"])
     table = measure_op_table(space, spec["resolution"], spec["batch_size"], device, spec["warmup"],
@@ -149,7 +149,7 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
 
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
-    device = resolve_device(spec["device"])
+    device = resolve_device(spec.get("device", "auto"))
     genotype = load_genotype(str(genotype_path))
     torch.manual_seed(0)
     model = build_network("cifar", genotype, spec["num_classes"], init_channels=spec["init_channels"],

@@ -1,7 +1,9 @@
 """The names the CLI, the workflow rules and the config schema share. Nothing heavy is imported
 here (the Snakefile reads it); tests check that the registries and the schema match these."""
 
-ALGORITHMS = ("darts1", "darts2", "milenas", "rarts")  # rarts.search.algorithms.ALGORITHMS
+ALGORITHMS = ("darts1", "darts2", "milenas", "rarts")  # rarts.search.algorithms.ALGORITHMS, in the tables' order
+# forward+backward passes of the network a search step costs (the speed limit of each algorithm)
+PASSES = {"darts1": 2, "darts2": 5, "milenas": 3, "rarts": 4}
 RANDOM = "random"  # the paper's random baseline: a sampled genotype, no search
 SEARCHES = ALGORITHMS + (RANDOM,)
 SPACES = ("darts", "nats", "width")  # rarts.spaces.SPACES

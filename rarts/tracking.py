@@ -4,6 +4,7 @@ single local step does (SQLite stores corrupt under concurrent first writers).""
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import subprocess
@@ -11,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 
 from rarts.io import read_json, write_json
+
+log = logging.getLogger("rarts.tracking")
 
 PACKAGES = ("rarts", "torch", "torchvision", "snakemake", "mlflow", "pandas", "numpy", "nats_bench")
 
@@ -153,27 +156,65 @@ def live_uri(spec: dict) -> str:
     return uri if uri.startswith(("http://", "https://")) else ""
 
 
+# A live run must never hold a job up: MLflow's client retries a failed request 7 times with back-off
+# (minutes), and compute nodes often have no route to the server.
+LIVE_TIMEOUT_S, LIVE_RETRIES = "10", "0"
+
+
+def reachable(uri: str, timeout: float = 5.0) -> str:
+    """'' when the tracking server answers its /health page within `timeout`, else why not."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=timeout) as r:
+            return "" if r.status == 200 else f"/health answered {r.status}"
+    except Exception as exc:  # noqa: BLE001 - refused, timed out, a proxy page …
+        return f"{type(exc).__name__}: {exc}"
+
+
 class LiveRun:
     """Per-epoch metrics of one job sent to a tracking server as it runs (a context manager: the
     run ends FINISHED, or FAILED / KILLED when the job raises or is stopped). A no-op without a
-    server URI: SQLite and file stores are written by the single logging rule only."""
+    server URI: SQLite and file stores are written by the single logging rule only. A server that
+    cannot be reached, or stops answering, turns live logging off with one warning; the job goes on
+    and the final logging rule records everything from the job's files."""
 
     def __init__(self, spec: dict, run_name: str, params: dict):
         self.uri = live_uri(spec)
         self.run_id = None
         if not self.uri:
             return
+        why = reachable(self.uri)
+        if why:
+            self._off(why)
+            return
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", LIVE_TIMEOUT_S)
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", LIVE_RETRIES)
+        self._guarded(self._start, (spec.get("mlflow") or {}).get("experiment") or "rarts-reproduction",
+                      run_name, params)
+
+    def _start(self, experiment: str, run_name: str, params: dict) -> None:
         from mlflow.tracking import MlflowClient
 
         self.client = MlflowClient(self.uri)
-        name = (spec.get("mlflow") or {}).get("experiment") or "rarts-reproduction"
-        exp_id = _experiment_id(self.client, name)
+        exp_id = _experiment_id(self.client, experiment)
         for old in _runs_named(self.client, exp_id, run_name, "live"):  # a crashed attempt of this job
             if old.info.status == "RUNNING":
                 self.client.set_terminated(old.info.run_id, status="KILLED")
         run = self.client.create_run(exp_id, run_name=run_name, tags={"kind": "live"})
         self.run_id = run.info.run_id
         self.client.log_batch(self.run_id, params=_params(params))
+
+    def _off(self, why: str) -> None:
+        self.run_id = None
+        log.warning("MLflow live logging to %s is off for this job (%s); the job goes on, and the logging "
+                    "rule records its results from its files", self.uri, why)
+
+    def _guarded(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:  # noqa: BLE001 - any failure of the server or the network
+            self._off(f"{type(exc).__name__}: {str(exc)[:300]}")
 
     def log(self, record: dict) -> None:
         if self.run_id is None:
@@ -185,7 +226,7 @@ class LiveRun:
         ts = int(time.time() * 1000)
         metrics = [Metric(k, float(v), ts, record["epoch"]) for k, v in record.items()
                    if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)]
-        self.client.log_batch(self.run_id, metrics=metrics)
+        self._guarded(lambda: self.client.log_batch(self.run_id, metrics=metrics))
 
     def __enter__(self) -> "LiveRun":
         return self
@@ -194,7 +235,7 @@ class LiveRun:
         if self.run_id is not None:
             stopped = exc_type is not None and issubclass(exc_type, (SystemExit, KeyboardInterrupt))
             status = "FINISHED" if exc_type is None else "KILLED" if stopped else "FAILED"
-            self.client.set_terminated(self.run_id, status=status)
+            self._guarded(lambda: self.client.set_terminated(self.run_id, status=status))
         return False
 
 

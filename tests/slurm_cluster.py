@@ -4,6 +4,10 @@ Installs the packages with apt when missing and running as root, writes a minima
 the default path (the plugin's job step drops SLURM_CONF), registers two fake GPUs, starts munged,
 slurmctld and slurmd, and on teardown stops only the daemons it started, by PID, restoring any
 config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason.
+
+Two partitions over the one node, as on a real GPU cluster: `cpu` (the default, MaxTime
+CPU_MAX_MIN) and `gpu` (not the default, MaxTime GPU_MAX_MIN); a job asking for more time than its
+partition allows stays pending (PartitionTimeLimit).
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 CONF_DIR = Path("/etc/slurm")
 MARK = "# written by rarts tests"
+CPU_MAX_MIN, GPU_MAX_MIN = 60, 120
 
 
 class Unavailable(RuntimeError):
@@ -109,7 +114,8 @@ MinJobAge=300
 SlurmdParameters=config_overrides
 GresTypes=gpu
 NodeName=localhost CPUs=32 RealMemory=512000 Gres=gpu:2 State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
+PartitionName=cpu Nodes=localhost Default=YES MaxTime={CPU_MAX_MIN} State=UP
+PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
 """)
         self._write(CONF_DIR / "gres.conf", f"{MARK}\nName=gpu File={gpus[0]},{gpus[1]}\n")
 

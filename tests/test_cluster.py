@@ -1,8 +1,13 @@
-"""The SLURM path for real: a local single-node SLURM runs a slice of the offline pipeline through
-`--executor slurm` with the project's profile, and a job cancelled mid-training is retried and
-resumes from its checkpoint to the uninterrupted result."""
+"""The SLURM path for real: a local single-node SLURM with a CPU (default) and a GPU partition runs
+slices of the offline pipeline through `--executor slurm` with the project's profile. GPU rules
+land on the GPU partition with the CPUs, GPUs, one node, memory and capped wall time the config
+asks for, CPU rules on the CPU partition; a job given GPUs this machine cannot use stops instead
+of running on the CPU; a job cancelled mid-training is retried and resumes to the uninterrupted
+result."""
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import time
@@ -11,13 +16,19 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO
-from slurm_cluster import LocalSlurm, Unavailable
+from slurm_cluster import CPU_MAX_MIN, LocalSlurm, Unavailable
 
 pytestmark = pytest.mark.slow
 
 SLURM_FLAGS = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-status-command", "squeue",
                "--slurm-init-seconds-before-status-checks", "1"]
 QUICK = ["--configfile", "config/quick.yaml"]  # last on the command line: it takes several files
+# the partitions named in the config; every job asks for the cap (below both partitions' MaxTime), in
+# one window (the cap and the windows of longer jobs: tests/test_plan.py)
+CAP_MIN, CPUS_PER_GPU = 50, 3
+assert CAP_MIN < CPU_MAX_MIN
+CLUSTER = {"cluster": {"gpu_partition": "gpu", "cpu_partition": "cpu", "cpus_per_gpu": CPUS_PER_GPU,
+                       "max_runtime_min": CAP_MIN, "min_runtime_min": CAP_MIN, "spare_retries": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -43,32 +54,72 @@ def scratch(tmp_path, extra=None):
 
 
 def snakemake(workdir, env, *args, timeout=900):
+    env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_"))}  # no site defaults
     return subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(proc, timeout=900):
+def finish(proc, timeout=900, ok=True):
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         out, _ = proc.communicate()
         raise AssertionError(f"snakemake timed out:\n{out[-4000:]}")
-    assert proc.returncode == 0, out[-6000:]
+    assert (proc.returncode == 0) == ok, out[-6000:]
     return out
 
 
-def test_pipeline_slice_runs_through_the_slurm_executor(slurm, tmp_path, cli_env):
-    wd = scratch(tmp_path)
-    targets = ["results/search/darts/darts1/seed0/genotype.json", "results/train/cifar/darts1-seed0/metrics.json",
-               "results/toy_equilibria.csv"]
-    out = finish(snakemake(wd, cli_env, *targets, *SLURM_FLAGS, *QUICK))
-    for t in targets:
-        assert (wd / t).is_file(), t
-    metrics = json.loads((wd / targets[1]).read_text())
-    assert metrics["name"] == "darts1-seed0" and metrics["standin"]
-    # the search and the training went to SLURM; the table rule (a localrule) did not
-    assert out.count("has been submitted with SLURM jobid") >= 4, out[-3000:]
+def slurm_jobs() -> dict[str, dict]:
+    """Every job SLURM still knows (MinJobAge), by the rule its comment names: scontrol's fields."""
+    out = subprocess.run(["scontrol", "show", "job", "-o"], capture_output=True, text=True).stdout
+    jobs = {}
+    for line in out.splitlines():
+        fields = dict(re.findall(r"(\S+?)=(\S*)", line))
+        rule = re.match(r"rule_(\w+?)(_wildcards_|$)", fields.get("Comment", ""))
+        if rule:
+            jobs.setdefault(rule[1], []).append(fields)
+    return jobs
+
+
+def test_gpu_rules_go_to_the_gpu_partition_with_their_cpus_and_stop_without_usable_cuda(slurm, tmp_path, cli_env):
+    """`device: auto` as on a GPU cluster, SBATCH_PARTITION unset: a search and a 2-GPU training land on
+    the GPU partition with GPUs × cpus_per_gpu CPUs, one node, the memory of their rule and the capped
+    wall time; the data rules they need land on the CPU partition. The GPUs are fake, so both GPU jobs
+    stop with the message naming the torch build instead of running on the CPU."""
+    wd = scratch(tmp_path, {**CLUSTER, "train": {"imagenet": {"gpus": 2}}})
+    targets = ["results/search/darts/darts1/seed0/genotype.json", "results/train/imagenet/DARTS_V2/metrics.json"]
+    out = finish(snakemake(wd, cli_env, *targets, "--keep-going", *SLURM_FLAGS, *QUICK, "config/extra.yaml"), ok=False)
+    jobs = slurm_jobs()
+    dry = subprocess.run([str(BIN / "snakemake"), "-n", *targets, "--forceall", *SLURM_FLAGS, *QUICK, "config/extra.yaml"],
+                         cwd=wd, env=cli_env, capture_output=True, text=True).stdout
+    mem = {rule: int(m) for rule, m in re.findall(r"rule (\w+):(?:\n.*?)*?resources: .*?mem_mb=(\d+)", dry)}
+    for rule, gpus in (("search_darts", 1), ("train_imagenet", 2)):
+        (job,) = jobs[rule]
+        assert job["Partition"] == "gpu" and job["NumNodes"] == "1", job
+        assert job["TresPerJob"].endswith(f"gpu:{gpus}") and job["CPUs/Task"] == str(gpus * CPUS_PER_GPU), job
+        assert job["TimeLimit"] == f"00:{CAP_MIN}:00" and job["MinMemoryNode"] == f"{mem[rule]}M", (job, mem)
+        assert job["JobState"] == "FAILED", job
+    for rule in ("prepare_data", "search_split"):
+        assert all(j["Partition"] == "cpu" and j["JobState"] == "COMPLETED" for j in jobs[rule]), jobs[rule]
+    for log in ("search/darts/darts1/seed0.log", "train/imagenet/DARTS_V2.log"):
+        text = (wd / "results" / "logs" / log).read_text()
+        assert "cannot use the GPU this job was given (SLURM_GPUS" in text and "TORCH_INDEX=" in text, text[-2000:]
+        assert "epoch 1/" not in text  # nothing trained on the CPU
+    assert "has been submitted with SLURM jobid" in out
+
+
+def test_a_table_rule_goes_to_the_cpu_partition(slurm, tmp_path, cli_env):
+    """`device: cpu`: every job is a CPU job, on the CPU partition, the table rule among them."""
+    small = {**CLUSTER, "device": "cpu", "search": {"nats": {"datasets": ["cifar10"], "algorithms": ["rarts"]}}}
+    wd = scratch(tmp_path, small)
+    finish(snakemake(wd, cli_env, "results/table4.csv", *SLURM_FLAGS, *QUICK, "config/extra.yaml"))
+    jobs = slurm_jobs()
+    for rule in ("table4", "search_nats", "nats_score"):
+        (job,) = jobs[rule]
+        assert job["Partition"] == "cpu" and job["JobState"] == "COMPLETED" and "gpu" not in job.get("TresPerJob", ""), job
+        assert job["CPUs/Task"] == "1" and job["TimeLimit"] == f"00:{CAP_MIN}:00", job  # quick.yaml: 1 thread
+    assert "RARTS" in (wd / "results" / "table4.csv").read_text()
 
 
 def _running_job_ids():
@@ -77,7 +128,8 @@ def _running_job_ids():
 
 
 def test_cancelled_training_is_retried_and_resumes_to_the_same_result(slurm, tmp_path, cli_env):
-    longer = {"train": {"cifar": {"epochs": 4, "max_steps_per_epoch": 10}}}
+    longer = {"cluster": {**CLUSTER["cluster"], "spare_retries": 1},  # the retry that resumes
+              "device": "cpu", "train": {"cifar": {"epochs": 4, "max_steps_per_epoch": 10}}}
     target = "results/train/cifar/DARTS_V2/metrics.json"
     ref = scratch(tmp_path / "ref", longer)
     finish(snakemake(ref, cli_env, target, "--cores", "2", *QUICK, "config/extra.yaml"))

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO
-from rarts.plan import StepTable, job_cost, parse_command
+from rarts.costs import StepTable
+from rarts.plan import job_cost, parse_command
 
 SEARCH_S = {"darts1": 0.1, "darts2": 0.3, "milenas": 0.15, "rarts": 0.2}  # seconds a step, batch 64
 NET_S = {"cifar": (0.2, 96), "imagenet": (0.5, 128), "nats-search (darts1 step)": (0.05, 64), "nats": (0.02, 64),
@@ -92,7 +93,7 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
     assert float(lines["search_darts"][5]) == pytest.approx(hours, abs=0.01)  # max_job_hours
     profile = yaml.safe_load((tmp_path / "prof" / "config.yaml").read_text())
     minutes = math.ceil(hours * 60 * 1.5)
-    assert profile["set-resources"]["search_darts"]["runtime"] == f"{minutes} * attempt"
+    assert profile["set-resources"]["search_darts"]["runtime"] == f"min({minutes} * attempt, 2880)"
     assert profile["executor"] == "slurm"
     dry = subprocess.run([str(BIN / "snakemake"), "-n", "--workflow-profile", str(tmp_path / "prof"),
                           "results/search/darts/darts2/seed0/genotype.json"], cwd=workdir, env=cli_env,
@@ -123,3 +124,49 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     assert res["environment"]["torch"] == __import__("torch").__version__
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check (tiny size)")
     StepTable(res)  # the plan reads it
+
+
+def test_runtime_requests_are_capped_and_retries_cover_the_windows():
+    """cluster.requests against a hand computation: 100 planned minutes × safety 1.5 = 150, at most the
+    cap of 120 (any attempt), in ceil(150 / 120) = 2 windows → 1 resubmission + 2 spare; a 1-GPU job
+    asks for its cpus_per_gpu on the GPU partition, a CPU job for its threads on the CPU one."""
+    from rarts import cluster
+
+    c = {"gpu_partition": "g", "cpu_partition": "c", "cpus_per_gpu": 6, "max_runtime_min": 120, "min_runtime_min": 10,
+         "safety": 1.5, "spare_retries": 2, "step_table": ""}
+    gpu_job = cluster.requests(c, 4, gpus=2, mem_mb=9000, minutes=100)
+    w = object()
+    assert [gpu_job["runtime"](w, attempt) for attempt in (1, 2, 3)] == [120, 120, 120]
+    assert (gpu_job["gpu"](w), gpu_job["cpus_per_task"](w), gpu_job["nodes"], gpu_job["mem_mb"](w),
+            gpu_job["slurm_partition"](w)) == (2, 12, 1, 9000, "g")
+    assert cluster.retries(c, 100) == 1 + 2 and cluster.retries(c, 70) == 0 + 2  # 105 min: one window
+    cpu_job = cluster.requests(c, 4, gpus=0, mem_mb=lambda w: 1234, minutes=lambda w: 2)
+    assert [cpu_job["runtime"](w, a) for a in (1, 2, 20)] == [10, 20, 120]  # at least 10, × attempt, capped
+    assert (cpu_job["cpus_per_task"](w), cpu_job["slurm_partition"](w), cpu_job["mem_mb"](w)) == (4, "c", 1234)
+
+
+def test_memory_requests_count_ranks_workers_and_data():
+    from rarts import cluster
+
+    cifar = 60_000 * 3 * 32 * 32
+    assert cluster.memory_mb("cifar", gpus=1, images=60_000) == cluster.BASE_MB["gpu"] + -(-cifar // 2**20)
+    assert cluster.memory_mb("cifar", gpus=0, images=60_000) == (cluster.BASE_MB["cpu"] + cluster.ACTIVATIONS_MB["cifar"]
+                                                                 + -(-5 * cifar // 2**20))
+    assert cluster.memory_mb("imagenet", gpus=4, ranks=4, workers=8) == 4 * (cluster.BASE_MB["gpu"] + 8 * cluster.WORKER_MB)
+
+
+def test_plan_works_before_any_measurement_and_names_the_reference(tmp_path, monkeypatch):
+    """With no measured table the plan uses the reference table shipped with the package and says so;
+    a table without the network a rule trains names the rule."""
+    table = StepTable.load(tmp_path / "missing.json")
+    assert table.reference and "reference table shipped with rarts" in table.where and "make gpu-check" in table.where
+    config = paper_config()
+    steps, gpu_s, _ = job_cost(parse_command(search_command("darts2", config["search"]["darts"])), table, config)
+    assert steps == 50 * 390 and gpu_s / 86400 == pytest.approx(3.1)  # the RARTS paper's DARTS-2 GPU-days
+    partial = StepTable({**BENCH, "network_steps": [r for r in BENCH["network_steps"] if r["network"] != "cifar"]})
+    from rarts.costs import MissingStep
+
+    spec = {"dataset": "cifar10", "root": "x", "standin": False, "hp": {**config["train"]["cifar"], "seed": 0}}
+    cmd = f"rarts train --net cifar --genotype DARTS_V2 --name x --spec '{json.dumps(spec)}' --out-dir o --ckpt c"
+    with pytest.raises(MissingStep, match="no step time for network 'cifar'"):
+        job_cost(parse_command(cmd), partial, config)

@@ -49,3 +49,48 @@ def test_configured_uri_wins_over_environment(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5999")
     assert tracking.tracking_uri({"tracking_uri": "", "store_dir": "x"}) == "http://127.0.0.1:5999"
     assert tracking.tracking_uri({"tracking_uri": "sqlite:///a.db", "store_dir": "x"}) == "sqlite:///a.db"
+
+
+def test_a_job_with_an_unreachable_tracking_server_finishes_with_a_warning(tmp_path, caplog):
+    """A server that accepts connections but never answers (a compute node without a route to it
+    looks the same): the search finishes, its files are written, and one warning says live logging is
+    off, within seconds rather than MLflow's minutes of retries."""
+    import socket
+    import time
+
+    from rarts.cli import main
+    from rarts.data import standin
+    from rarts.data.split import write_split
+    from test_search_loop import _search_cmd
+
+    root, split = tmp_path / "cifar10", tmp_path / "split.json"
+    standin.write_cifar_standin("cifar10", root)
+    write_split(split, "cifar10", 1438, seed=0)
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(8)
+        uri = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+        t0 = time.perf_counter()
+        main(["--mlflow", json.dumps({"tracking_uri": uri, "experiment": "e"}),
+              *_search_cmd(root, split, tmp_path / "out", tmp_path / "ck.pt", algo="darts1")[1:]])
+        took = time.perf_counter() - t0
+    assert (tmp_path / "out" / "genotype.json").is_file()
+    warnings = [r.getMessage() for r in caplog.records if "live logging" in r.getMessage()]
+    assert len(warnings) == 1 and uri in warnings[0] and "is off for this job" in warnings[0], warnings
+    assert took < 60, took
+
+
+def test_a_server_that_fails_mid_run_turns_live_logging_off_once(monkeypatch, caplog):
+    run = tracking.LiveRun({"mlflow": {"tracking_uri": ""}}, "x", {})
+    assert run.run_id is None  # no server URI: nothing to do
+    run.uri, run.run_id = "http://127.0.0.1:1", "abc"
+
+    class Broken:
+        def log_batch(self, *a, **k):
+            raise ConnectionError("connection reset")
+
+    run.client = Broken()
+    run.log({"epoch": 1, "train_loss": 0.5})
+    run.log({"epoch": 2, "train_loss": 0.4})  # off after the first failure: no second warning
+    assert run.run_id is None
+    assert sum("live logging" in r.getMessage() for r in caplog.records) == 1

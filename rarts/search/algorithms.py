@@ -16,6 +16,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
+from rarts.names import PASSES
+
 
 def cross_entropy(net, params, arch, batch):
     """Loss and logits of `net` on `batch`; `params` (a name → tensor dict) overrides weights."""
@@ -126,7 +128,8 @@ class SearchAlgorithm:
 class Darts1(SearchAlgorithm):
     """First-order DARTS: α ← α − η∇_α L_v(w, α), then w ← w − η∇_w L_t(w, α) (official order)."""
 
-    name, passes_per_step = "darts1", 2
+    name = "darts1"
+    passes_per_step = PASSES[name]
 
     def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
         return self.arch_grads(cross_entropy(self.net, None, self.arch, val_batch)[0])
@@ -147,7 +150,8 @@ class Darts2(Darts1):
     R = 0.01 / ‖∇_{w'} L_v(w')‖.
     """
 
-    name, passes_per_step = "darts2", 5
+    name = "darts2"
+    passes_per_step = PASSES[name]
     fd_radius = 0.01  # R·‖v‖ of the finite difference (official value); tests shrink it
 
     def __init__(self, space, hp, device, arch_penalty=None):
@@ -213,7 +217,8 @@ class MiLeNAS(Darts1):
     loop): two α-only passes, train then validation, and a fresh train pass for the weights.
     """
 
-    name, passes_per_step = "milenas", 3
+    name = "milenas"
+    passes_per_step = PASSES[name]
 
     def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:
         g_t = self.arch_grads(cross_entropy(self.net, None, self.arch, train_batch)[0])
@@ -229,7 +234,8 @@ class RARTS(SearchAlgorithm):
     α ← α − η[λ∇_α L_t(w, α) + ∇_α L_v(y, α)]    (new w and y; + latency term)
     """
 
-    name, passes_per_step = "rarts", 4
+    name = "rarts"
+    passes_per_step = PASSES[name]
 
     def __init__(self, space, hp, device, arch_penalty=None):
         super().__init__(space, hp, device, arch_penalty)

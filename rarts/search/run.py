@@ -47,7 +47,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         genotype = search_space.random_genotype(np.random.default_rng(seed))
         history, cost = [], {"device": "none (sampled)", "wall_s": 0.0, "gpu_days": 0.0}
     else:
-        device = resolve_device(spec["device"])
+        device = resolve_device(spec.get("device", "auto"))
         data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
         from rarts.tracking import run_live
 

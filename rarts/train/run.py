@@ -14,7 +14,7 @@ from rarts.engine import eval_batch_size
 from rarts.io import write_json
 from rarts.models import build_network, load_arch
 from rarts.params import n_params
-from rarts.runtime import device_name, init_distributed, resolve_device
+from rarts.runtime import device_name, end_distributed, init_distributed, launch, resolve_device
 from rarts.train.sources import FolderSource, TensorSource, folder_eval_batches, tensor_eval_batches
 from rarts.tracking import run_live
 from rarts.train.trainer import Trainer
@@ -57,6 +57,11 @@ def imagenet_setup(spec, hp, dist, device):
     return source, evals, len(train_ds.classes)
 
 
+# Seconds torchrun gives its ranks after a SIGTERM before it kills them: time for the step in flight
+# and one checkpoint (SLURM's own KillWait still bounds it).
+SHUTDOWN_S = 300
+
+
 def relaunch_under_torchrun(gpus: int, argv: list[str]) -> None:
     """Replace this process by torchrun with one worker per GPU (capped at the GPUs present;
     on a CPU-only machine, `gpus` gloo processes)."""
@@ -66,13 +71,16 @@ def relaunch_under_torchrun(gpus: int, argv: list[str]) -> None:
     n = min(gpus, torch.cuda.device_count()) if torch.cuda.is_available() else gpus
     torchrun = shutil.which("torchrun") or "torchrun"
     log.info("launching %d processes with %s", n, torchrun)
-    os.execvp(torchrun, [torchrun, "--standalone", f"--nproc_per_node={n}", "-m", "rarts", *argv])
+    os.execvp(torchrun, [torchrun, "--standalone", f"--nproc_per_node={n}", f"--shutdown-timeout={SHUTDOWN_S}",
+                         "-m", "rarts", *argv])
 
 
 def start_job(spec: dict):
-    """Join torchrun's process group (if any), pick this rank's device, set torch's threads."""
-    dist = init_distributed("cuda" if resolve_device(spec["device"]).type == "cuda" else "cpu")
-    device = resolve_device(spec["device"], dist.local_rank)
+    """This rank's device (a job given GPUs never falls back to the CPU), torchrun's process group
+    (if any), and torch's threads."""
+    where = launch()
+    device = resolve_device(spec.get("device", "auto"), where.local_rank, where.world)
+    dist = init_distributed(device)
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     return dist, device
@@ -80,16 +88,23 @@ def start_job(spec: dict):
 
 def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
     """spec: dataset, root, standin, device, threads, hp. Returns the metrics written (rank 0)."""
-    hp = spec["hp"]
     dist, device = start_job(spec)
+    try:
+        return _train(net, genotype_ref, name, spec, out_dir, ckpt_path, on_step, dist, device)
+    finally:
+        end_distributed()
+
+
+def _train(net, genotype_ref, name, spec, out_dir, ckpt_path, on_step, dist, device) -> dict:
+    hp = spec["hp"]
     genotype = load_arch(net, genotype_ref)
     setup = imagenet_setup if net == "imagenet" else tensor_setup
     source, eval_fn, num_classes = setup(spec, hp, dist, device)
     checkpoint.seed_everything(hp["seed"])  # same initial weights on every rank
     model = build_network(net, genotype, num_classes, **hp)
     torch.manual_seed(hp["seed"] + 7919 * dist.rank)  # per-rank drop-path masks
-    fp = {"net": net, "genotype": genotype.to_json(), "hp": hp, "data": [spec["dataset"], spec["root"]],
-          "world": dist.world}
+    # not the process count: every rank slices the same global batch, so a rerun on another GPU count resumes
+    fp = {"net": net, "genotype": genotype.to_json(), "hp": hp, "data": [spec["dataset"], spec["root"]]}
     trainer = Trainer(model, hp, device, dist, ckpt_path, name, fp, source, eval_fn, on_step=on_step)
     history = run_live(trainer, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
     in_sync = trainer.weights_in_sync()
@@ -103,6 +118,4 @@ def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt
     if dist.main:
         write_json(Path(out_dir) / "metrics.json", metrics)
         log.info("%s: test error %.2f%% (%d params)", name, metrics["test_error"], metrics["params"])
-    if dist.world > 1:
-        torch.distributed.destroy_process_group()
     return metrics

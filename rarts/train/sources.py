@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 
 from rarts.data.stream import BatchStream, iterate_once
+from rarts.runtime import ignore_sigterm
 
 
 class TensorSource:
@@ -78,7 +79,7 @@ class FolderSource:
         # checkpoint restores mid-epoch (drop path draws from it)
         loader = torch.utils.data.DataLoader(
             self.data, batch_sampler=list(self._batches(epoch, step)), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            pin_memory=self.device.type == "cuda", persistent_workers=False, worker_init_fn=ignore_sigterm,
             generator=torch.Generator().manual_seed(self.seed + epoch))
         self._it = iter(loader)
 
@@ -100,6 +101,7 @@ def tensor_eval_batches(x, y, batch_size, dist, device):
 
 def folder_eval_batches(dataset, batch_size, dist, workers, device):
     subset = torch.utils.data.Subset(dataset, range(dist.rank, len(dataset), dist.world))
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=workers)
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=workers,
+                                         pin_memory=torch.device(device).type == "cuda", worker_init_fn=ignore_sigterm)
     for x, y in loader:
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)

@@ -36,8 +36,11 @@ class Trainer(EpochLoop):
         self.gpu = device.type == "cuda"
         self.channels_last = bool(hp.get("channels_last")) and self.gpu  # off on CPU
         self.amp = bool(hp.get("amp")) and self.gpu
-        # BN statistics over the global batch whatever the process count (the paper's one GPU)
-        self.model = (global_batchnorm(model) if dist.world > 1 else model).to(device)
+        # BN statistics over the global batch whatever the process count (the paper's one GPU): torch's
+        # fused SyncBatchNorm on NCCL, our all-reduced sums on gloo (SyncBatchNorm runs on GPUs only)
+        if dist.world > 1:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model) if self.gpu else global_batchnorm(model)
+        self.model = model.to(device)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.net = self.model

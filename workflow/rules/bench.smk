@@ -11,7 +11,7 @@ rule bench_search_step:
         flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
     threads: config["threads"]
     resources:
-        gpu=gpu(1 if BENCH["size"] == "paper" else 0),
+        **job(gpus=gpu(1 if BENCH["size"] == "paper" else 0), mem_mb=cluster.memory_mb("search", gpu()), minutes=30),
     log:
         "results/logs/bench_search_step.log",
     conda:

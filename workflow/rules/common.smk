@@ -12,7 +12,7 @@ min_version("9.0")
 validate(config, "../schemas/config.schema.yaml")
 
 sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
-from rarts import names  # noqa: E402
+from rarts import cluster, costs, names  # noqa: E402
 from rarts.config import check_finite  # noqa: E402
 
 check_finite(config)
@@ -74,6 +74,38 @@ def job_spec(dataset, hp, **extra):
 def gpu(n=1):
     """A job's `gpu` resource: n GPUs, none when the config runs everything on the CPU."""
     return 0 if config["device"] == "cpu" else n
+
+
+# -- what each job asks a cluster for (rarts.cluster; README, "Running on a SLURM cluster") ----------
+CLUSTER = config["cluster"]
+STEP_TABLE = cluster.step_table(CLUSTER)  # wall times are planned from it, as `rarts plan` plans
+
+
+def job(gpus=0, mem_mb=cluster.BASE_MB["cpu"], minutes=0.0):
+    """A rule's resources: numbers, or functions of a job's wildcards."""
+    return cluster.requests(CLUSTER, config["threads"], gpus, mem_mb, minutes)
+
+
+def job_retries(*minutes):
+    """A rule's retries: enough wall-time windows for its longest job, and the spare ones."""
+    return cluster.retries(CLUSTER, max(minutes, default=0.0))
+
+
+def search_minutes(space, algo, spec):
+    """The planned wall time of one search (none for the sampled `random` baseline)."""
+    if algo not in names.PASSES:
+        return 0.0
+    return costs.search_cost(space, algo, spec, STEP_TABLE, config["data"]["split_portion"])[1] / 60
+
+
+def train_minutes(net, spec, ranks=1):
+    """The planned wall time of one training: its GPU time over its ranks."""
+    return costs.train_cost(net, spec, STEP_TABLE)[1] / 60 / ranks
+
+
+def search_memory(net, spec, images):
+    """A search's memory request: both halves of its split held in memory at its resolution."""
+    return cluster.memory_mb(net, gpu(), images=images, resolution=spec["hp"]["resolution"])
 
 
 def alternatives(choices):

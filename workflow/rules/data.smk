@@ -9,6 +9,9 @@ rule prepare_data:
     params:
         spec=lambda w: spec(dataset_spec(w.dataset)),
     threads: config["threads"]  # ImageNet: images are decoded in parallel to verify them
+    resources:
+        **job(mem_mb=cluster.BASE_MB["cpu"] + 2_000,  # CIFAR's arrays, or one JPEG a thread
+              minutes=lambda w: 180 if w.dataset == "imagenet" else 10),  # ImageNet: 1.33 M decodes
     log:
         "results/logs/prepare_data/{dataset}.log",
     conda:
@@ -30,6 +33,8 @@ rule search_split:
                              "portion": config["data"]["split_portion"]}),
     log:
         "results/logs/search_split/{dataset}.log",
+    resources:
+        **job(mem_mb=cluster.BASE_MB["cpu"] + 1_000),
     conda:
         "../../envs/rarts.yaml"
     shell:

@@ -19,6 +19,8 @@ rule table_view:
         table=alternatives(names.TABLES),
     log:
         "results/logs/table_view/{table}.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
@@ -35,6 +37,8 @@ rule search_dynamics:
         run=r"results/search/.+/seed\d+",
     log:
         "{run}/dynamics.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
@@ -56,13 +60,13 @@ rule skip_comparison:
                                        else "NATS-Bench space, " + w.group.split("-", 1)[1])),
     log:
         "results/logs/skip_comparison/{group}.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} skip-figure --histories {input} --png {output.png} --pdf {output.pdf} --title {params.title} 2> {log}"
 
-
-localrules: table_view, search_dynamics, skip_comparison
 
 ALL_TARGETS += [f"results/{t}.{ext}" for t in TABLES for ext in ("png", "pdf", "html")]
 ALL_TARGETS += [f"results/figures/skip_connections_{g}.{ext}" for g in SKIP_GROUPS for ext in ("png", "pdf")]

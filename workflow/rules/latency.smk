@@ -19,13 +19,17 @@ rule latency_table:
                    "warmup": LAT["warmup"], "repeats": LAT["repeats"]}),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("search", gpu())),
     log:
         f"results/logs/latency_table_{LAT['device_tag']}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{JOB} --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
+
+
+def ablation_minutes(setting):
+    return search_minutes("darts", "rarts", ablation_spec(setting))
 
 
 def ablation_spec(setting):
@@ -53,7 +57,8 @@ rule ablation_search:
         ckpt=lambda w: checkpoint_path("ablation", "latency", w.setting, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **job(gpus=gpu(), mem_mb=DARTS_MEMORY, minutes=lambda w: ablation_minutes(w.setting)),
+    retries: job_retries(*map(ablation_minutes, ABLATION["settings"]))
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.log",
     conda:
@@ -73,7 +78,7 @@ rule model_latency:
         spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"])}),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("cifar", gpu())),
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
     conda:
@@ -93,12 +98,12 @@ rule table2:
                    "order": list(ABLATION["settings"]), "model": LAT["model"]}),
     log:
         "results/logs/table2.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} table table2 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
-
-localrules: table2
 
 ALL_TARGETS += ["results/table2.csv", "results/table2.md"]

@@ -18,6 +18,26 @@ def nats_search_spec(dataset):
     return job_spec(dataset, NATS_SEARCH, num_classes=num_classes(dataset))
 
 
+def nats_search_minutes(dataset, algo):
+    return search_minutes("nats", algo, nats_search_spec(dataset))
+
+
+def nats_memory(dataset):  # CIFAR-100's D_v is half of its test set
+    return search_memory("nats-search", nats_search_spec(dataset), sum(names.IMAGES[dataset]))
+
+
+def nats_score_spec(dataset):
+    return {**nats_search_spec(dataset), "hp": {**NATS["local_train"], "init_channels": NATS_SEARCH["init_channels"],
+                                                "cells_per_stage": NATS_SEARCH["cells_per_stage"]}}
+
+
+def nats_score_minutes(dataset):
+    """A lookup costs nothing; offline, every found cell is trained briefly."""
+    if NATS["benchmark"]:
+        return 0.0
+    return costs.local_train_cost(nats_score_spec(dataset), len(nats_run_dirs(dataset)), STEP_TABLE)[1] / 60
+
+
 rule search_nats:
     input:
         split=lambda w: nats_split(w.dataset),
@@ -36,7 +56,8 @@ rule search_nats:
         ckpt=lambda w: checkpoint_path("search", "nats", w.dataset, w.algo, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **job(gpus=gpu(), mem_mb=lambda w: nats_memory(w.dataset), minutes=lambda w: nats_search_minutes(w.dataset, w.algo)),
+    retries: job_retries(*[nats_search_minutes(d, a) for d in NATS_SEARCH["datasets"] for a in NATS_SEARCH["algorithms"]])
     log:
         "results/logs/search/nats/{dataset}/{algo}/seed{seed}.log",
     conda:
@@ -58,13 +79,13 @@ rule nats_score:
     params:
         runs=lambda w: nats_run_dirs(w.dataset),
         benchmark=shlex.quote(NATS["benchmark"]),
-        spec=lambda w: spec({**nats_search_spec(w.dataset),
-                             "hp": {**NATS["local_train"], "init_channels": NATS_SEARCH["init_channels"],
-                                    "cells_per_stage": NATS_SEARCH["cells_per_stage"]}}),
+        spec=lambda w: spec(nats_score_spec(w.dataset)),
         ckpt=lambda w: str(Path(config["checkpoints"], "nats", w.dataset)),
     threads: config["threads"]
     resources:
-        gpu=0 if NATS["benchmark"] else gpu(),
+        **job(gpus=0 if NATS["benchmark"] else gpu(), minutes=lambda w: nats_score_minutes(w.dataset),
+              mem_mb=cluster.BASE_MB["cpu"] + 2_000 if NATS["benchmark"] else lambda w: nats_memory(w.dataset)),
+    retries: job_retries(*map(nats_score_minutes, NATS_SEARCH["datasets"]))
     log:
         "results/logs/nats_score/{dataset}.log",
     conda:
@@ -84,13 +105,13 @@ rule table4:
         spec=spec({"standin": config["data"]["standin"], "split": NATS_SEARCH["split"]}),
     log:
         "results/logs/table4.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} table table4 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
-
-localrules: table4
 
 ALL_TARGETS += ["results/table4.csv", "results/table4.md"]
 SEARCH_RUNS += [d for ds in NATS_SEARCH["datasets"] for d in nats_run_dirs(ds)]

@@ -14,6 +14,13 @@ def uses_latency(algo):
     return DARTS["latency"]["enabled"] and algo in DARTS["latency"]["algorithms"]
 
 
+def darts_search_minutes(algo):
+    return search_minutes("darts", algo, darts_search_spec())
+
+
+DARTS_MEMORY = search_memory("search", darts_search_spec(), names.IMAGES[DARTS["dataset"]][0])
+
+
 def darts_run_dirs(algorithms=None):
     algos = algorithms or DARTS["algorithms"]
     return [f"results/search/darts/{a}/seed{s}" for a in algos for s in DARTS["seeds"]]
@@ -38,7 +45,9 @@ rule search_darts:
         ckpt=lambda w: checkpoint_path("search", "darts", w.algo, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=lambda w: 0 if w.algo == names.RANDOM else gpu(),
+        **job(gpus=lambda w: 0 if w.algo == names.RANDOM else gpu(), mem_mb=DARTS_MEMORY,
+              minutes=lambda w: darts_search_minutes(w.algo)),
+    retries: job_retries(*map(darts_search_minutes, DARTS["algorithms"]))
     log:
         "results/logs/search/darts/{algo}/seed{seed}.log",
     conda:
@@ -59,6 +68,8 @@ rule fig2:
                    caption="../report/skip_connections.rst"),
     params:
         runs=darts_run_dirs(),
+    resources:
+        **job(),
     log:
         "results/logs/fig2.log",
     conda:
@@ -66,8 +77,6 @@ rule fig2:
     shell:
         "{RARTS} fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
-
-localrules: fig2
 
 ALL_TARGETS += ["results/fig2.png", "results/fig2.pdf", "results/search/darts/skip_connections.csv"]
 SEARCH_RUNS += darts_run_dirs([a for a in DARTS["algorithms"] if a != "random"])

@@ -9,6 +9,8 @@ rule fig1:
                    caption="../report/toy_equilibria.rst"),
     params:
         spec=spec(config["toy"]),
+    resources:
+        **job(),
     log:
         "results/logs/fig1.log",
     conda:
@@ -16,7 +18,5 @@ rule fig1:
     shell:
         "{RARTS} fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
-
-localrules: fig1
 
 ALL_TARGETS += ["results/fig1.png", "results/fig1.pdf", "results/toy_equilibria.csv"]

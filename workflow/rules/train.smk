@@ -24,6 +24,14 @@ def train_spec(net):
     return job_spec(DARTS["dataset"] if net == "cifar" else "imagenet", TRAIN[net])
 
 
+def train_job(net):
+    """A training's resources: `train.<net>.gpus` GPUs (one torchrun rank each; gloo ranks on a CPU)."""
+    hp, ranks = TRAIN[net], TRAIN[net]["gpus"]
+    images = 0 if net == "imagenet" else sum(names.IMAGES[DARTS["dataset"]])  # ImageNet streams from disk
+    mem = cluster.memory_mb(net, gpu(ranks), ranks, images, hp["resolution"], hp.get("workers", 0))
+    return job(gpus=gpu(ranks), mem_mb=mem, minutes=train_minutes(net, train_spec(net), ranks))
+
+
 rule train_cifar:
     input:
         genotype=lambda w: genotype_of(w.name),
@@ -37,15 +45,17 @@ rule train_cifar:
         genotype=lambda w, input: input.genotype or w.name,
         out_dir=lambda w: f"results/train/cifar/{w.name}",
         ckpt=lambda w: checkpoint_path("train", "cifar", w.name),
+        ranks=TRAIN["cifar"]["gpus"],
     threads: config["threads"]
     resources:
-        gpu=TRAIN["cifar"]["gpus"],
+        **train_job("cifar"),
+    retries: job_retries(train_minutes("cifar", train_spec("cifar"), TRAIN["cifar"]["gpus"]))
     log:
         "results/logs/train/cifar/{name}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{JOB} --threads {threads} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
+        "{JOB} --threads {threads} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {params.ranks} "
         "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -65,6 +75,8 @@ rule select_transfer_cell:
         rule=TRAIN["imagenet"]["select"],
     log:
         "results/logs/select_transfer_cell.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
@@ -83,15 +95,17 @@ rule train_imagenet:
         genotype=lambda w, input: input.genotype or w.name,
         out_dir=lambda w: f"results/train/imagenet/{w.name}",
         ckpt=lambda w: checkpoint_path("train", "imagenet", w.name),
+        ranks=TRAIN["imagenet"]["gpus"],
     threads: config["threads"]
     resources:
-        gpu=TRAIN["imagenet"]["gpus"],
+        **train_job("imagenet"),
+    retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))
     log:
         "results/logs/train/imagenet/{name}.log",
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{JOB} --threads {threads} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {resources.gpu} "
+        "{JOB} --threads {threads} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {params.ranks} "
         "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -106,6 +120,8 @@ rule table1:
         spec=spec({"standin": config["data"]["standin"]}),
     log:
         "results/logs/table1.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
@@ -124,13 +140,13 @@ rule table3:
         spec=spec({"standin": config["data"]["standin"]}),
     log:
         "results/logs/table3.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} table table3 --spec {params.spec} --inputs {input.metrics} {input.cell} "
         "--csv {output.csv} --md {output.md} 2> {log}"
 
-
-localrules: select_transfer_cell, table1, table3
 
 ALL_TARGETS += ["results/table1.csv", "results/table1.md", "results/table3.csv", "results/table3.md"]

@@ -17,8 +17,14 @@ def width_datasets(table):
     return W5["datasets"] if table == "table5" else ["imagenet_r"]
 
 
-def width_job(table, dataset, hp, seed):
+def width_job_spec(table, dataset, hp, seed):
     return job_spec(dataset, {**hp, "seed": int(seed)}, num_classes=num_classes(dataset), net=WIDTH[table]["net"])
+
+
+def width_search_spec(table, dataset, seed):
+    prune = ({"rule": "ratio", "value": W5["ratios"][0]} if table == "table5"
+             else {"rule": "threshold", "value": W6["threshold"]})
+    return width_job_spec(table, dataset, {**WIDTH[table]["search"], "net": WIDTH[table]["net"], "prune": prune}, seed)
 
 
 def width_train_hp(table, kind):
@@ -26,6 +32,34 @@ def width_train_hp(table, kind):
     w = WIDTH[table]
     hp = {**w["train"], "sparsity": W5["sparsity"] if kind == "sparse" else 0.0}
     return hp if kind in ("baseline", "sparse") else {**hp, **w["finetune"]}
+
+
+def width_images(dataset):
+    """Training and test images of a width-search dataset (ImageNet-R: its classes' real counts)."""
+    if dataset == "imagenet_r":
+        spec = {"dataset": dataset, "num_classes": num_classes(dataset)}
+        return costs.train_images(spec) + costs.eval_images(spec)
+    return sum(names.IMAGES[dataset])
+
+
+def width_job(dataset, net, hp, minutes):
+    """The resources of a width-search rule's jobs (each argument a function of the wildcards)."""
+    def mem(w):
+        return cluster.memory_mb(net(w), gpu(), images=width_images(dataset(w)), resolution=hp(w)["resolution"])
+    return job(gpus=gpu(), mem_mb=mem, minutes=minutes)
+
+
+def width_train_minutes(table, dataset, kind):
+    return train_minutes(WIDTH[table]["net"]["name"], width_job_spec(table, dataset, width_train_hp(table, kind), 0))
+
+
+def width_search_minutes(table, dataset, algo):
+    return search_minutes("width", algo, width_search_spec(table, dataset, 0))
+
+
+def width_all_minutes(minutes, kinds=None):
+    """`minutes(table, dataset, kind)` of every table, dataset and kind (default: the searched algorithms)."""
+    return [minutes(t, ds, k) for t in WIDTH for ds in width_datasets(t) for k in kinds or WIDTH[t]["search"]["algorithms"]]
 
 
 def pct(ratio):
@@ -68,6 +102,9 @@ rule imagenet_r:
     params:
         spec=spec({"root": config["data"]["imagenet"]["root"], **config["data"]["imagenet_r"]}),
     threads: config["data"]["imagenet_r"]["workers"] or 1
+    resources:  # the decoded uint8 tensors of the drawn classes, and a decoding worker a thread
+        **job(mem_mb=cluster.BASE_MB["cpu"] + cluster.data_mb(width_images("imagenet_r"), config["data"]["imagenet_r"]["resolution"], True)
+              + (config["data"]["imagenet_r"]["workers"] or 1) * cluster.WORKER_MB, minutes=120),
     log:
         "results/logs/imagenet_r.log",
     conda:
@@ -87,12 +124,14 @@ rule width_train:
         kind="baseline|sparse",
         seed=r"\d+",
     params:
-        spec=lambda w: spec(width_job(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
+        spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
         out_dir=lambda w: width_dir(w.table, w.dataset, w.kind, w.seed),
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.kind, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
+                    lambda w: width_train_minutes(w.table, w.dataset, w.kind)),
+    retries: job_retries(*width_all_minutes(width_train_minutes, ["baseline", "sparse"]))
     log:
         "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
     conda:
@@ -116,15 +155,14 @@ rule width_search:
         algo=WIDTH_ALGOS,
         seed=r"\d+",
     params:
-        spec=lambda w: spec(width_job(w.table, w.dataset, {
-            **WIDTH[w.table]["search"], "net": WIDTH[w.table]["net"],
-            "prune": {"rule": "ratio", "value": W5["ratios"][0]} if w.table == "table5"
-            else {"rule": "threshold", "value": W6["threshold"]}}, w.seed)),
+        spec=lambda w: spec(width_search_spec(w.table, w.dataset, w.seed)),
         out_dir=lambda w: width_dir(w.table, w.dataset, f"search-{w.algo}", w.seed),
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, f"search-{w.algo}", f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["search"],
+                    lambda w: width_search_minutes(w.table, w.dataset, w.algo)),
+    retries: job_retries(*width_all_minutes(width_search_minutes))
     log:
         "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
     conda:
@@ -147,7 +185,7 @@ rule width_finetune:
         method=rf"(ns|{WIDTH_ALGOS})-\d+|{WIDTH_ALGOS}|random",
         seed=r"\d+",
     params:
-        spec=lambda w: spec(width_job(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
+        spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
         rule=lambda w: prune_plan(w)["rule"],
         value=lambda w: prune_plan(w)["value"],
         like=lambda w, input: f"--like {input.like}" if input.like else "",
@@ -155,7 +193,9 @@ rule width_finetune:
         ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.method, f"seed{w.seed}"),
     threads: config["threads"]
     resources:
-        gpu=gpu(),
+        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
+                    lambda w: width_train_minutes(w.table, w.dataset, "finetune")),
+    retries: job_retries(*width_all_minutes(width_train_minutes, ["finetune"]))
     log:
         "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
     conda:
@@ -183,13 +223,13 @@ rule width_table:
                              "sparsity": W5["sparsity"]}),
     log:
         "results/logs/{table}.log",
+    resources:
+        **job(),
     conda:
         "../../envs/rarts.yaml"
     shell:
         "{RARTS} table {wildcards.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
-
-localrules: width_table
 
 ALL_TARGETS += ["results/table5.csv", "results/table5.md", "results/table6.csv", "results/table6.md"]
 SEARCH_RUNS += [width_dir(t, ds, f"search-{a}", s) for t in ("table5", "table6") for ds in width_datasets(t)

@@ -1,0 +1,140 @@
+"""What a job costs before it runs: its training steps, from its settings and the real datasets' sizes,
+times the seconds a step takes, from a step table (`make gpu-check`'s measurement, or the reference
+table shipped with the package). `rarts plan` prints these costs; the workflow turns them into each
+job's SLURM wall time. No torch or pandas here: the Snakefile imports it."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+from pathlib import Path
+
+from rarts.names import IMAGES, PASSES
+
+IMAGES_PER_CLASS = 1_300, 50  # ImageNet-R's classes: at most 1,300 training and 50 validation images each
+EVAL_FRACTION = 1 / 3  # a forward pass against a training step
+REFERENCE = Path(__file__).with_name("data") / "reference_steps.json"
+MEASURE = "measure your own with `make gpu-check` on a node of the kind the jobs will use"
+
+
+class MissingStep(KeyError):
+    """The step table has no time for what a job trains."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class StepTable:
+    """Seconds a step: search steps by algorithm (DARTS space), training steps by network, each at the
+    batch size it was measured with; `where` says what the numbers are."""
+
+    def __init__(self, bench: dict, source: str = ""):
+        env = bench["environment"]
+        self.reference = bool(bench.get("reference"))
+        self.where = (f"the reference table shipped with rarts ({bench['reference']}); {MEASURE}" if self.reference
+                      else f"steps measured on {env.get('gpu', env['device'])}, {bench['size']} size ({source})")
+        self.search_batch = bench["search_size"]["batch_size"]
+        self.search = {r["algorithm"]: r["median_step_s"] for r in bench["search_steps"]
+                       if r["setting"] == "fp32" and r.get("median_step_s") is not None}
+        self.nets = {r["network"]: (r["median_step_s"], r["batch_size"]) for r in bench["network_steps"]
+                     if r.get("median_step_s") is not None}
+
+    @classmethod
+    def load(cls, path=None, required: bool = False) -> "StepTable":
+        """The measured table at `path`; without one (no path, or no file there unless `required`),
+        the reference table."""
+        if path and Path(path).is_file():
+            return cls(json.loads(Path(path).read_text()), str(path))
+        if path and required:
+            raise FileNotFoundError(f"no step table at {path}: write one with `make gpu-check`, or name none "
+                                    "to plan from the reference table")
+        return reference_table()
+
+    def _net(self, net: str, what: str) -> tuple[float, int]:
+        if net not in self.nets:
+            raise MissingStep(f"{what}: the step table ({self.where}) has no step time for network {net!r}; it "
+                              f"has {sorted(self.nets)}")
+        return self.nets[net]
+
+    def search_step(self, space: str, algo: str, net: str | None, batch: int, what: str = "a search") -> float:
+        if space == "darts":
+            if algo not in self.search:
+                raise MissingStep(f"{what}: the step table ({self.where}) has no {algo} search step")
+            return self.search[algo] * batch / self.search_batch
+        if space == "nats":  # the measured DARTS-1 step, scaled by the algorithm's passes
+            t, b = self._net("nats-search (darts1 step)", what)
+            return t * PASSES[algo] / PASSES["darts1"] * batch / b
+        return self.train_step(net, batch, what) * PASSES[algo]  # width: a training step is one pass
+
+    def train_step(self, net: str, batch: int, what: str = "a training") -> float:
+        t, b = self._net(net, what)
+        return t * batch / b
+
+
+@functools.cache
+def reference_table() -> StepTable:
+    return StepTable(json.loads(REFERENCE.read_text()), str(REFERENCE))
+
+
+def train_images(spec: dict) -> int:
+    ds = spec["dataset"]
+    return IMAGES_PER_CLASS[0] * spec["num_classes"] if ds == "imagenet_r" else IMAGES[ds][0]
+
+
+def eval_images(spec: dict) -> int:
+    ds = spec["dataset"]
+    return IMAGES_PER_CLASS[1] * spec["num_classes"] if ds == "imagenet_r" else IMAGES[ds][1]
+
+
+@functools.cache
+def _nats_bench_train(dataset: str) -> int:
+    from rarts.data import split
+
+    return len(split.nats_bench_split(dataset, *IMAGES[dataset], standin=False)["train"])
+
+
+def search_images(space: str, spec: dict, portion: float) -> int:
+    """|D_t| of a search, by the split rule the job reads (rarts.data.split)."""
+    if space == "nats" and spec["hp"].get("split") == "nats-bench":
+        return _nats_bench_train(spec["dataset"])
+    return int(math.floor(portion * train_images(spec)))
+
+
+def epochs_steps(hp: dict, images: int) -> tuple[int, int]:
+    per_epoch = images // hp["batch_size"]
+    if hp.get("max_steps_per_epoch"):
+        per_epoch = min(per_epoch, hp["max_steps_per_epoch"])
+    return hp["epochs"], per_epoch
+
+
+def eval_batches(hp: dict, images: int) -> int:
+    """Training-sized batches of one evaluation pass (`eval_batches` caps them; 0: all of them)."""
+    whole = images // hp["batch_size"]
+    return min(whole, hp["eval_batches"]) if hp.get("eval_batches") else whole
+
+
+def search_cost(space: str, algo: str, spec: dict, table: StepTable, portion: float) -> tuple[int, float]:
+    """(steps, seconds) of one search: its steps, and one evaluation pass over D_v an epoch."""
+    hp = spec["hp"]
+    d_t = search_images(space, spec, portion)
+    epochs, per_epoch = epochs_steps(hp, d_t)
+    step = table.search_step(space, algo, spec.get("net", {}).get("name"), hp["batch_size"], f"a {algo} search")
+    evals = eval_batches(hp, d_t) * step / PASSES[algo] * EVAL_FRACTION
+    return epochs * per_epoch, epochs * (per_epoch * step + evals)
+
+
+def train_cost(net: str, spec: dict, table: StepTable) -> tuple[int, float]:
+    """(steps, GPU-seconds) of one training of network `net`, with one test-set pass an epoch."""
+    hp = spec["hp"]
+    epochs, per_epoch = epochs_steps(hp, train_images(spec))
+    step = table.train_step(net, hp["batch_size"], f"a {net} training")
+    evals = eval_batches(hp, eval_images(spec)) * step * EVAL_FRACTION
+    return epochs * per_epoch, epochs * (per_epoch * step + evals)
+
+
+def local_train_cost(spec: dict, cells: int, table: StepTable) -> tuple[int, float]:
+    """(steps, seconds) of scoring `cells` NATS-Bench cells by brief training (no benchmark)."""
+    hp = spec["hp"]
+    epochs, per_epoch = epochs_steps(hp, train_images(spec))
+    return cells * epochs * per_epoch, cells * epochs * per_epoch * table.train_step("nats", hp["batch_size"])
