@@ -53,7 +53,7 @@ NETWORKS = {
              "nats": ({"init_channels": 4, "cells_per_stage": 1}, 4, 8, 10),
              "preresnet": ({"depth": 11}, 4, 8, 10), "mobilenetv2": ({"width_mult": 0.25}, 2, 32, 10)},
 }
-JPEGS = {"paper": (512, 256), "small": (128, 96), "tiny": (16, 48)}  # synthetic JPEGs: count, side
+JPEGS = {"paper": (512, 256), "small": (128, 96), "tiny": (96, 48)}  # more than one batch of 32: one warms up  # synthetic JPEGs: count, side
 
 
 def environment(device) -> dict:
@@ -67,8 +67,8 @@ def environment(device) -> dict:
         try:
             env["driver"] = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
                                            capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
-        except OSError:
-            env["driver"] = "unknown (no nvidia-smi)"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            env["driver"] = f"unknown (nvidia-smi: {type(exc).__name__})"
     return env
 
 
@@ -107,7 +107,18 @@ def time_step(step, device, steps, warmup) -> dict:
 
 def network_steps(size_name, device, steps, warmup) -> list[dict]:
     """One SGD training step (forward, backward, update) of each network on random data, and a
-    DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches')."""
+    DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches'). On a GPU
+    also in the layout a run with `amp` and `channels_last` feeds it: bf16 autocast, channels-last
+    network and batches (the trainer's `_forward`)."""
+    layouts = [("fp32", False)] + ([("bf16 channels_last", True)] if device.type == "cuda" else [])
+    rows = []
+    for setting, fast in layouts:
+        for row in _network_steps(size_name, device, steps, warmup, fast):
+            rows.append({"setting": setting, **row})
+    return rows
+
+
+def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
     from rarts.models import NETWORKS as NETWORKS_BY_NAME, build_network, load_arch
     from rarts.search.algorithms import build_algorithm
     from rarts.spaces.nats import NatsCell, NatsSearchSpace
@@ -117,22 +128,34 @@ def network_steps(size_name, device, steps, warmup) -> list[dict]:
         torch.manual_seed(0)
         x = torch.randn(batch, 3, res, res, device=device)
         y = torch.randint(0, classes, (batch,), device=device)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
         if name == "nats":
             space = NatsSearchSpace(num_classes=classes, **{**NETWORKS_BY_NAME["nats"].size, **over})
             algo = build_algorithm("darts1", space, search_step.HP, device)
+            if fast:
+                algo.net.to(memory_format=torch.channels_last)
+
+            def nats_step():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                    algo.step((x, y), (x, y))
+
             rows.append({"network": "nats-search (darts1 step)", "batch_size": batch, "resolution": res,
-                         **time_step(lambda: algo.step((x, y), (x, y)), device, steps, warmup)})
+                         **time_step(nats_step, device, steps, warmup)})
             arch = NatsCell.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
                                      "nor_conv_3x3~1|nor_conv_3x3~2|")
         else:
             arch = load_arch(name, "DARTS_V2")
         net = build_network(name, arch, classes, **over).to(device).train()
+        if fast:
+            net.to(memory_format=torch.channels_last)
         opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
 
         def train_step():
-            out = net(x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
+                out = net(x)
             opt.zero_grad(set_to_none=True)
-            F.cross_entropy(out[0] if isinstance(out, tuple) else out, y).backward()
+            F.cross_entropy((out[0] if isinstance(out, tuple) else out).float(), y).backward()
             opt.step()
 
         rows.append({"network": name, "batch_size": batch, "resolution": res,
@@ -160,9 +183,10 @@ def imagenet_decoding(size_name, workers, batch) -> dict:
         tf = T.Compose([T.RandomResizedCrop(224 if size_name == "paper" else 64), T.RandomHorizontalFlip(),
                         T.ColorJitter(0.4, 0.4, 0.4, 0.2), T.ToTensor()])
         loader = torch.utils.data.DataLoader(ImageFolder(tmp, tf), batch_size=batch, num_workers=workers, shuffle=True)
-        next(iter(loader))  # start-up (worker spawn) is not throughput
+        batches = iter(loader)
+        next(batches)  # start-up (worker spawn) is not throughput: the same iterator is timed on
         t0, n = time.perf_counter(), 0
-        for x, _ in loader:
+        for x, _ in batches:
             n += len(x)
         return {"images_per_s": n / (time.perf_counter() - t0), "workers": workers, "images": n,
                 "jpeg_side": side}
@@ -202,9 +226,13 @@ def darts2_hypergradient_check(device) -> dict:
     return {"max_abs_error": err, "max_abs_hypergradient": scale, "ok": err <= 1e-6 * max(1.0, scale)}
 
 
-def repeat_search_check(device) -> dict:
+def repeat_search_check(device, deterministic=False) -> dict:
     """A tiny RARTS search run twice from the same seed: identical α, or the largest difference
-    (cuDNN's non-deterministic backward kernels are the usual reason on a GPU)."""
+    (cuDNN's autotuned, non-deterministic kernels are the usual reason on a GPU; `deterministic` runs
+    with the config's `deterministic: true` switch)."""
+    from rarts.runtime import set_determinism
+
+    set_determinism(deterministic)
     from rarts.search.loop import SearchData, SearchLoop
     from rarts.spaces import DartsSearchSpace
 
@@ -220,17 +248,134 @@ def repeat_search_check(device) -> dict:
                               SearchData(x[:32], y[:32], x[32:], y[32:]), device, Path(tmp) / f"{run}.pt")
             loop.run()
             archs.append([a.detach().cpu() for a in loop.algo.arch])
+    set_determinism(False)
     diff = max(float((a - b).abs().max()) for a, b in zip(*archs))
-    out = {"identical": diff == 0.0, "max_abs_difference": diff}
-    if diff and device.type == "cuda":
-        out["why"] = ("cuDNN picks non-deterministic backward kernels (torch.backends.cudnn.deterministic is off "
-                      "for speed); results agree to float rounding, not bit for bit")
+    out = {"identical": diff == 0.0, "max_abs_difference": diff, "deterministic": deterministic}
+    if diff and device.type == "cuda" and not deterministic:
+        out["why"] = ("cuDNN's autotuned kernels are not deterministic (set `deterministic: true` for runs that "
+                      "must repeat); results agree to float rounding, not bit for bit")
     return out
 
 
+def darts2_fd_under_bf16(device) -> dict:
+    """DARTS-2's finite difference with the step under bf16 autocast (`amp: true`): its two perturbed
+    passes run in fp32 without TF32, so the Hessian-vector product equals the one computed with no
+    autocast bit for bit; and how far the whole bf16 hypergradient is from the fp32 one."""
+    from rarts.search.algorithms import Darts2
+    from rarts.spaces import DartsSearchSpace
+
+    torch.manual_seed(0)
+    algo = Darts2(DartsSearchSpace(init_channels=4, num_classes=10, layers=3), search_step.HP, device)
+    g = torch.Generator().manual_seed(0)
+    train, val = [(torch.randn(8, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (8,), generator=g).to(device))
+                  for _ in range(2)]
+    vector = [torch.randn(p.shape, generator=g).to(device) for p in algo.params(algo.net)[1]]
+    state = {k: v.clone() for k, v in algo.net.state_dict().items()}
+    amp = torch.autocast(device.type, dtype=torch.bfloat16)
+    with amp:
+        hvp_amp = algo.hessian_vector_product(vector, train)
+    algo.net.load_state_dict(state)
+    hvp = algo.hessian_vector_product(vector, train)
+    algo.net.load_state_dict(state)
+    with amp:
+        hyper_amp = algo.hypergradient(train, val, algo.w_lr)
+    algo.net.load_state_dict(state)
+    hyper = algo.hypergradient(train, val, algo.w_lr)
+    rel = max(float((a - b).norm() / b.norm()) for a, b in zip(hyper_amp, hyper))
+    return {"hvp_identical_under_amp": all(torch.equal(a, b) for a, b in zip(hvp_amp, hvp)),
+            "hypergradient_bf16_vs_fp32_relative_difference": rel}
+
+
+def host_syncs(device) -> dict:
+    """Steps of each algorithm with CUDA's sync debugging on: every operation that made the host wait
+    for the GPU inside a step (none is expected; the loss check batches its own)."""
+    if device.type != "cuda":
+        return {"skipped": "CUDA only (a CPU has no host-device sync)"}
+    import warnings
+
+    from rarts.search.loop import SearchData, SearchLoop
+    from rarts.spaces import DartsSearchSpace
+
+    hp = {**search_step.HP, "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 0, "eval_batches": 1,
+          "augment": {"crop_padding": 4, "hflip": True}, "latency": None}
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(512, 3, 32, 32, generator=g).to(device), torch.randint(0, 10, (512,), generator=g).to(device)
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in ("darts1", "darts2", "milenas", "rarts"):
+            loop = SearchLoop(DartsSearchSpace(init_channels=8, layers=5), algo, 0, hp,
+                              SearchData(x[:256], y[:256], x[256:], y[256:]), device, Path(tmp) / f"{algo}.pt")
+            loop.train_step()  # warm-up: the first step allocates and autotunes
+            torch.cuda.synchronize(device)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                torch.cuda.set_sync_debug_mode("warn")
+                try:
+                    for _ in range(3):
+                        loop.train_step()
+                finally:
+                    torch.cuda.set_sync_debug_mode("default")
+            found[algo] = sorted({str(w.message).splitlines()[0][:200] for w in caught})
+    return {"syncs_per_algorithm": found, "sync_free": not any(found.values())}
+
+
+def normalisation_peak(device) -> dict:
+    """The in-memory datasets' preparation on the device: its peak over the result's size (chunked and
+    in place: about 1; the expression `(x/255 − mean)/std` on the whole set would be about 3)."""
+    if device.type != "cuda":
+        return {"skipped": "CUDA only (tests/test_data.py measures the CPU's peak RSS)"}
+    from rarts.data.stream import prepare_images
+
+    x = torch.randint(0, 256, (4000, 3, 224, 224), dtype=torch.uint8)
+    torch.cuda.synchronize(device)
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    out = prepare_images(x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224, device)
+    torch.cuda.synchronize(device)
+    peak = torch.cuda.max_memory_allocated(device) - before
+    return {"images": len(x), "result_GiB": out.numel() * 4 / 2**30, "peak_over_result": peak / (out.numel() * 4),
+            "on": str(out.device)}
+
+
+def latency_timing(device) -> dict:
+    """One candidate op at the search's shape timed as the latency table times it (CUDA events around
+    groups of calls), beside a synchronize after every call: the sync's share of a small op."""
+    from rarts import latency
+    from rarts.spaces.darts_ops import OPS
+
+    op = OPS["sep_conv_3x3"](16, 1, False).to(device).eval()
+    x = torch.randn(64, 16, 32, 32, device=device)
+    events = latency.time_forward(op, x, warmup=10, repeats=10)
+    per_call = []
+    with torch.no_grad():
+        for _ in range(50):
+            search_step.sync(device)
+            t0 = time.perf_counter()
+            op(x)
+            search_step.sync(device)
+            per_call.append((time.perf_counter() - t0) * 1e3)
+    return {"table_ms": events, "synchronised_per_call_ms": statistics.median(per_call)}
+
+
+def sync_batchnorm(device) -> dict:
+    n = torch.cuda.device_count() if device.type == "cuda" else 0
+    return {"skipped": f"{n} GPU(s): NCCL puts one rank on a GPU, so SyncBatchNorm over ranks needs 2; the gloo "
+                       "path's statistics equal one process's on the global batch (tests/test_train.py)"}
+
+
 def timed(results: dict, key: str, fn, *args):
+    """Run one section; its failure (out of memory, a driver error, …) is recorded in its place and the
+    check goes on, so one bad section never costs the others' figures."""
     t0 = time.perf_counter()
-    results[key] = fn(*args)
+    try:
+        results[key] = fn(*args)
+    except Exception as exc:  # noqa: BLE001 - the point is to keep going and say what failed
+        import traceback
+
+        results[key] = {"error": f"{type(exc).__name__}: {str(exc)[:500]}",
+                        "where": traceback.format_exc().strip().splitlines()[-3:]}
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
     results.setdefault("section_wall_s", {})[key] = round(time.perf_counter() - t0, 1)
 
 
@@ -238,13 +383,15 @@ def markdown(res: dict) -> str:
     import pandas as pd
 
     env = res["environment"]
+    def table(rows):
+        return pd.DataFrame(rows).round(4).to_markdown(index=False) if isinstance(rows, list) else f"- {rows}"
+
     lines = [f"# GPU check ({res['size']} size) on {env.get('gpu', env['cpu'])}", "",
-             ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "",
-             pd.DataFrame(res["search_steps"]).round(4).to_markdown(index=False), "", "## Network training steps", "",
-             pd.DataFrame(res["network_steps"]).round(4).to_markdown(index=False), "", "## Input paths", ""]
-    lines += [f"- {k}: {v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
-              for k, v in res["input"].items()]
-    lines += ["", "## Correctness", ""] + [f"- {k}: {v}" for k, v in res["correctness"].items()]
+             ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "", table(res["search_steps"]), "",
+             "## Network training steps", "", table(res["network_steps"]), "", "## Input paths", ""]
+    lines += [f"- {k}: " + (f"{v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
+                            if "images_per_s" in v else str(v)) for k, v in res["input"].items()]
+    lines += ["", "## Correctness and the GPU paths", ""] + [f"- {k}: {v}" for k, v in res["correctness"].items()]
     lines += ["", f"Sections' wall time (s): {res['section_wall_s']}; total {res['wall_s']:.0f} s", ""]
     return "\n".join(lines)
 
@@ -277,6 +424,12 @@ def main(argv=None) -> dict:
     res["correctness"] = {}
     timed(res["correctness"], "darts2_hypergradient_float64", darts2_hypergradient_check, device)
     timed(res["correctness"], "repeat_search", repeat_search_check, device)
+    timed(res["correctness"], "repeat_search_deterministic", repeat_search_check, device, True)
+    timed(res["correctness"], "darts2_fd_under_bf16", darts2_fd_under_bf16, device)
+    timed(res["correctness"], "host_syncs_in_search_steps", host_syncs, device)
+    timed(res["correctness"], "in_memory_normalisation_peak", normalisation_peak, device)
+    timed(res["correctness"], "latency_table_timing", latency_timing, device)
+    timed(res["correctness"], "sync_batchnorm", sync_batchnorm, device)
     res["section_wall_s"].update(res["correctness"].pop("section_wall_s"))
     res["wall_s"] = time.perf_counter() - t0
     write_json(args.out, res)

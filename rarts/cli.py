@@ -109,6 +109,8 @@ def cmd_table(args) -> None:
     tables.TABLES[args.table](args.spec, args.inputs, args.csv, args.md)
 
 
+JOBS = ("search", "train", "width-train", "latency-table", "model-latency", "nats-score")  # those that train or time
+
 # -- parser --------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
@@ -117,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
     p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
     p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
@@ -295,6 +299,10 @@ def main(argv=None) -> None:
         args.spec = {**args.spec, **runtime}
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
+    if args.command in JOBS:
+        from rarts.runtime import set_determinism
+
+        set_determinism(args.deterministic)
     from rarts.errors import USER_ERRORS
 
     try:

@@ -38,7 +38,7 @@ class StepTable:
         self.search = {r["algorithm"]: r["median_step_s"] for r in bench["search_steps"]
                        if r["setting"] == "fp32" and r.get("median_step_s") is not None}
         self.nets = {r["network"]: (r["median_step_s"], r["batch_size"]) for r in bench["network_steps"]
-                     if r.get("median_step_s") is not None}
+                     if r.get("setting", "fp32") == "fp32" and r.get("median_step_s") is not None}
 
     @classmethod
     def load(cls, path=None, required: bool = False) -> "StepTable":

@@ -146,6 +146,17 @@ def device_name(device: torch.device) -> str:
     return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+def set_determinism(deterministic: bool) -> None:
+    """On GPUs: cuDNN's autotuner (`benchmark`) for speed by default, whose kernels may differ in the last
+    bits between runs; with `deterministic`, deterministic algorithms only (cuBLAS's workspace set for
+    them), so a run repeats bit for bit on the same GPU and software. On a CPU runs repeat either way."""
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when cuBLAS starts
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cudnn.deterministic = deterministic
+    torch.use_deterministic_algorithms(deterministic)
+
+
 @dataclass
 class Dist:
     rank: int = 0

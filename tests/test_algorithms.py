@@ -309,3 +309,47 @@ def test_two_steps_with_the_paper_settings_match_a_hand_written_reference(name):
     if name == "rarts":
         for k, p in algo.net_y.named_parameters():
             torch.testing.assert_close(p, y[k], rtol=1e-4, atol=1e-6, msg=k)
+
+
+def test_darts2_finite_difference_runs_in_fp32_under_bf16_autocast():
+    """The search step may run under bf16 autocast (`amp: true`); the two perturbed passes w ± Rv
+    must not: each weight moves by about 1e-5, below bf16's spacing. Under CPU autocast (the same
+    dispatch as CUDA's) every convolution of the finite difference sees float32 inputs with TF32 off,
+    the other passes bf16, and the Hessian-vector product is bit-identical to one computed with no
+    autocast at all."""
+    torch.manual_seed(0)
+    algo = build_algorithm("darts2", tiny_space(), hp(w_momentum=0.9, w_weight_decay=3e-4), "cpu")
+    train, val = batches()
+    seen, in_fd = {"fd": set(), "other": set()}, [False]
+    precision = []
+
+    def record(module, args):
+        seen["fd" if in_fd[0] else "other"].add(args[0].dtype)
+        if in_fd[0]:
+            precision.append(torch.backends.cudnn.conv.fp32_precision)
+
+    hooks = [m.register_forward_pre_hook(record) for m in algo.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    hvp = algo.hessian_vector_product
+
+    def marked(*args):
+        in_fd[0] = True
+        try:
+            return hvp(*args)
+        finally:
+            in_fd[0] = False
+
+    algo.hessian_vector_product = marked
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        algo.step(train, val)
+    for h in hooks:
+        h.remove()
+    assert seen["fd"] == {torch.float32} and torch.bfloat16 in seen["other"], seen
+    assert set(precision) == {"ieee"} and torch.backends.cudnn.conv.fp32_precision != "ieee"  # restored after
+
+    vector = [torch.randn_like(p) for p in algo.params(algo.net)[1]]
+    state = {k: v.clone() for k, v in algo.net.state_dict().items()}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under_amp = hvp(vector, train)
+    algo.net.load_state_dict(state)  # the passes update BN statistics: start both from the same
+    plain = hvp(vector, train)
+    assert all(torch.equal(a, b) for a, b in zip(under_amp, plain))

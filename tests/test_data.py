@@ -212,3 +212,41 @@ def test_crop_pads_with_black_in_pixel_space_as_torchvision():
         ref = TF.crop(TF.pad(raw[i], [2, 2, 2, 2], fill=0), int(oy[i]), int(ox[i]), 8, 8)
         ref = TF.normalize(ref.float() / 255, mean, std)
         torch.testing.assert_close(out[i], ref, rtol=0, atol=1e-5)
+
+
+def test_in_memory_normalisation_peaks_at_its_result_and_one_chunk(tmp_path):
+    """prepare_images on 40,000 CIFAR-sized images (a 491 MB float result): the process's peak RSS
+    grows by the result and one chunk, not by the three full-size float temporaries of `(x/255 − mean)
+    / std` (1.5 GB); and the values are those of that expression."""
+    import subprocess
+    import sys
+
+    code = """
+import resource, sys, torch
+from rarts.data.stream import prepare_images
+x = torch.randint(0, 256, (40000, 3, 32, 32), dtype=torch.uint8)
+mean, std = (0.49, 0.48, 0.44), (0.25, 0.24, 0.26)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+out = prepare_images(x, mean, std, 32, "cpu")
+grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - before
+m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+same = torch.equal(out[:3000], (x[:3000].float().div_(255) - m) / s)
+print(grew, out.numel() * 4, same)
+"""
+    grew, result, same = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                        check=True).stdout.split()
+    assert same == "True"
+    assert int(grew) < 1.25 * int(result), (int(grew) / 2**20, int(result) / 2**20)
+
+
+def test_a_dataset_goes_to_the_gpu_only_when_its_preparation_peak_fits(monkeypatch):
+    """Placement counts the peak (result + one chunk) against half the free GPU memory."""
+    from rarts.data import stream
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (2 * 10**9, 80 * 10**9))
+    assert stream.storage_device(10**9, "cuda:0") == torch.device("cuda:0")
+    assert stream.storage_device(10**9 + 1, "cuda:0") == torch.device("cpu")
+    seen = []
+    monkeypatch.setattr(stream, "storage_device", lambda nbytes, device: seen.append(nbytes) or torch.device("cpu"))
+    stream.prepare_images(torch.zeros(10, 3, 8, 8, dtype=torch.uint8), (0, 0, 0), (1, 1, 1), 16, "cuda")
+    assert seen == [10 * 3 * 16 * 16 * 4 + 10 * 3 * (8 * 8 * 5 + 16 * 16 * 4)]

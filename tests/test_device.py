@@ -79,3 +79,16 @@ def test_a_search_job_given_gpus_on_a_cpu_machine_exits_with_the_message(tmp_pat
     assert last.startswith("rarts search: cannot use the GPU this job was given (CUDA_VISIBLE_DEVICES=0)"), last
     assert f"torch {torch.__version__}" in last and "TORCH_INDEX=" in last and "Traceback" not in proc.stderr
     assert not (tmp_path / "ck.pt").exists() and not (tmp_path / "out").exists()
+
+
+def test_the_determinism_switch_sets_torch_and_cudnn(monkeypatch):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    try:
+        runtime.set_determinism(True)
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.deterministic and runtime.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        runtime.set_determinism(False)
+        assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+    finally:
+        runtime.set_determinism(False)
+        torch.backends.cudnn.benchmark = False

@@ -121,6 +121,11 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     assert res["input"]["imagenet_jpeg_decoding"]["images_per_s"] > 0
     assert res["correctness"]["darts2_hypergradient_float64"]["ok"]
     assert res["correctness"]["repeat_search"]["identical"]  # on a CPU, bit for bit
+    assert res["correctness"]["repeat_search_deterministic"]["identical"]
+    assert res["correctness"]["darts2_fd_under_bf16"]["hvp_identical_under_amp"]
+    assert res["correctness"]["latency_table_timing"]["table_ms"] > 0
+    assert "skipped" in res["correctness"]["host_syncs_in_search_steps"]  # CUDA only
+    assert not any("error" in v for v in res["correctness"].values() if isinstance(v, dict))
     assert res["environment"]["torch"] == __import__("torch").__version__
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check (tiny size)")
     StepTable(res)  # the plan reads it
@@ -170,3 +175,22 @@ def test_plan_works_before_any_measurement_and_names_the_reference(tmp_path, mon
     cmd = f"rarts train --net cifar --genotype DARTS_V2 --name x --spec '{json.dumps(spec)}' --out-dir o --ckpt c"
     with pytest.raises(MissingStep, match="no step time for network 'cifar'"):
         job_cost(parse_command(cmd), partial, config)
+
+
+def test_a_failing_gpu_check_section_is_recorded_and_the_rest_goes_on():
+    """An out-of-memory (or any error) in one section of `make gpu-check` is written into that section's
+    place with where it happened; the sections after it still run."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    def out_of_memory():
+        raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    res = {}
+    gpu_check.timed(res, "search_steps", out_of_memory)
+    gpu_check.timed(res, "after", lambda: {"ok": True})
+    assert res["search_steps"]["error"].startswith("RuntimeError: CUDA out of memory") and res["search_steps"]["where"]
+    assert res["after"] == {"ok": True} and set(res["section_wall_s"]) == {"search_steps", "after"}
+    md = gpu_check.markdown({"size": "tiny", "environment": {"cpu": "x"}, "search_steps": res["search_steps"],
+                             "network_steps": [], "input": {}, "correctness": {}, "section_wall_s": {}, "wall_s": 1.0})
+    assert "CUDA out of memory" in md

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 
 def storage_device(nbytes: int, device) -> torch.device:
-    """Where to hold a dataset: on the GPU when it fits in half its free memory, else in host
-    memory (batches then move to the GPU one at a time)."""
+    """Where to hold a dataset whose preparation peaks at `nbytes`: on the GPU when that fits in half
+    its free memory, else in host memory (batches then move to the GPU one at a time)."""
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
@@ -21,46 +21,76 @@ def storage_device(nbytes: int, device) -> torch.device:
     return device
 
 
+PREPARE_CHUNK = 2048  # images converted at a time: the preparation's peak is the result and one chunk
+
+
 def prepare_images(x_uint8: torch.Tensor, mean, std, resolution: int, device) -> torch.Tensor:
-    """uint8 (N, 3, H, W) → normalised float, area-resized to `resolution`, held on `device` when
-    it fits there (see `storage_device`)."""
-    nbytes = x_uint8.numel() * 4 * (resolution / x_uint8.shape[-1]) ** 2
-    device = storage_device(int(nbytes), device)
-    x = x_uint8.to(device=device, dtype=torch.float32).div_(255.0)
-    if x.shape[-1] != resolution:
-        x = F.interpolate(x, size=(resolution, resolution), mode="area")
+    """uint8 (N, 3, H, W) → normalised float32, area-resized to `resolution`, held on `device` when its
+    peak fits there (see `storage_device`). Converted a chunk at a time into the result, so the peak is
+    the result plus one chunk's copies, not three full-size float temporaries."""
+    n, c, h, w = x_uint8.shape
+    out_bytes = n * c * resolution ** 2 * 4
+    chunk_bytes = min(n, PREPARE_CHUNK) * c * (h * w * 5 + resolution ** 2 * 4)  # uint8 + float, resized
+    device = storage_device(out_bytes + chunk_bytes, device)
+    out = torch.empty(n, c, resolution, resolution, device=device)
     mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(std, device=device).view(1, -1, 1, 1)
-    return (x - mean) / std
+    for i in range(0, n, PREPARE_CHUNK):
+        x = x_uint8[i:i + PREPARE_CHUNK].to(device=device, dtype=torch.float32).div_(255.0)
+        if h != resolution:
+            x = F.interpolate(x, size=(resolution, resolution), mode="area")
+        out[i:i + PREPARE_CHUNK] = x.sub_(mean).div_(std)
+    return out
+
+
+def random_draws(gen: torch.Generator, n: int, h: int, w: int, crop_padding: int, hflip: bool, cutout: int,
+                 device) -> dict:
+    """A batch's random numbers, drawn on the CPU generator `gen` (so the stream replays after a resume
+    and the draws are the same on every device), copied to `device` in one pinned, non-blocking copy:
+    no host wait per batch."""
+    names, parts = [], []
+    if crop_padding:
+        names += ["oy", "ox"]
+        parts += [torch.randint(0, 2 * crop_padding + 1, (n,), generator=gen) for _ in range(2)]
+    if hflip:
+        names.append("flip")
+        parts.append((torch.rand(n, generator=gen) < 0.5).long())
+    if cutout:
+        names += ["cy", "cx"]
+        parts += [torch.randint(0, h, (n,), generator=gen), torch.randint(0, w, (n,), generator=gen)]
+    if not parts:
+        return {}
+    host = torch.stack(parts)
+    if torch.device(device).type == "cuda":
+        host = host.pin_memory()
+    return dict(zip(names, host.to(device, non_blocking=True).unbind(0)))
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, crop_padding: int = 0, hflip: bool = False,
-            cutout: int = 0, pad_value=None) -> torch.Tensor:
+            cutout: int = 0, pad_value=None, fill: torch.Tensor | None = None) -> torch.Tensor:
     """Random crop, horizontal flip and cutout, vectorised over the batch.
 
     The crop pads with `pad_value` per channel (`rarts.data.black`: the raw image padded with black,
-    as torchvision pads before normalising; default 0); cutout zeroes normalised values, as the
-    DARTS cutout does after normalising. The random draws come from `gen` (a CPU generator) so the
-    stream replays after resume.
+    as torchvision pads before normalising; default 0), or with `fill`, that value as a (1, C, 1, 1)
+    tensor on x's device (a stream builds it once); cutout zeroes normalised values, as the DARTS
+    cutout does after normalising. The random draws come from `gen` (see `random_draws`).
     """
     n, c, h, w = x.shape
+    r = random_draws(gen, n, h, w, crop_padding, hflip, cutout, x.device)
     if crop_padding:
         p = crop_padding
-        fill = torch.tensor(pad_value or (0.0,) * c, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
+        if fill is None:
+            fill = torch.tensor(pad_value or (0.0,) * c, dtype=x.dtype, device=x.device).view(1, c, 1, 1)
         padded = fill.expand(n, c, h + 2 * p, w + 2 * p).clone()
         padded[:, :, p:p + h, p:p + w] = x
-        oy = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
-        ox = torch.randint(0, 2 * p + 1, (n,), generator=gen).to(x.device)
-        rows = (oy[:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
-        cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
+        rows = (r["oy"][:, None] + torch.arange(h, device=x.device))[:, :, None]  # (n, h, 1)
+        cols = (r["ox"][:, None] + torch.arange(w, device=x.device))[:, None, :]  # (n, 1, w)
         idx = torch.arange(n, device=x.device)[:, None, None]
         x = padded.permute(0, 2, 3, 1)[idx, rows, cols].permute(0, 3, 1, 2)
     if hflip:
-        flip = (torch.rand(n, generator=gen) < 0.5).to(x.device)
-        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        x = torch.where(r["flip"].bool()[:, None, None, None], x.flip(3), x)
     if cutout:
-        cy = torch.randint(0, h, (n,), generator=gen).to(x.device)
-        cx = torch.randint(0, w, (n,), generator=gen).to(x.device)
+        cy, cx = r["cy"], r["cx"]
         ys = torch.arange(h, device=x.device)[None, :, None]
         xs = torch.arange(w, device=x.device)[None, None, :]
         half = cutout // 2
@@ -82,7 +112,10 @@ class BatchStream:
         self.device = torch.device(device) if device is not None else x.device  # batches go here
         self.batch_size = min(batch_size, len(x))
         self.aug = dict(crop_padding=crop_padding, hflip=hflip, cutout=cutout)
-        self.pad_value = pad_value  # per channel: the normalised black
+        self.fill = None  # the crop's border on the compute device, made once (see `augment`)
+        if crop_padding:
+            c = x.shape[1]
+            self.fill = torch.tensor(pad_value or (0.0,) * c, dtype=x.dtype, device=self.device).view(1, c, 1, 1)
         self.gen = torch.Generator().manual_seed(seed)
         self.perm = self._shuffle()
         self.pos = 0
@@ -103,7 +136,7 @@ class BatchStream:
         self.pos += self.batch_size
         xb = self.x.index_select(0, idx).to(self.device, non_blocking=True)
         if any(self.aug.values()):
-            xb = augment(xb, self.gen, **self.aug, pad_value=self.pad_value)  # on the compute device
+            xb = augment(xb, self.gen, **self.aug, fill=self.fill)  # on the compute device
         return xb, self.y.index_select(0, idx).to(self.device, non_blocking=True)
 
     def state_dict(self) -> dict:

@@ -35,13 +35,22 @@ class Conv2d(nn.Conv2d):
         return super().forward(x)
 
 
+def moments(sums: torch.Tensor, c: int):
+    """Mean, biased variance and count per channel from [Σx (c), Σx² (c), n]. E[x²] − mean² rounds to
+    slightly below zero for a near-constant channel (a NaN after the square root): clamped at zero."""
+    n = sums[-1]
+    mean = sums[:c] / n
+    return mean, (sums[c:2 * c] / n - mean * mean).clamp(min=0.0), n
+
+
 class GlobalBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm whose training statistics are those of the global batch over all ranks, so that
     under DistributedDataParallel the BN of a 4×32 split sees the paper's 128 images, as on one GPU.
 
-    torch's SyncBatchNorm does this on GPUs only; this all-reduces the per-channel sums through
-    the autograd-aware `torch.distributed.nn.functional.all_reduce` (any backend, gloo included),
-    so the same layer runs, and is tested, on CPU processes.
+    torch's SyncBatchNorm does this with fused kernels on GPUs only (the trainer uses it on NCCL);
+    this all-reduces the per-channel sums through the autograd-aware
+    `torch.distributed.nn.functional.all_reduce` (any backend: the trainer's gloo path), so the same
+    statistics are computed, and tested, on CPU processes.
     """
 
     def forward(self, x):
@@ -49,10 +58,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
             return super().forward(x)
         c, xf = x.shape[1], x.float()
         local = torch.cat([xf.sum((0, 2, 3)), (xf * xf).sum((0, 2, 3)), xf.new_tensor([xf.numel() // c])])
-        total = all_reduce(local)
-        n = total[-1]
-        mean = total[:c] / n
-        var = total[c:2 * c] / n - mean * mean  # biased, as BatchNorm normalises with
+        mean, var, n = moments(all_reduce(local), c)
         if self.track_running_stats:
             with torch.no_grad():
                 self.num_batches_tracked += 1

@@ -9,6 +9,7 @@ Networks take α as a forward argument (see `rarts.spaces`), so:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import torch
@@ -17,6 +18,22 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from rarts.names import PASSES
+
+
+@contextlib.contextmanager
+def exact_fp32(device):
+    """The block in plain fp32: outside autocast, with TF32 off for convolutions and matmuls (cuDNN
+    uses TF32 for fp32 convolutions by default)."""
+    backends = (torch.backends.cudnn.conv, torch.backends.cuda.matmul)
+    before = [b.fp32_precision for b in backends]
+    for b in backends:
+        b.fp32_precision = "ieee"
+    try:
+        with torch.autocast(torch.device(device).type, enabled=False):
+            yield
+    finally:
+        for b, value in zip(backends, before):
+            b.fp32_precision = value
 
 
 def cross_entropy(net, params, arch, batch):
@@ -188,22 +205,27 @@ class Darts2(Darts1):
 
         As in the official code, both passes update the real network's statistics (its in-place
         perturbation runs the real network), unless `perturbed_bn_stats` is `keep`. They run one
-        after the other, so one graph is alive at a time."""
-        r = float(self.fd_radius / torch.cat([v.flatten() for v in vector]).norm())
+        after the other, so one graph is alive at a time, and in fp32 without TF32 whatever the
+        step's precision: w ± Rv moves each weight by about 1e-5, below bf16's (and TF32's) spacing at
+        weight scale, where g₊ − g₋ would be rounding noise times 1/2R. R stays a tensor: no host sync."""
+        with torch.no_grad():
+            r = self.fd_radius / torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vector)))
+            step = torch._foreach_mul(vector, r)
         names, params = self.params(self.net)
 
         def arch_grad_at(sign):
             with torch.no_grad():
-                perturbed = dict(zip(names, torch._foreach_add(params, vector, alpha=sign * r)))
+                perturbed = dict(zip(names, torch._foreach_add(params, step, alpha=sign)))
             if self.perturbed_bn_stats == "keep":
                 perturbed.update(self.stats_copies())
             return torch.autograd.grad(cross_entropy(self.net, perturbed, self.arch, train_batch)[0], self.arch)
 
         # both passes draw the same random numbers (dropout masks): otherwise the difference of
         # two masks, divided by 2R, swamps the Hessian-vector product
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            g_plus = arch_grad_at(1.0)
-        g_minus = arch_grad_at(-1.0)
+        with exact_fp32(self.device):
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                g_plus = arch_grad_at(1.0)
+            g_minus = arch_grad_at(-1.0)
         return [(gp - gm) / (2 * r) for gp, gm in zip(g_plus, g_minus)]
 
     def arch_gradient(self, train_batch, val_batch) -> list[torch.Tensor]:

@@ -55,7 +55,7 @@ def num_classes(dataset):
 # Where and how a job runs, not what it computes: global options of `rarts` (written as `{JOB}
 # --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
 # so that changing the device, the threads or the tracking server reruns nothing.
-JOB = f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())}"
+JOB = f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())}" + (" --deterministic" if config["deterministic"] else "")
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select")
 
 
