@@ -15,7 +15,7 @@ TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/ta
 # the rules call the `rarts` console script: the venv's bin comes first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: quick paper-dry test test-fast setup clean gpu-check
+.PHONY: quick rehearsal paper-dry test test-fast setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -35,9 +35,18 @@ $(STAMP): pyproject.toml $(TORCH_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $(STAMP)
 
-# `--configfile=FILE`, not `--configfile FILE`: Snakemake 9 would read the target as a config file
+CONFIG ?=      # your own config files, overlaid on the profile's: `make quick CONFIG=mine.yaml`
+MEM_MB ?= 20000   # what local jobs may hold at once (each rule declares its mem_mb)
+
+# One `--configfile` after the targets takes every file: a second flag would replace the first
 quick: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) --configfile=config/quick.yaml $(TARGETS)
+	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) $(TARGETS) --configfile config/quick.yaml $(CONFIG)
+
+# The paper config at paper size on synthetic data, a few steps of two epochs a run (config/rehearsal.yaml);
+# its report: results/rehearsal/report.md
+rehearsal: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=$(MEM_MB) $(SMK_FLAGS) -- $(TARGETS) \
+		--configfile config/rehearsal.yaml $(CONFIG)
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all

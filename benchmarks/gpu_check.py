@@ -77,11 +77,15 @@ def median_iqr(times) -> tuple[float, float]:
     return statistics.median(times), q[2] - q[0]
 
 
-def search_steps(size_name, device, steps, warmup, cpu_peaks=True) -> list[dict]:
+SEARCH_SETTINGS = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channels_last": True}}
+
+
+def search_steps(size_name, device, steps, warmup, cpu_peaks=True, settings=tuple(SEARCH_SETTINGS),
+                 copy=True) -> list[dict]:
     size, rows = search_step.SIZES[size_name], []
-    settings = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channels_last": True}}
-    for label, kw in settings.items():
-        names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" else [])
+    for label in settings:
+        kw = SEARCH_SETTINGS[label]
+        names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" and copy else [])
         # on a CPU, each algorithm's peak memory runs in a process of its own: fp32 only, for time
         times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name,
                                                    cpu_peaks=cpu_peaks and label == "fp32", **kw)
@@ -389,6 +393,7 @@ def markdown(res: dict) -> str:
     lines = [f"# GPU check ({res['size']} size) on {env.get('gpu', env['cpu'])}", "",
              ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "", table(res["search_steps"]), "",
              "## Network training steps", "", table(res["network_steps"]), "", "## Input paths", ""]
+    res = {"input": {}, "correctness": {}, **res}  # a step table only has none
     lines += [f"- {k}: " + (f"{v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
                             if "images_per_s" in v else str(v)) for k, v in res["input"].items()]
     lines += ["", "## Correctness and the GPU paths", ""] + [f"- {k}: {v}" for k, v in res["correctness"].items()]
@@ -406,6 +411,9 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
     p.add_argument("--no-cpu-peaks", action="store_true",
                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
+    p.add_argument("--step-table-only", action="store_true",
+                   help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2) and the "
+                        "networks' fp32 steps (the rehearsal's CPU table at paper size)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
@@ -415,8 +423,12 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
            "search_size": search_step.SIZES[size]}
-    timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup, not args.no_cpu_peaks)
+    only = args.step_table_only
+    timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup, not args.no_cpu_peaks,
+          ("fp32",) if only else tuple(SEARCH_SETTINGS), not only)
     timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup)
+    if only:
+        return finish(res, t0, args.out)
     res["input"] = {}
     timed(res["input"], "cifar_augmentation_on_device", cifar_augmentation, size, device)
     timed(res["input"], "imagenet_jpeg_decoding", imagenet_decoding, size, args.workers, 32)
@@ -431,9 +443,13 @@ def main(argv=None) -> dict:
     timed(res["correctness"], "latency_table_timing", latency_timing, device)
     timed(res["correctness"], "sync_batchnorm", sync_batchnorm, device)
     res["section_wall_s"].update(res["correctness"].pop("section_wall_s"))
+    return finish(res, t0, args.out)
+
+
+def finish(res: dict, t0: float, out) -> dict:
     res["wall_s"] = time.perf_counter() - t0
-    write_json(args.out, res)
-    write_text(Path(args.out).with_suffix(".md"), markdown(res))
+    write_json(out, res)
+    write_text(Path(out).with_suffix(".md"), markdown(res))
     print(markdown(res))
     return res
 

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=call("rarts.plots:make_fig1", "spec", "png", "pdf", "csv"))
 
     d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
-    d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet"], required=True)
+    d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet", "nats-bench"], required=True)
     d.add_argument("--spec", type=_json_arg, required=True)
     d.add_argument("--out", required=True, help="a JSON summary of the prepared data")
     d.set_defaults(func=call("rarts.data.prepare:prepare_dataset", "dataset", "spec", "out"))
@@ -282,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--profile-out", help="write a SLURM profile with the planned runtimes here")
     pl.set_defaults(func=call("rarts.plan:plan_main"))
 
+    rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
+    rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
+    rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")
+    rr.add_argument("--bench", required=True, help="a CPU step table measured at paper size (make gpu-check on a CPU)")
+    rr.add_argument("--csv", required=True)
+    rr.add_argument("--md", required=True)
+    rr.set_defaults(func=call("rarts.rehearsal:report_main"))
+
     m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
     m.add_argument("--spec", type=_json_arg, required=True)
     m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
@@ -305,7 +313,17 @@ def main(argv=None) -> None:
         set_determinism(args.deterministic)
     from rarts.errors import USER_ERRORS
 
+    usage = None
+    if args.command not in ("plan", "toy", "params", "rehearsal-report"):  # what the rules run
+        from rarts.usage import for_this_job
+
+        usage = for_this_job()
+    status = "failed"
     try:
         args.func(args)
+        status = "ok"
     except USER_ERRORS as exc:
         sys.exit(f"rarts {args.command}: {exc}")
+    finally:
+        if usage is not None:
+            usage.stop(status)

@@ -53,6 +53,7 @@ class EpochLoop:
         self.epoch, self.step, self.elapsed, self.history = 0, 0, 0.0, []
         self.meters = self._fresh_meters()
         self.seen = None  # which labels the run has trained on: chance level is 1 / their number
+        self.step_s = 0.0  # the last epoch's seconds a training step
         self.guard = PreemptionGuard()
         self.stop = StopAgreement(self.dist, self.device)
         self.losses = LossWatch(name, self.device)
@@ -146,6 +147,7 @@ class EpochLoop:
     def _train_epoch(self, on_step) -> None:
         bar = tqdm(total=self.steps_per_epoch, initial=self.step, leave=False,
                    desc=f"{self.label} e{self.epoch}", disable=None if self.dist.main else True)
+        first, started = self.step, time.perf_counter()
         while self.step < self.steps_per_epoch:
             t0 = time.perf_counter()
             loss, logits, labels = self.train_step()
@@ -168,7 +170,8 @@ class EpochLoop:
                             self.epoch, self.step)
                 raise Preempted()
         bar.close()
-        self.losses.check()
+        self.losses.check()  # waits for the device: the time below is the steps' own
+        self.step_s = (time.perf_counter() - started) / max(1, self.step - first)
 
     def _end_epoch(self) -> None:
         t0 = time.perf_counter()
@@ -186,6 +189,7 @@ class EpochLoop:
             s.step()
         self.elapsed += time.perf_counter() - t0
         record["wall_s"] = self.elapsed
+        record["step_s"] = self.step_s  # seconds a training step took in this epoch (this process)
         self.history.append(record)
         if self.dist.main:
             if self.on_epoch is not None:

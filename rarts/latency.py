@@ -167,6 +167,6 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
     meta = read_json(genotype_path).get("meta", {})
     result = {"latency_ms": ms, "params": n_params(model), "params_M": n_params(model) / 1e6,
               "batch_size": spec["batch_size"], "resolution": spec["resolution"],
-              "seed": meta.get("seed"), "standin": meta.get("standin"), **device_metadata(device)}
+              "seed": meta.get("seed"), "standin": meta.get("standin"), "rehearsal": meta.get("rehearsal", False), **device_metadata(device)}
     write_json(out, result)
     return result

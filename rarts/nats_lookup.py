@@ -21,10 +21,15 @@ WHERE = ("NATS-Bench is published by its authors (https://github.com/D-X-Y/NATS-
 DATASETS = {"cifar10": "cifar10", "cifar100": "cifar100"}  # our name → the benchmark's
 
 
-def open_benchmark(path):
+def check_benchmark(path) -> Path:
     path = Path(path)
     if not (path / "meta.pickle.pbz2").is_file():
         raise DatasetError(f"NATS-Bench: no benchmark at {path} (expected {path}/meta.pickle.pbz2). {WHERE}")
+    return path
+
+
+def open_benchmark(path):
+    path = check_benchmark(path)
     from nats_bench import create
 
     return create(str(path), "tss", fast_mode=True, verbose=False)

@@ -33,9 +33,18 @@ def dry_run_jobs(targets, configfiles, snakemake=(sys.executable, "-m", "snakema
     jobs = []
     for line in out.stdout.splitlines():
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
-            jobs.append({"rule": line.split()[1][:-1], "shell": ""})
-        elif line.startswith("Shell command:") and jobs:
+            jobs.append({"rule": line.split()[1][:-1], "shell": "", "log": "", "outputs": [], "resources": {}})
+        elif not jobs:
+            continue
+        elif line.startswith("Shell command:"):
             jobs[-1]["shell"] = line.split(":", 1)[1].strip()
+        elif line.startswith("    output: "):
+            jobs[-1]["outputs"] = line.split(":", 1)[1].strip().split(", ")
+        elif line.startswith("    log: "):
+            jobs[-1]["log"] = line.split(":", 1)[1].strip().split(", ")[0]
+        elif line.startswith("    resources: "):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].strip().split(", ") if "=" in item)
+            jobs[-1]["resources"] = {k: int(v) if v.isdigit() else v for k, v in pairs}
     return jobs
 
 

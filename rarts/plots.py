@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from rarts import toy  # noqa: E402
+from rarts.data import data_label  # noqa: E402
 from rarts.io import read_json, save_figure, write_csv  # noqa: E402
 
 if TYPE_CHECKING:  # pandas is imported where used: the search jobs draw cells without it
@@ -190,7 +191,7 @@ def search_summary(run_dirs) -> pd.DataFrame:
                      "final_val_acc": m.get("final_val_acc"),
                      "skip_connect_normal": m["skip_connect_normal"],
                      "skip_connect_reduce": m["skip_connect_reduce"],
-                     "standin": m["standin"], "run_dir": str(d)})
+                     "standin": m["standin"], "rehearsal": m.get("rehearsal", False), "run_dir": str(d)})
     return pd.DataFrame(rows).sort_values(["algorithm", "seed"]).reset_index(drop=True)
 
 
@@ -210,6 +211,8 @@ def make_fig2(run_dirs, png, pdf=None, csv=None) -> None:
              f"{best.skip_connect_normal}, reduce {best.skip_connect_reduce})")
     if best.standin:
         title += "\nstand-in data (scikit-learn digits), not CIFAR-10"
+    elif best.rehearsal:
+        title += "\nrehearsal data (synthetic images at CIFAR-10's size), not CIFAR-10"
     fig = cell_figure(genotype, title)
     save_figure(fig, png)
     if pdf:
@@ -260,6 +263,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     lines = Path(md).read_text().splitlines()
     title, notes = lines[0].lstrip("# "), [ln[2:] for ln in lines if ln.startswith("- ")]
     standin = next((ln.strip("*") for ln in lines if ln.startswith("**")), "")
+    synthetic = "stand-in" if standin.startswith("STAND-IN") else "rehearsal" if standin else ""
     rows = table_rows(table, df)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(rows) + 2), 4.4))
     x = np.arange(len(rows))
@@ -272,7 +276,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
         ax.plot([], [], " ", label="chance-level error: " + ", ".join(f"{c:g}%" for c in chance))
     ax.set_xticks(x, [textwrap.fill(label, 22) for label in rows["label"]], rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(TABLE_FIGURES[table][4])
-    ax.set_title(title + ("\n(stand-in data: not comparable with the paper's values)" if standin else ""), fontsize=10)
+    ax.set_title(title + (f"\n({synthetic} data: not comparable with the paper's values)" if synthetic else ""), fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: it hid tall bars
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
@@ -323,7 +327,7 @@ def make_dynamics(history_path, png) -> None:
     for ax in axes[-1, 1:]:
         ax.axis("off")
     fig.suptitle(f"softmax(α) per edge over epochs: {h['algorithm']}, seed {h['seed']}, {h['space']} space, "
-                 f"{h['dataset']}" + (" (stand-in data)" if h["standin"] else ""), fontsize=10)
+                 f"{h['dataset']}" + data_label(h), fontsize=10)
     fig.tight_layout()
     save_figure(fig, png)
     plt.close(fig)
@@ -349,7 +353,7 @@ def make_skip_comparison(history_paths, png, pdf, title: str) -> pd.DataFrame:
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("skip connections in the derived cell")
-    ax.set_title(title + (" (stand-in data)" if runs and runs[0]["standin"] else ""), fontsize=10)
+    ax.set_title(title + (data_label(runs[0]) if runs else ""), fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -46,11 +46,21 @@ def fmt(mean: float, std: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f}" if np.isnan(std) else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def write_table(df: pd.DataFrame, csv, md, title: str, standin: bool, notes: list[str]) -> None:
+REHEARSAL_NOTE = ("REHEARSAL DATA: these numbers come from the dress rehearsal (`make rehearsal`: synthetic data in "
+                  "the real formats at the real sizes, the paper's networks, a few steps of two epochs). They show "
+                  "that every job runs at paper size; they are not a reproduction of the paper's numbers.")
+
+
+def data_note(spec: dict) -> str:
+    """What a table says of its data when it is not the real dataset ('' when it is)."""
+    return STANDIN_NOTE if spec.get("standin") else REHEARSAL_NOTE if spec.get("rehearsal") else ""
+
+
+def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[str]) -> None:
     write_csv(csv, df)
     lines = [f"# {title}", ""]
-    if standin:
-        lines += [f"**{STANDIN_NOTE}**", ""]
+    if data_note(spec):
+        lines += [f"**{data_note(spec)}**", ""]
     shown = df.astype(object).where(df.notna(), "")
     shown = shown.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)  # arch strings
     lines += [shown.to_markdown(index=False), ""] + [f"- {n}" for n in notes]
@@ -94,7 +104,7 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
         rows.append({"method": p[0], "source": "paper", "paper_method": p[0], "paper_test_error": p[1],
                      "paper_params_M": p[2], "paper_v100": p[3], "paper_search_gpu_days": p[4]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec["standin"], [
+    write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec, [
         "Our rows: mean ± sample std of the test error over search seeds (each genotype retrained "
         "once under one protocol); search cost measured on the device named.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 1).",
@@ -125,7 +135,7 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_top5_error": p[2], "paper_params_M": p[3], "paper_v100": p[4],
                      "paper_direct_search": p[5]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec["standin"], [
+    write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec, [
         f"RARTS cell: {selection}.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3).", CHANCE_NOTE])
     return df
@@ -151,7 +161,7 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_latency_ms": PAPER_TABLE2.get(name, np.nan)})
     df = pd.DataFrame(rows)
     mdl = spec["model"]
-    write_table(df, csv, md, "Table 2: latency ablation of RARTS", spec["standin"], [
+    write_table(df, csv, md, "Table 2: latency ablation of RARTS", spec, [
         f"Latency: forward time of the derived evaluation network (C={mdl['init_channels']}, "
         f"{mdl['layers']} cells, batch {mdl['batch_size']}, {mdl['resolution']}x{mdl['resolution']}) "
         f"on the device named, median of {mdl['repeats']} runs after {mdl['warmup']} warm-up; "
@@ -185,7 +195,7 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "n_runs": len(grp), "source": ",".join(sorted(set(grp.source))),
                      "cells": " ; ".join(grp.arch), "paper_error": paper[0], "paper_skip_ratio_pct": paper[1]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 4: NATS-Bench topology space", spec["standin"], [
+    write_table(df, csv, md, "Table 4: NATS-Bench topology space", spec, [
         "error: mean ± std over search seeds of each found cell's test error; source `nats-bench` is a "
         "benchmark lookup (hp='200', mean over the benchmark's seeds), `local-train` a brief local "
         "training of the cell (offline, no benchmark).", SPLIT_NOTES[spec["split"]],
@@ -243,7 +253,7 @@ def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
                         kind="stable").reset_index(drop=True)
     w = spec["width"]
     write_table(df, csv, md, f"Table 5: channel pruning of ResNet-{w['net']['kw']['depth']} on CIFAR",
-                spec["standin"], [
+                spec, [
         "test_error: of the pruned network after fine-tuning (baseline: unpruned); params and FLOPs "
         "(a multiply-add counts 2) measured on the rebuilt thin network; prc_pct: channels removed "
         "over all prunable channels.",
@@ -279,7 +289,7 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
     w = spec["width"]
     seeds = f"Mean ± std over seeds {w['seeds']}." if len(w["seeds"]) > 1 else f"One seed ({w['seeds'][0]})."
     write_table(df, csv, md, f"Table 6: MobileNetV2 (width ×{w['net']['kw']['width_mult']}) on ImageNet-R",
-                spec["standin"], [
+                spec, [
         f"{seeds} Channel scores on the expansion channels, ℓ1 penalty "
         f"{w['search']['l1']} on the scores, no fixed ratio: channels with |score| ≤ {w['threshold']} "
         "are pruned, then the thin network is fine-tuned.",

@@ -4,7 +4,7 @@ from scikit-learn's digits."""
 
 from rarts.errors import DatasetError
 
-__all__ = ["DatasetError", "black", "load_images", "normalise"]
+__all__ = ["DatasetError", "black", "data_label", "load_images", "normalise"]
 
 
 def load_images(dataset: str, root, train: bool = True):
@@ -42,3 +42,9 @@ def normalise(dataset: str, x, y, resolution: int, device):
 def black(dataset: str) -> tuple[float, ...]:
     """A black pixel, normalised: what torchvision's pad-then-normalise puts in a crop's border."""
     return tuple(-m / s for m, s in zip(*mean_std(dataset)))
+
+
+def data_label(record: dict) -> str:
+    """' (stand-in data)' or ' (rehearsal data)' for a run's record (a spec, meta, history), '' for the
+    real datasets: what every figure's title adds."""
+    return " (stand-in data)" if record.get("standin") else " (rehearsal data)" if record.get("rehearsal") else ""

@@ -4,31 +4,56 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.data import cifar, imagenet, load_images, split, standin
+from rarts.data import cifar, imagenet, load_images, rehearsal, split, standin
 from rarts.io import write_json
 
 
 def prepare_dataset(dataset: str, spec: dict, out) -> dict:
-    """spec: root, standin (write the digits stand-in if the root is empty), download, threads
-    (ImageNet: images decoded in parallel to verify them)."""
+    """spec: root, standin (write the digits stand-in if the root is empty), rehearsal (write the
+    rehearsal's synthetic data there instead), download, threads (ImageNet: images decoded in
+    parallel to verify them). `nats-bench`: the benchmark folder is checked (or, rehearsing, written)."""
     root = Path(spec["root"])
+    if dataset == "nats-bench":
+        return prepare_nats_bench(root, spec, out)
     if dataset == "imagenet":
-        if spec["standin"] and not (root / "train").is_dir():
-            standin.write_imagefolder_standin(root)
+        if not (root / "train").is_dir():
+            if spec["standin"]:
+                standin.write_imagefolder_standin(root)
+            elif spec.get("rehearsal"):
+                rehearsal.write_imagefolder(root)
         counts = imagenet.verify_imagefolder(root, spec.get("threads") or 1)
         summary = {"dataset": dataset, "root": str(root), "standin": imagenet.is_standin(root), **counts}
     else:
         folder = root / cifar.spec_of(dataset).folder
-        if spec["standin"] and not folder.is_dir():
-            standin.write_cifar_standin(dataset, root)
+        if not folder.is_dir():
+            if spec["standin"]:
+                standin.write_cifar_standin(dataset, root)
+            elif spec.get("rehearsal"):
+                rehearsal.write_cifar(dataset, root)
         cifar.ensure_cifar(dataset, root, download=spec["download"])
         _, y_train = cifar.load_cifar(dataset, root, train=True)
         _, y_test = cifar.load_cifar(dataset, root, train=False)
         summary = {"dataset": dataset, "root": str(root), "standin": cifar.is_standin(dataset, root),
                    "num_classes": int(y_train.max()) + 1, "n_train": len(y_train),
                    "n_test": len(y_test)}
+    summary["rehearsal"] = rehearsal.is_rehearsal(root)
     if summary["standin"]:
         summary["note"] = standin.NOTE.format(fmt=dataset)
+    elif summary["rehearsal"]:
+        summary["note"] = rehearsal.NOTE.format(fmt=dataset)
+    write_json(out, summary)
+    return summary
+
+
+def prepare_nats_bench(root: Path, spec: dict, out) -> dict:
+    """The NATS-Bench folder before any search is scored from it: there (or written, rehearsing)."""
+    from rarts import nats_lookup
+
+    if spec.get("rehearsal") and not (root / "meta.pickle.pbz2").is_file():
+        rehearsal.write_nats(root)
+    nats_lookup.check_benchmark(root)
+    summary = {"dataset": "nats-bench", "root": str(root), "standin": False,
+               "rehearsal": rehearsal.is_rehearsal(root)}
     write_json(out, summary)
     return summary
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from rarts import names
-from rarts.data import black, load_images, normalise
+from rarts.data import black, data_label, load_images, normalise
 from rarts.data.split import read_split
 from rarts.io import write_json
 from rarts.search.algorithms import ALGORITHMS
@@ -41,7 +41,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
         torch.set_num_threads(spec["threads"])
     search_space = SPACES[space].from_settings(hp, spec["num_classes"])
     meta = {"algorithm": algo, "seed": seed, "space": space, "dataset": spec["dataset"],
-            "standin": spec["standin"], "hp": hp}
+            "standin": spec["standin"], "rehearsal": spec.get("rehearsal", False), "hp": hp}
     arch_axes = {"ops": list(search_space.op_names), "edges": search_space.edge_names()}  # the history's α
     if algo == names.RANDOM:
         genotype = search_space.random_genotype(np.random.default_rng(seed))
@@ -67,5 +67,5 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     write_json(out_dir / "history.json", {**meta, **arch_axes, "epochs": history})
     write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost})
     search_space.draw(genotype, out_dir / "cell.png",
-                      title=f"{algo}, seed {seed}" + (" (stand-in data)" if spec["standin"] else ""))
+                      title=f"{algo}, seed {seed}" + data_label(spec))
     log.info("%s seed %d: genotype written to %s", algo, seed, out_dir / "genotype.json")

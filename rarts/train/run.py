@@ -30,11 +30,22 @@ def tensor_setup(spec, hp, dist, device):
     if hp.get("limit_train"):
         x, y = x[:hp["limit_train"]], y[:hp["limit_train"]]
     x, y = normalise(ds, x, y, res, device)
-    xt, yt = normalise(ds, *load_images(ds, spec["root"], train=False), res, device)
+    xt, yt = load_images(ds, spec["root"], train=False)
+    keep = eval_subset(len(yt), hp)
+    xt, yt = normalise(ds, xt[keep], yt[keep], res, device)
     source = TensorSource(x, y, hp["batch_size"], hp["seed"], dist, crop_padding=hp["crop_padding"],
                           hflip=hp["hflip"], cutout=hp["cutout"], pad_value=black(ds), device=device)
     evals = lambda: tensor_eval_batches(xt, yt, eval_batch_size(hp["batch_size"]), dist, device)  # noqa: E731
     return source, evals, int(y.max()) + 1
+
+
+def eval_subset(n: int, hp: dict) -> torch.Tensor:
+    """The test images an epoch's evaluation measures: all of them, or `eval_batches` × batch size of
+    them spread evenly over the set (its classes are stored in order)."""
+    want = hp.get("eval_batches", 0) * hp["batch_size"]
+    if not want or want >= n:
+        return torch.arange(n)
+    return torch.linspace(0, n - 1, want).round().long()
 
 
 def imagenet_setup(spec, hp, dist, device):
@@ -51,6 +62,7 @@ def imagenet_setup(spec, hp, dist, device):
     classes = spec.get("classes")
     train_ds = image_folder(spec["root"], "train", classes, train_tf)
     val_ds = image_folder(spec["root"], "val", classes, val_tf)
+    val_ds = torch.utils.data.Subset(val_ds, eval_subset(len(val_ds), hp).tolist())
     source = FolderSource(train_ds, hp["batch_size"], hp["seed"], dist, hp["workers"], device)
     batch = eval_batch_size(hp["batch_size"])
     evals = lambda: folder_eval_batches(val_ds, batch, dist, hp["workers"], device)  # noqa: E731
@@ -109,7 +121,7 @@ def _train(net, genotype_ref, name, spec, out_dir, ckpt_path, on_step, dist, dev
     history = run_live(trainer, spec, f"live-train-{net}-{name}", {"net": net, "name": name})
     in_sync = trainer.weights_in_sync()
     last = history[-1]
-    metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
+    metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"], "rehearsal": spec.get("rehearsal", False),
                "genotype": genotype.to_json(), "params": n_params(model),
                "params_M": n_params(model) / 1e6, "num_classes": num_classes,
                "test_error": 100 * (1 - last["test_acc"]), "test_top5_error": 100 * (1 - last["test_top5"]),

@@ -63,7 +63,7 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
                       grad_hook=grad_hook)
     history = run_live(trainer, spec, f"live-width-{name}", {"name": name, "net": net["name"], "rule": rule})
     ratio = prc(masks)
-    metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"],
+    metrics = {"name": name, "net": net, "dataset": spec["dataset"], "standin": spec["standin"], "rehearsal": spec.get("rehearsal", False),
                "source": None if source is None else str(source), "rule": rule, "value": value,
                "scored_by": scored_by, "params": n_params(model), "params_M": n_params(model) / 1e6,
                "flops": n_flops(model, (3, hp["resolution"], hp["resolution"])),

@@ -32,13 +32,16 @@ def spec(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
+# the data's kind, which every job records and every table and figure names: the offline profile's
+# digits stand-ins, or the rehearsal's synthetic data at the real sizes
+SYNTHETIC = {"standin": config["data"]["standin"], "rehearsal": config["data"]["rehearsal"]}
 IMAGENET_R_DIR = "results/data/imagenet_r"  # ImageNet-R decoded to tensors (workflow/rules/width.smk)
 
 
 def dataset_spec(name):
     d = config["data"]
     root = IMAGENET_R_DIR if name == "imagenet_r" else d["imagenet" if name.startswith("imagenet") else name]["root"]
-    return {"root": root, "standin": d["standin"], "download": d["download"]}
+    return {"root": root, **SYNTHETIC, "download": d["download"]}
 
 
 def mlflow_spec():
@@ -67,7 +70,7 @@ def job_hp(section):
 
 def job_spec(dataset, hp, **extra):
     """What a search or training computes from: its data and its settings."""
-    return {"dataset": dataset, "root": dataset_spec(dataset)["root"], "standin": config["data"]["standin"],
+    return {"dataset": dataset, "root": dataset_spec(dataset)["root"], **SYNTHETIC,
             "hp": job_hp(hp), **extra}
 
 

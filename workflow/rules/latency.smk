@@ -94,7 +94,7 @@ rule table2:
         csv=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
         md="results/table2.md",
     params:
-        spec=spec({"standin": config["data"]["standin"], "settings": ABLATION["settings"],
+        spec=spec({**SYNTHETIC, "settings": ABLATION["settings"],
                    "order": list(ABLATION["settings"]), "model": LAT["model"]}),
     log:
         "results/logs/table2.log",

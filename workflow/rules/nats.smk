@@ -68,8 +68,24 @@ rule search_nats:
         "--ckpt {params.ckpt} 2> {log}"
 
 
+rule prepare_nats_bench:
+    output:
+        "results/data/nats_bench/ready.json",
+    params:
+        spec=spec({"root": NATS["benchmark"], **SYNTHETIC}),
+    resources:
+        **job(),
+    log:
+        "results/logs/prepare_data/nats_bench.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} prepare-data --dataset nats-bench --spec {params.spec} --out {output} 2> {log}"
+
+
 rule nats_score:
     input:
+        benchmark="results/data/nats_bench/ready.json" if NATS["benchmark"] else [],
         genotypes=lambda w: [f"{d}/genotype.json" for d in nats_run_dirs(w.dataset)],
         data="results/data/{dataset}/ready.json",
     output:
@@ -102,7 +118,7 @@ rule table4:
         csv=report("results/table4.csv", category="Tables", caption="../report/table4.rst"),
         md="results/table4.md",
     params:
-        spec=spec({"standin": config["data"]["standin"], "split": NATS_SEARCH["split"]}),
+        spec=spec({**SYNTHETIC, "split": NATS_SEARCH["split"]}),
     log:
         "results/logs/table4.log",
     resources:

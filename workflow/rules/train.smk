@@ -117,7 +117,7 @@ rule table1:
         csv=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         md="results/table1.md",
     params:
-        spec=spec({"standin": config["data"]["standin"]}),
+        spec=spec({**SYNTHETIC}),
     log:
         "results/logs/table1.log",
     resources:
@@ -137,7 +137,7 @@ rule table3:
         csv=report("results/table3.csv", category="Tables", caption="../report/table3.rst"),
         md="results/table3.md",
     params:
-        spec=spec({"standin": config["data"]["standin"]}),
+        spec=spec({**SYNTHETIC}),
     log:
         "results/logs/table3.log",
     resources:

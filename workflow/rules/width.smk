@@ -219,7 +219,7 @@ rule width_table:
         csv=report("results/{table}.csv", category="Tables", caption="../report/width_table.rst"),
         md="results/{table}.md",
     params:
-        spec=lambda w: spec({"standin": config["data"]["standin"], "width": WIDTH[w.table],
+        spec=lambda w: spec({**SYNTHETIC, "width": WIDTH[w.table],
                              "sparsity": W5["sparsity"]}),
     log:
         "results/logs/{table}.log",

@@ -1,0 +1,45 @@
+# The dress rehearsal's report (config/rehearsal.yaml, `make rehearsal`): per rule, the measured step
+# time at paper size against the plan's from a CPU step table measured at paper size, and each job's
+# peak memory against its request (rarts.rehearsal).
+
+
+rule rehearsal_steps:
+    output:
+        "results/rehearsal/cpu_steps.json",
+    threads: config["threads"]
+    resources:  # every algorithm's search network at once, then one step each at paper size
+        **job(mem_mb=cluster.memory_mb("search", 0) * 2, minutes=30),
+    log:
+        "results/logs/rehearsal_steps.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 1 --warmup 0 "
+        "--no-cpu-peaks --step-table-only --out {output} > {log} 2>&1"
+
+
+REHEARSED = list(ALL_TARGETS)  # what the report measures: everything but itself and the MLflow step
+
+
+rule rehearsal_report:
+    input:
+        targets=REHEARSED,
+        steps="results/rehearsal/cpu_steps.json",
+    output:
+        csv=report("results/rehearsal/report.csv", category="Rehearsal", caption="../report/rehearsal.rst"),
+        md="results/rehearsal/report.md",
+    params:
+        config=spec(config),
+    resources:
+        **job(),
+    log:
+        "results/logs/rehearsal_report.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} rehearsal-report {REHEARSED} --config {params.config} --bench {input.steps} "
+        "--csv {output.csv} --md {output.md} 2> {log}"
+
+
+if config["data"]["rehearsal"]:
+    ALL_TARGETS += ["results/rehearsal/report.csv", "results/rehearsal/report.md"]
