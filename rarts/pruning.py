@@ -10,11 +10,11 @@ from rarts.names import PRUNING_RULES as RULES
 
 
 def global_masks(scores: list[torch.Tensor], ratio: float) -> list[torch.Tensor]:
-    """Network Slimming's rule: one threshold at the `ratio` quantile of all |scores|; a channel is
-    kept when its |score| is strictly above it."""
+    """Network Slimming's rule, as its `resprune.py` computes it: the threshold is the sorted |scores|
+    at index int(total · ratio), and a channel is kept when its |score| is strictly above it (so the
+    channel at that index goes too, and every tie with it)."""
     flat = torch.cat([s.detach().abs().flatten() for s in scores])
-    k = int(len(flat) * ratio)
-    threshold = flat.sort().values[k - 1] if k > 0 else flat.min() - 1
+    threshold = flat.sort().values[min(int(len(flat) * ratio), len(flat) - 1)]
     return [s.detach().abs() > threshold for s in scores]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from rarts.names import chance_error
+from rarts.names import ALGORITHMS, chance_error
 from rarts.io import read_json, write_csv, write_text
 from rarts.paper import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
                          PAPER_TABLE6, PAPER_TAS)
@@ -40,6 +40,15 @@ def mean_std(values) -> tuple[float, float]:
     return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else float("nan")
 
 
+METHODS = ("random", *ALGORITHMS)  # the tables' order of the searched methods (rarts.names)
+
+
+def stat(column: str, values, digits: int = 2) -> dict:
+    """A statistic as the tables give it: `column` ("mean ± std"), `column_mean`, `column_std`."""
+    m, sd = mean_std(values)
+    return {column: fmt(m, sd, digits), f"{column}_mean": m, f"{column}_std": sd}
+
+
 def fmt(mean: float, std: float, digits: int = 2) -> str:
     if np.isnan(mean):
         return ""
@@ -67,36 +76,49 @@ def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[s
     write_text(md, "\n".join(lines) + "\n")
 
 
+RUN_NAME = re.compile(r"(?P<algo>\w+?)-(seed(?P<seed>\d+)|best-train(?P<train>\d+))")  # train.smk's names
+
+
+def protocol_note(spec: dict, selections: dict[str, str]) -> str:
+    """What Table 1's rows are the mean of, by the configured protocol."""
+    if spec.get("protocol") == "best":
+        chosen = ", ".join(f"{LABELS[a]} {sel.split('→')[-1].strip()}" for a, sel in sorted(selections.items()))
+        return (f"Protocol `best` (the DARTS protocol): per algorithm the best of its {len(spec['seeds'])} searches by "
+                f"final search validation accuracy ({chosen}), retrained with training seeds {spec['retrain_seeds']}; "
+                "our rows are mean ± sample std over those trainings. The random baseline's sampled cells have no "
+                f"search accuracy: each is retrained once (seed {spec['train_seed']}).")
+    return (f"Protocol `searches`: every search's cell retrained once (training seed {spec.get('train_seed', 0)}); our "
+            f"rows are mean ± sample std of the test error over the search seeds {spec.get('seeds', '')}.")
+
+
 def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
-    """spec: standin. inputs: the CIFAR metrics.json of every retraining and the cost.json of every
-    search (matched by algorithm and seed)."""
-    costs = {(c["algorithm"], c["seed"]): c for c in map(read_json, (p for p in inputs if Path(p).name == "cost.json"))}
+    """spec: standin, rehearsal, protocol, seeds, train_seed, retrain_seeds. inputs: the CIFAR
+    metrics.json of every retraining, the cost.json of every search, and (protocol `best`) each
+    algorithm's best.json (which search was retrained)."""
+    costs: dict[str, list[dict]] = {}
+    for c in map(read_json, (p for p in inputs if Path(p).name == "cost.json")):
+        costs.setdefault(c["algorithm"], []).append(c)
+    selections = {read_json(p)["meta"]["algorithm"]: read_json(p)["meta"]["selection"]
+                  for p in inputs if Path(p).name == "best.json"}
     runs: dict[str, list[dict]] = {}
     for p in (Path(p) for p in inputs if Path(p).name == "metrics.json"):
         name = p.parent.name  # results/train/cifar/<name>/metrics.json
-        m = re.fullmatch(r"(?P<algo>\w+?)-seed(?P<seed>\d+)", name)
-        method = m["algo"] if m else name
-        rec = read_json(p)
-        if m:  # searched genotype: attach its search cost
-            rec = {**rec, "search_cost": costs[m["algo"], int(m["seed"])]}
-        runs.setdefault(method, []).append(rec)
+        m = RUN_NAME.fullmatch(name)
+        runs.setdefault(m["algo"] if m else name, []).append(read_json(p))
     paper = {r[0]: r for r in PAPER_TABLE1}
     rows = []
-    for method in ["random", "darts1", "darts2", "milenas", "rarts", "DARTS_V1", "DARTS_V2"]:
+    for method in [*METHODS, "DARTS_V1", "DARTS_V2"]:
         if method not in runs:
             continue
-        recs = runs[method]
-        err_m, err_s = mean_std([r["test_error"] for r in recs])
-        costs = [r["search_cost"] for r in recs if "search_cost" in r]
-        gpu_days = [c["gpu_days"] for c in costs if c.get("gpu_days") is not None]
+        recs, searched = runs[method], costs.get(method, [])
+        gpu_days = [c["gpu_days"] for c in searched if c.get("gpu_days") is not None]
         p = paper[OURS_TO_PAPER1[method]]
         rows.append({
-            "method": LABELS[method], "source": "ours", "test_error": fmt(err_m, err_s),
-            "test_error_mean": err_m, "test_error_std": err_s, "chance_error": chance(recs),
-            "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
+            "method": LABELS[method], "source": "ours", **stat("test_error", [r["test_error"] for r in recs]),
+            "chance_error": chance(recs), "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
             "search_gpu_days": float(np.mean(gpu_days)) if gpu_days else np.nan,
-            "search_wall_hours": float(np.mean([c["wall_s"] for c in costs])) / 3600 if costs else np.nan,
-            "search_device": costs[0]["device"] if costs else "— (published cell)",
+            "search_wall_hours": float(np.mean([c["wall_s"] for c in searched])) / 3600 if searched else np.nan,
+            "search_device": searched[0]["device"] if searched else "— (published cell)",
             "train_device": recs[0]["device"], "n_runs": len(recs),
             "paper_method": p[0], "paper_test_error": p[1], "paper_params_M": p[2],
             "paper_v100": p[3], "paper_search_gpu_days": p[4]})
@@ -105,8 +127,9 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_params_M": p[2], "paper_v100": p[3], "paper_search_gpu_days": p[4]})
     df = pd.DataFrame(rows)
     write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec, [
-        "Our rows: mean ± sample std of the test error over search seeds (each genotype retrained "
-        "once under one protocol); search cost measured on the device named.",
+        protocol_note(spec, selections),
+        "The published cells are retrained once under the same training protocol; search cost: the mean over "
+        "the algorithm's searches, measured on the device named.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 1).",
         "Search GPU-days are empty for searches that ran on a CPU; see search_wall_hours.", CHANCE_NOTE])
     return df
@@ -152,10 +175,9 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
     paper_rows = list(PAPER_TABLE2)  # the paper's row order first, other settings after, as configured
     for name in sorted(spec["order"], key=lambda n: paper_rows.index(n) if n in paper_rows else len(paper_rows)):
         s, recs = spec["settings"][name], by_setting.get(name, [])
-        m, sd = mean_std([r["latency_ms"] for r in recs]) if recs else (np.nan, np.nan)
         rows.append({"setting": name, "latency_weight": s["weight"], "batch_size": s["batch_size"],
                      "arch_lr": s["arch_lr"], "arch_weight_decay": s["arch_weight_decay"],
-                     "latency_ms": fmt(m, sd), "latency_ms_mean": m, "latency_ms_std": sd,
+                     **stat("latency_ms", [r["latency_ms"] for r in recs]),
                      "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3) if recs else np.nan,
                      "device": recs[0]["device"] if recs else "", "n_runs": len(recs),
                      "paper_latency_ms": PAPER_TABLE2.get(name, np.nan)})
@@ -188,10 +210,8 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
     scores = pd.DataFrame([r for p in inputs for r in read_json(p)])
     rows = []
     for (ds, algo), grp in scores.groupby(["dataset", "algorithm"], sort=False):
-        m, sd = mean_std(grp.test_error)
         paper = PAPER_TABLE4.get((ds, algo), (np.nan, np.nan))
-        rows.append({"dataset": ds, "method": LABELS[algo], "error": fmt(m, sd), "error_mean": m,
-                     "error_std": sd, "chance_error": round(grp.chance_error.iloc[0], 1), "skip_ratio_pct": 100 * grp.skip_ratio.mean(),
+        rows.append({"dataset": ds, "method": LABELS[algo], **stat("error", grp.test_error), "chance_error": round(grp.chance_error.iloc[0], 1), "skip_ratio_pct": 100 * grp.skip_ratio.mean(),
                      "n_runs": len(grp), "source": ",".join(sorted(set(grp.source))),
                      "cells": " ; ".join(grp.arch), "paper_error": paper[0], "paper_skip_ratio_pct": paper[1]})
     df = pd.DataFrame(rows)
@@ -221,23 +241,22 @@ def _width_label(method: str) -> str:
     return WIDTH_LABELS[algo] + (f" ({pct}% PRC)" if pct else "")
 
 
-BEST_NOTE = ("test_error is the last epoch's; test_error_best the best epoch's, the one Network Slimming "
-             "reports (the paper's baseline and NS rows are quoted from it).")
+BEST_NOTE = ("test_error (the last epoch) is the headline. test_error_best_epoch_on_test is the best epoch's error, "
+             "that epoch chosen on the test set itself (optimistic): Network Slimming reports it, so the paper's "
+             "baseline and NS rows, quoted from it, are best-epoch numbers.")
 
 
 def best_error(recs: list[dict]) -> dict:
     """The best-epoch test error of the runs behind a row (mean ± std)."""
-    m, sd = mean_std([r["best_test_error"] for r in recs])
-    return {"test_error_best": fmt(m, sd), "test_error_best_mean": m, "test_error_best_std": sd}
+    return stat("test_error_best_epoch_on_test", [r["best_test_error"] for r in recs])
 
 
 def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
     """spec: standin, width (config width.table5), sparsity. inputs: every run's metrics.json."""
     rows = []
     for (ds, method), recs in _width_runs(inputs).items():
-        err_m, err_s = mean_std([r["test_error"] for r in recs])
         rows.append({"dataset": ds, "method": _width_label(method), "run": method, "source": "ours",
-                     "test_error": fmt(err_m, err_s), "test_error_mean": err_m, "test_error_std": err_s,
+                     **stat("test_error", [r["test_error"] for r in recs]),
                      **best_error(recs), "chance_error": chance(recs), "params": int(np.mean([r["params"] for r in recs])),
                      "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
                      "flops": int(np.mean([r["flops"] for r in recs])),
@@ -270,18 +289,15 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
     """spec: standin, width (config width.table6). inputs: every run's metrics.json."""
     runs = {method: recs for (_, method), recs in _width_runs(inputs).items()}
     rows = []
-    for method in ["baseline", "random", "darts1", "darts2", "milenas", "rarts"]:
+    for method in ["baseline", *METHODS]:
         if method not in runs:
             continue
         recs = runs[method]
-        err_m, err_s = mean_std([r["test_error"] for r in recs])
-        prc_m, prc_s = mean_std([100 * r["prc_mean_over_pruned_layers"] for r in recs])
         paper = PAPER_TABLE6.get(method, ("", ""))
-        rows.append({"method": WIDTH_LABELS[method], "run": method, "test_error": fmt(err_m, err_s),
-                     "test_error_mean": err_m, "test_error_std": err_s, **best_error(recs),
-                     "chance_error": chance(recs), "prc_pct": "–" if method == "baseline" else fmt(prc_m, prc_s, 1),
-                     "prc_pct_mean": np.nan if method == "baseline" else prc_m,
-                     "prc_pct_std": np.nan if method == "baseline" else prc_s,
+        prc = ({"prc_pct": "–", "prc_pct_mean": np.nan, "prc_pct_std": np.nan} if method == "baseline"
+               else stat("prc_pct", [100 * r["prc_mean_over_pruned_layers"] for r in recs], 1))
+        rows.append({"method": WIDTH_LABELS[method], "run": method, **stat("test_error", [r["test_error"] for r in recs]),
+                     **best_error(recs), "chance_error": chance(recs), **prc,
                      "params_M": round(float(np.mean([r["params_M"] for r in recs])), 3),
                      "flops": int(np.mean([r["flops"] for r in recs])), "n_runs": len(recs),
                      "device": recs[0]["device"], "paper_test_error": paper[0], "paper_prc_pct": paper[1]})

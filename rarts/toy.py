@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-METHODS = ("darts1", "darts2", "milenas", "rarts")
+from rarts.names import ALGORITHMS as METHODS  # the same four methods as the searches
 
 
 # Partial derivatives of the two losses.

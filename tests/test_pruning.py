@@ -46,11 +46,11 @@ def test_thin_network_equals_scored_network_with_removed_scores_zeroed(mode):
 
 def test_global_threshold_prunes_the_requested_ratio_and_prc():
     scores = [torch.tensor([0.1, 0.5, 0.9, 0.3]), torch.tensor([0.2, 0.8, 0.05, 0.7, 0.6, 0.4])]
-    masks = global_masks(scores, 0.4)  # 4 of 10 lowest go
-    assert sum(int(m.sum()) for m in masks) == 6
+    masks = global_masks(scores, 0.4)  # resprune.py: threshold = sorted[int(10 · 0.4)] = 0.4, kept if above
+    assert sum(int(m.sum()) for m in masks) == 5
     assert masks[0].tolist() == [False, True, True, False]
     r = prc(masks)
-    assert r["overall"] == pytest.approx(0.4) and r["mean_over_pruned_layers"] == pytest.approx((0.5 + 2 / 6) / 2)
+    assert r["overall"] == pytest.approx(0.5) and r["mean_over_pruned_layers"] == pytest.approx((0.5 + 3 / 6) / 2)
     assert threshold_masks([torch.tensor([0.0, 1e-4, 0.5])], 1e-3)[0].tolist() == [False, False, True]
 
 
@@ -155,8 +155,8 @@ def test_pruning_rules_ratio_threshold_random_and_one_channel_kept():
     # threshold: every score of layer 0 is ≤ ε, yet the layer keeps one channel (stays connected)
     t = choose_masks("threshold", scores, 0.2)
     assert [int(m.sum()) for m in t] == [1, 3]
-    r = choose_masks("ratio", scores, 0.6)  # 4 of 7 cut: the threshold is 0.1
-    assert r[1].tolist() == [True, False, True, True] and int(r[0].sum()) == 1
+    r = choose_masks("ratio", scores, 0.6)  # the threshold is sorted[int(7 · 0.6)] = 0.5
+    assert r[1].tolist() == [True, False, False, True] and int(r[0].sum()) == 1
     like = [torch.tensor([True, False, False]), torch.tensor([True, True, False, False])]
     rand = [choose_masks("random", scores, like=like, seed=s) for s in (0, 1, 2)]
     assert all([int(m.sum()) for m in masks] == [1, 2] for masks in rand)  # like's per-layer widths
@@ -174,3 +174,43 @@ def test_l1_penalty_gradient_is_weight_times_sign():
     assert penalty.item() == pytest.approx(0.1 * 5.5)
     grads = torch.autograd.grad(penalty, a)
     assert grads[0].tolist() == pytest.approx([0.1, -0.1]) and grads[1].tolist() == pytest.approx([0.1])
+
+
+def resprune_masks(bns_weight: list[torch.Tensor], percent: float) -> list[torch.Tensor]:
+    """Network Slimming's `resprune.py`, written out independently: gather |γ| of every BN, sort, take
+    the value at index int(total · percent) as the threshold, keep γ.abs() > threshold."""
+    total = sum(w.shape[0] for w in bns_weight)
+    bn = torch.zeros(total)
+    index = 0
+    for w in bns_weight:
+        size = w.shape[0]
+        bn[index:(index + size)] = w.abs().clone()
+        index += size
+    y, _ = torch.sort(bn)
+    thre = y[int(total * percent)]
+    return [w.abs().gt(thre) for w in bns_weight]
+
+
+@pytest.mark.parametrize("percent", [0.4, 0.6])
+def test_network_slimming_keeps_exactly_the_channels_resprune_keeps_on_resnet164(percent):
+    """ResNet-164 with random BN scales (and ties: a tenth of the scales share a few values): the masks
+    Network Slimming's rule gives (Table 5's NS rows, and RARTS's fixed-ratio width search) equal
+    resprune.py's, channel for channel."""
+    g = torch.Generator().manual_seed(int(percent * 10))
+    model = PreResNet(depth=164, num_classes=10)
+    for bn in model.bns():
+        bn.weight.data.uniform_(-1.0, 1.0, generator=g)
+        tied = torch.rand(bn.num_features, generator=g) < 0.1
+        bn.weight.data[tied] = torch.tensor([0.25, -0.5, 0.75])[torch.randint(0, 3, (int(tied.sum()),), generator=g)]
+    weights = [bn.weight.detach() for bn in model.bns()]
+    ours = choose_masks("ratio", prunable_bn_scales(model), percent)
+    official = resprune_masks(weights, percent)
+    assert all(torch.equal(a, b) for a, b in zip(ours, official))
+    total = sum(len(w) for w in weights)
+    assert sum(int((~m).sum()) for m in ours) >= int(total * percent) + 1  # the channel at the index goes too
+
+
+def prunable_bn_scales(model):
+    from rarts.models import prunable
+
+    return prunable.bn_scales(model)

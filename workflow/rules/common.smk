@@ -59,7 +59,7 @@ def num_classes(dataset):
 # --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
 # so that changing the device, the threads or the tracking server reruns nothing.
 JOB = f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())}" + (" --deterministic" if config["deterministic"] else "")
-RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select")
+RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
 
 
 def job_hp(section):

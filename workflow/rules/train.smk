@@ -5,23 +5,49 @@ TRAIN = config["train"]
 PUBLISHED = TRAIN["cifar"]["published"]
 
 
+PROTOCOL = TRAIN["cifar"]["protocol"]  # Table 1: `searches` (each search retrained once) or `best` (DARTS's)
+
+
+def best_protocol(algo):
+    """Whether `algo`'s cells go through the DARTS protocol (the sampled random cells have no search
+    accuracy to choose by: each is retrained once)."""
+    return PROTOCOL == "best" and algo != names.RANDOM
+
+
 def cifar_train_names():
-    searched = [f"{a}-seed{s}" for a in DARTS["algorithms"] for s in DARTS["seeds"]]
-    return searched + PUBLISHED
+    """`{algo}-seed{s}`: search s's cell, retrained once; `{algo}-best-train{k}`: the best of the
+    algorithm's searches, retrained with training seed k; the published cells."""
+    runs = []
+    for algo in DARTS["algorithms"]:
+        if best_protocol(algo):
+            runs += [f"{algo}-best-train{k}" for k in TRAIN["cifar"]["retrain_seeds"]]
+        else:
+            runs += [f"{algo}-seed{s}" for s in DARTS["seeds"]]
+    return runs + PUBLISHED
 
 
 def genotype_of(name):
-    """A published name, or the genotype file of the search behind `{algo}-seed{seed}`."""
+    """A published name, or the genotype file behind `{algo}-seed{seed}` / `{algo}-best-train{k}`."""
     if name in PUBLISHED or name in TRAIN["imagenet"]["compare"]:
         return []
     if name == "RARTS":
         return "results/transfer/rarts_cell.json"
+    if "-best-train" in name:
+        return f"results/search/darts/{name.split('-best-train')[0]}/best.json"
     algo, seed = name.rsplit("-seed", 1)
     return f"results/search/darts/{algo}/seed{seed}/genotype.json"
 
 
 def train_spec(net):
     return job_spec(DARTS["dataset"] if net == "cifar" else "imagenet", TRAIN[net])
+
+
+def cifar_train_spec(name):
+    """A retraining's settings: the protocol's training seed for the DARTS protocol's runs."""
+    spec = train_spec("cifar")
+    if "-best-train" in name:
+        spec["hp"] = {**spec["hp"], "seed": int(name.rsplit("-best-train", 1)[1])}
+    return spec
 
 
 def train_job(net):
@@ -39,9 +65,9 @@ rule train_cifar:
     output:
         "results/train/cifar/{name}/metrics.json",
     wildcard_constraints:
-        name=r"[A-Za-z0-9_]+(-seed\d+)?",
+        name=r"[A-Za-z0-9_]+(-seed\d+|-best-train\d+)?",
     params:
-        spec=spec(train_spec("cifar")),
+        spec=lambda w: spec(cifar_train_spec(w.name)),
         genotype=lambda w, input: input.genotype or w.name,
         out_dir=lambda w: f"results/train/cifar/{w.name}",
         ckpt=lambda w: checkpoint_path("train", "cifar", w.name),
@@ -61,6 +87,25 @@ rule train_cifar:
 
 def rarts_search_dirs():
     return [f"results/search/darts/rarts/seed{s}" for s in DARTS["seeds"]]
+
+
+rule select_best_search:
+    input:
+        lambda w: [f"results/search/darts/{w.algo}/seed{s}/genotype.json" for s in DARTS["seeds"]],
+    output:
+        "results/search/darts/{algo}/best.json",
+    wildcard_constraints:
+        algo=alternatives(names.ALGORITHMS),
+    params:
+        runs=lambda w: [f"results/search/darts/{w.algo}/seed{s}" for s in DARTS["seeds"]],
+    resources:
+        **job(),
+    log:
+        "results/logs/select_best_search/{algo}.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} select-cell --rule best_search_val --runs {params.runs} --out {output} 2> {log}"
 
 
 rule select_transfer_cell:
@@ -113,11 +158,13 @@ rule table1:
     input:
         metrics=[f"results/train/cifar/{n}/metrics.json" for n in cifar_train_names()],
         costs=[f"{d}/cost.json" for d in darts_run_dirs()],
+        best=[f"results/search/darts/{a}/best.json" for a in DARTS["algorithms"] if best_protocol(a)],
     output:
         csv=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         md="results/table1.md",
     params:
-        spec=spec({**SYNTHETIC}),
+        spec=spec({**SYNTHETIC, "protocol": PROTOCOL, "seeds": DARTS["seeds"], "train_seed": TRAIN["cifar"]["seed"],
+                   "retrain_seeds": TRAIN["cifar"]["retrain_seeds"]}),
     log:
         "results/logs/table1.log",
     resources:
@@ -125,7 +172,7 @@ rule table1:
     conda:
         "../../envs/rarts.yaml"
     shell:
-        "{RARTS} table table1 --spec {params.spec} --inputs {input.metrics} {input.costs} "
+        "{RARTS} table table1 --spec {params.spec} --inputs {input.metrics} {input.costs} {input.best} "
         "--csv {output.csv} --md {output.md} 2> {log}"
 
 
