@@ -45,7 +45,7 @@ quick: $(STAMP)
 # The paper config at paper size on synthetic data, a few steps of two epochs a run (config/rehearsal.yaml);
 # its report: results/rehearsal/report.md
 rehearsal: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --resources mem_mb=$(MEM_MB) $(SMK_FLAGS) -- $(TARGETS) \
+	$(BIN)/snakemake --cores $(CORES) --resources=mem_mb=$(MEM_MB) $(SMK_FLAGS) $(TARGETS) \
 		--configfile config/rehearsal.yaml $(CONFIG)
 
 paper-dry: $(STAMP)

@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/width.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/reproduction.smk"
 include: "workflow/rules/rehearsal.smk"
 include: "workflow/rules/report.smk"
 

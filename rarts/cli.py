@@ -248,6 +248,13 @@ def build_parser() -> argparse.ArgumentParser:
     tb.add_argument("--md", required=True)
     tb.set_defaults(func=cmd_table)
 
+    rp = sub.add_parser("reproduction", help="our rows beside the paper's, with a verdict each, and the paper's claims")
+    rp.add_argument("--spec", type=_json_arg, required=True, help='{"standin": …, "rehearsal": …}')
+    rp.add_argument("--inputs", nargs="+", required=True, help="the tables' CSVs and skip_connections.csv")
+    rp.add_argument("--csv", required=True)
+    rp.add_argument("--md", required=True)
+    rp.set_defaults(func=call("rarts.reproduction:reproduction_main", "spec", "inputs", "csv", "md"))
+
     g = sub.add_parser("fig2", help="draw the cells of the best RARTS search")
     g.add_argument("--runs", nargs="+", required=True, help="search output folders")
     g.add_argument("--png", required=True)

@@ -55,3 +55,8 @@ PAPER_TAS = {"cifar10": 6.00, "cifar100": 22.24}  # TAS (with knowledge distilla
 PAPER_TABLE6 = {"baseline": ("12.3 ± 1.4", ""), "random": ("12.0 ± 1.1", "71.2 ± 1.9"),
                 "darts1": ("10.1 ± 2.0", "69.0 ± 0.9"), "darts2": ("9.8 ± 1.7", "72.6 ± 2.0"),
                 "rarts": ("8.2 ± 1.9", "71.2 ± 1.9")}
+
+
+# Runs the paper says a value averages (what it states: its Table 1 RARTS row and Table 6 are means of 5
+# runs, Table 4 of 3); a table's number holds for all its rows, a dict names the rows.
+PAPER_RUNS = {"table1": {"RARTS": 5}, "table4": 3, "table6": 5}

@@ -1,0 +1,26 @@
+# Reproduction verdicts (rarts.reproduction): every row of ours with a paper value, the difference and
+# a verdict by a stated rule, and whether our runs show the paper's search claims.
+TABLE_CSVS = [f"results/{t}.csv" for t in names.TABLES if f"results/{t}.csv" in ALL_TARGETS]
+
+
+rule reproduction:
+    input:
+        tables=TABLE_CSVS,
+        skips="results/search/darts/skip_connections.csv",
+    output:
+        csv=report("results/reproduction.csv", category="Tables", caption="../report/reproduction.rst"),
+        md="results/reproduction.md",
+    params:
+        spec=spec(SYNTHETIC),
+    resources:
+        **job(),
+    log:
+        "results/logs/reproduction.log",
+    conda:
+        "../../envs/rarts.yaml"
+    shell:
+        "{RARTS} reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
+        "--md {output.md} 2> {log}"
+
+
+ALL_TARGETS += ["results/reproduction.csv", "results/reproduction.md"]
