@@ -125,7 +125,8 @@ def network_steps(size_name, device, steps, warmup) -> list[dict]:
 def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
     from rarts.models import NETWORKS as NETWORKS_BY_NAME, build_network, load_arch
     from rarts.search.algorithms import build_algorithm
-    from rarts.spaces.nats import NatsCell, NatsSearchSpace
+    from rarts.models.nats import NatsCell
+    from rarts.spaces.nats import NatsSearchSpace
 
     rows = []
     for name, (over, batch, res, classes) in NETWORKS[size_name].items():
@@ -345,7 +346,7 @@ def latency_timing(device) -> dict:
     """One candidate op at the search's shape timed as the latency table times it (CUDA events around
     groups of calls), beside a synchronize after every call: the sync's share of a small op."""
     from rarts import latency
-    from rarts.spaces.darts_ops import OPS
+    from rarts.models.darts_ops import OPS
 
     op = OPS["sep_conv_3x3"](16, 1, False).to(device).eval()
     x = torch.randn(64, 16, 32, 32, device=device)

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--png", required=True)
     f.add_argument("--pdf")
     f.add_argument("--csv", required=True)
-    f.set_defaults(func=call("rarts.plots:make_fig1", "spec", "png", "pdf", "csv"))
+    f.set_defaults(func=call("rarts.figures.toy:make_fig1", "spec", "png", "pdf", "csv"))
 
     d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
     d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet", "nats-bench"], required=True)
@@ -260,25 +260,25 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--png", required=True)
     g.add_argument("--pdf")
     g.add_argument("--csv", required=True, help="skip-connection counts of every genotype")
-    g.set_defaults(func=call("rarts.plots:make_fig2", "runs", "png", "pdf", "csv"))
+    g.set_defaults(func=call("rarts.figures.cells:make_fig2", "runs", "png", "pdf", "csv"))
 
     tv = sub.add_parser("table-view", help="a table as a figure (ours beside the paper's) and as HTML")
     tv.add_argument("table", choices=names.TABLES)
     for opt in ("--csv", "--md", "--png", "--pdf", "--html"):
         tv.add_argument(opt, required=True)
-    tv.set_defaults(func=call("rarts.plots:make_table_view", "table", "csv", "md", "png", "pdf", "html"))
+    tv.set_defaults(func=call("rarts.figures.tables:make_table_view", "table", "csv", "md", "png", "pdf", "html"))
 
     dy = sub.add_parser("dynamics", help="one search's softmax(α) per edge and skip connections over epochs")
     dy.add_argument("--history", required=True)
     dy.add_argument("--png", required=True)
-    dy.set_defaults(func=call("rarts.plots:make_dynamics", "history", "png"))
+    dy.set_defaults(func=call("rarts.figures.dynamics:make_dynamics", "history", "png"))
 
     sk = sub.add_parser("skip-figure", help="skip connections over epochs, per algorithm")
     sk.add_argument("--histories", nargs="+", required=True)
     sk.add_argument("--png", required=True)
     sk.add_argument("--pdf", required=True)
     sk.add_argument("--title", default="skip connections over epochs")
-    sk.set_defaults(func=call("rarts.plots:make_skip_comparison", "histories", "png", "pdf", "title"))
+    sk.set_defaults(func=call("rarts.figures.dynamics:make_skip_comparison", "histories", "png", "pdf", "title"))
 
     pl = sub.add_parser("plan", help="the jobs a target needs and their projected GPU-hours, per rule")
     pl.add_argument("targets", nargs="+", help="Snakemake targets, e.g. all or results/table1.csv")

@@ -1,44 +1,22 @@
-"""The latency penalty of eqs. (5) and (8): weight · Σ_cells ⟨softmax(α), Lat⟩."""
+"""Latency measurement: Lat of eq. (5), every candidate operation timed on every edge of the search
+network at the input shape that edge sees, and the forward time of a found model (Table 2). The
+penalty built from Lat is `rarts.penalties.LatencyPenalty`."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import statistics
+import time
 
 import torch
-import torch.nn.functional as F
 
-from rarts.io import read_json
+from rarts.io import read_json, write_json
+from rarts.models import build_network
+from rarts.models.darts_ops import PRIMITIVES, Zero
+from rarts.models.genotypes import load_genotype
+from rarts.params import n_params
+from rarts.runtime import device_name, resolve_device
+from rarts.spaces import DartsSearchSpace
 
-
-class LatencyPenalty:
-    """Callable on the architecture tensors; `tables` has one tensor shaped like each α."""
-
-    def __init__(self, tables: list[torch.Tensor], weight: float):
-        self.tables, self.weight = tables, float(weight)
-
-    def _expected(self, arch) -> torch.Tensor:
-        if self.tables[0].device != arch[0].device:  # moved once, not on every α step
-            self.tables = [t.to(arch[0].device) for t in self.tables]
-        return sum((F.softmax(a, dim=-1) * t).sum() for a, t in zip(arch, self.tables))
-
-    def __call__(self, arch) -> torch.Tensor:
-        return self.weight * self._expected(arch)
-
-    def expected_latency(self, arch) -> float:
-        with torch.no_grad():
-            return float(self._expected(arch))
-
-    def record(self, arch) -> dict:
-        """For the search history: the expected latency ⟨softmax(α), Lat⟩ in ms."""
-        return {"expected_latency": self.expected_latency(arch)}
-
-    @classmethod
-    def from_file(cls, path, weight: float, arch_names=("normal", "reduce")) -> "LatencyPenalty":
-        table = read_json(Path(path))
-        return cls([torch.tensor(table["lat"][n], dtype=torch.float32) for n in arch_names], weight)
-
-
-# -- measuring ------------------------------------------------------------------------------
 GPU_CALLS = 20  # forward calls between two CUDA events: one synchronize per group, not per call
 
 
@@ -47,9 +25,6 @@ def time_forward(module, x, warmup: int, repeats: int) -> float:
     """Forward time in milliseconds after `warmup` untimed runs: on a CPU the median of `repeats`
     timed calls; on a GPU the median over `repeats` groups of GPU_CALLS calls, each group timed by
     CUDA events around it (a synchronize per call would dominate ops of tens of microseconds)."""
-    import statistics
-    import time
-
     for _ in range(warmup):
         module(x)
     if x.device.type != "cuda":
@@ -93,8 +68,6 @@ def measure_op_table(space, resolution: int, batch_size: int, device, warmup: in
     """Lat for each α: the summed forward time (ms) of every candidate op on every edge of the
     cells that share it, at that edge's input shape (the search network's own op modules);
     `none` costs 0."""
-    from rarts.spaces.darts_ops import PRIMITIVES, Zero
-
     device = torch.device(device)
     net, cache = space.build_network(), {}
     lat = {"normal": torch.zeros(space.num_edges, len(PRIMITIVES)),
@@ -121,8 +94,6 @@ def model_latency(model, batch_size: int, resolution: int, device, warmup: int, 
 
 
 def device_metadata(device) -> dict:
-    from rarts.runtime import device_name
-
     return {"device": device_name(torch.device(device)), "torch": torch.__version__}
 
 
@@ -130,10 +101,6 @@ def device_metadata(device) -> dict:
 def latency_table_main(spec: dict, out) -> dict:
     """spec: space (init_channels, layers, steps, multiplier, num_classes), resolution,
     batch_size, warmup, repeats, device, threads."""
-    from rarts.io import write_json
-    from rarts.runtime import resolve_device
-    from rarts.spaces import DartsSearchSpace
-
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     device = resolve_device(spec.get("device", "auto"))
@@ -150,12 +117,6 @@ def latency_table_main(spec: dict, out) -> dict:
 def model_latency_main(genotype_path, spec: dict, out) -> dict:
     """spec: init_channels, layers, num_classes, batch_size, resolution, warmup, repeats,
     device, threads. The derived CIFAR evaluation network (no auxiliary head) forward time."""
-    from rarts.io import read_json, write_json
-    from rarts.models import build_network
-    from rarts.params import n_params
-    from rarts.runtime import resolve_device
-    from rarts.spaces.genotypes import load_genotype
-
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     device = resolve_device(spec.get("device", "auto"))
@@ -167,6 +128,7 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
     meta = read_json(genotype_path).get("meta", {})
     result = {"latency_ms": ms, "params": n_params(model), "params_M": n_params(model) / 1e6,
               "batch_size": spec["batch_size"], "resolution": spec["resolution"],
-              "seed": meta.get("seed"), "standin": meta.get("standin"), "rehearsal": meta.get("rehearsal", False), **device_metadata(device)}
+              "seed": meta.get("seed"), "standin": meta.get("standin"), "rehearsal": meta.get("rehearsal", False),
+              **device_metadata(device)}
     write_json(out, result)
     return result

@@ -60,3 +60,17 @@ PAPER_TABLE6 = {"baseline": ("12.3 ± 1.4", ""), "random": ("12.0 ± 1.1", "71.2
 # Runs the paper says a value averages (what it states: its Table 1 RARTS row and Table 6 are means of 5
 # runs, Table 4 of 3); a table's number holds for all its rows, a dict names the rows.
 PAPER_RUNS = {"table1": {"RARTS": 5}, "table4": 3, "table6": 5}
+
+
+def quoted(value) -> tuple[float, float]:
+    """A value as the paper quotes it, a number or "mean ± std", as (mean, std); NaN where there is none."""
+    import math
+
+    if isinstance(value, str):
+        if not value.strip() or value.strip() == "–":
+            return math.nan, math.nan
+        parts = [float(part) for part in value.split("±")]
+        return parts[0], parts[1] if len(parts) > 1 else math.nan
+    if value is None or value != value:
+        return math.nan, math.nan
+    return float(value), math.nan

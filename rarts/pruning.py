@@ -41,19 +41,6 @@ def bn_sparsity_hook(s: float):
     return hook
 
 
-class L1Penalty:
-    """weight · Σ|γ| over every channel score (Table 6: no fixed ratio, the ratio is learned)."""
-
-    def __init__(self, weight: float):
-        self.weight = weight
-
-    def __call__(self, arch) -> torch.Tensor:
-        return self.weight * sum(a.abs().sum() for a in arch)
-
-    def record(self, arch) -> dict:
-        return {}  # nothing for the history beyond the scores themselves
-
-
 def choose_masks(rule: str, scores, value: float = 0.0, like=None, seed: int = 0) -> list[torch.Tensor]:
     """The channels to keep, one bool vector per prunable layer, from one score per channel
     (searched channel scores, or BN scales for Network Slimming):

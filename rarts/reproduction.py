@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from rarts.io import write_csv, write_text
-from rarts.paper import PAPER_RUNS
+from rarts.paper import PAPER_RUNS, quoted
 
 TOLERANCE_SE = 2.0
 # table → (the columns naming a row, our mean, our std, our run count, the paper's value, what is compared)
@@ -32,16 +32,6 @@ COMPARED = {
     "table6": (["method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error", "test error (%)"),
 }
 NOT_COMPARABLE = {"table2": "latency measured on another device: compare the trend (the claims below)"}
-
-
-def quoted(value) -> tuple[float, float]:
-    """A paper value, a number or "mean ± std", as (mean, std); NaN where there is none."""
-    if isinstance(value, str):
-        if not value.strip() or value.strip() == "–":
-            return math.nan, math.nan
-        parts = [float(p) for p in value.split("±")]
-        return parts[0], parts[1] if len(parts) > 1 else math.nan
-    return (float(value), math.nan) if value is not None else (math.nan, math.nan)
 
 
 def verdict(ours: float, s_ours: float, n_ours: float, paper: float, s_paper: float, n_paper: float,

@@ -5,10 +5,10 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from rarts.latency import LatencyPenalty
+from rarts.penalties import LatencyPenalty
 from rarts.search.algorithms import build_algorithm
 from rarts.spaces import DartsSearchSpace
-from rarts.spaces import darts_search
+from rarts.models import darts_search
 
 
 def hp(**over):

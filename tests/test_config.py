@@ -66,7 +66,7 @@ def test_names_have_one_source():
     from rarts.models import NETWORKS
     from rarts.search.algorithms import ALGORITHMS
     from rarts.spaces import SPACES
-    from rarts.spaces.genotypes import PUBLISHED
+    from rarts.models.genotypes import PUBLISHED
     from rarts.tables import TABLES
 
     assert tuple(ALGORITHMS) == names.ALGORITHMS and tuple(SPACES) == names.SPACES
@@ -83,7 +83,7 @@ def test_names_have_one_source():
     ("rarts.train.run", ("torchvision", "mlflow", "matplotlib")),
     ("rarts.train.width", ("torchvision", "mlflow", "matplotlib")),
     ("rarts.tables", ("torch", "mlflow", "matplotlib")),
-    ("rarts.plots", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
+    ("rarts.figures.cells", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
 ])
 def test_job_modules_import_only_what_every_job_needs(module, absent):
     """The offline profile runs 120 short jobs, each a new process: torchvision alone costs two

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from rarts.plots import cell_figure, nats_cell_figure
+from rarts.figures.cells import cell_figure, nats_cell_figure
 from rarts.spaces import DartsSearchSpace
-from rarts.spaces.genotypes import DARTS_V1, DARTS_V2
+from rarts.models.genotypes import DARTS_V1, DARTS_V2
 from rarts.spaces.nats import NatsSearchSpace
 
 
@@ -67,7 +67,7 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     paper's values; the paper-only rows are left out; the HTML holds the table and its notes."""
     import pandas as pd
 
-    import rarts.plots as plots
+    import rarts.figures.tables as plots
 
     df = pd.DataFrame({"method": ["DARTS-1", "RARTS", "ENAS"], "source": ["ours", "ours", "paper"],
                        "test_error_mean": [3.1, 2.7, None], "test_error_std": [0.2, 0.1, None],
@@ -107,7 +107,7 @@ def history(algo, seed, skips, edges=("c₋₂→0", "c₋₁→0"), ops=("none"
 def test_skip_comparison_plots_each_algorithms_mean_over_seeds(tmp_path):
     import json
 
-    from rarts.plots import make_dynamics, make_skip_comparison
+    from rarts.figures.dynamics import make_dynamics, make_skip_comparison
 
     runs = {"d0": history("darts1", 0, [1, 2, 4]), "d1": history("darts1", 1, [1, 3, 4]),
             "r0": history("rarts", 0, [1, 1, 0])}

@@ -5,10 +5,11 @@ import json
 import numpy as np
 import torch
 
-from rarts.latency import LatencyPenalty, edge_shapes, measure_op_table, model_latency_main
+from rarts.penalties import LatencyPenalty
+from rarts.latency import edge_shapes, measure_op_table, model_latency_main
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import DartsSearchSpace
-from rarts.spaces.genotypes import DARTS_V2
+from rarts.models.genotypes import DARTS_V2
 
 
 def test_edge_shapes_follow_the_search_network():

@@ -11,7 +11,8 @@ from nats_files import write_benchmark
 from rarts import nats_lookup
 from rarts.errors import DatasetError
 from rarts.search.loop import SearchData, SearchLoop
-from rarts.spaces.nats import EDGES, NATS_OPS, NatsCell, NatsSearchSpace, TinyNetwork
+from rarts.models.nats import EDGES, NATS_OPS, NatsCell, TinyNetwork
+from rarts.spaces.nats import NatsSearchSpace
 
 EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 ALL_3X3 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"

@@ -85,7 +85,7 @@ def _networks():
     from rarts.models import prunable
     from rarts.models.darts_eval import NetworkCIFAR, NetworkImageNet
     from rarts.spaces import DartsSearchSpace, NatsSearchSpace
-    from rarts.spaces.genotypes import DARTS_V2
+    from rarts.models.genotypes import DARTS_V2
 
     yield "darts search", DartsSearchSpace(init_channels=2, layers=3).build_network()
     yield "darts cifar", NetworkCIFAR(DARTS_V2, c=2, num_classes=10, layers=5, auxiliary=True)

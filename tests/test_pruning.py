@@ -167,7 +167,7 @@ def test_pruning_rules_ratio_threshold_random_and_one_channel_kept():
 
 
 def test_l1_penalty_gradient_is_weight_times_sign():
-    from rarts.pruning import L1Penalty
+    from rarts.penalties import L1Penalty
 
     a = [torch.tensor([0.5, -2.0], requires_grad=True), torch.tensor([3.0], requires_grad=True)]
     penalty = L1Penalty(0.1)(a)

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from rarts.spaces import DartsSearchSpace
-from rarts.spaces.darts_ops import PRIMITIVES
-from rarts.spaces.genotypes import DARTS_V1, DARTS_V2, Genotype, derive_cell, load_genotype
+from rarts.models.darts_ops import PRIMITIVES
+from rarts.models.genotypes import DARTS_V1, DARTS_V2, Genotype, derive_cell, load_genotype
 
 
 def test_params_cli_matches_official_search_network(cli_env):

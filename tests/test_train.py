@@ -12,7 +12,7 @@ import torch
 
 from rarts.data import standin
 from rarts.models.darts_eval import EvalCell, NetworkCIFAR, drop_path
-from rarts.spaces.genotypes import DARTS_V2, Genotype
+from rarts.models.genotypes import DARTS_V2, Genotype
 from rarts.train.run import train_main
 
 CIFAR_HP = dict(seed=0, init_channels=4, layers=3, auxiliary=True, auxiliary_weight=0.4,

@@ -65,6 +65,27 @@ def verify_imagefolder(root: str | Path, workers: int = 1) -> dict:
             "n_val": sum(map(len, images["val"].values()))}
 
 
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # the usual ImageNet normalisation
+
+
+def train_transform(hp: dict):
+    """The DARTS ImageNet protocol's augmentation: random-resized crop (`crop_scale`), flip, colour
+    jitter, then normalisation."""
+    from torchvision import transforms as T  # two seconds of start-up: only the ImageNet jobs pay it
+
+    flip = [T.RandomHorizontalFlip()] if hp["hflip"] else []
+    return T.Compose([T.RandomResizedCrop(hp["resolution"], scale=tuple(hp["crop_scale"])), *flip,
+                      T.ColorJitter(*hp["color_jitter"]), T.ToTensor(), T.Normalize(MEAN, STD)])
+
+
+def eval_transform(resolution: int):
+    """Resize to 256/224 of the side, centre crop, normalisation (the standard evaluation)."""
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(round(resolution * 256 / 224)), T.CenterCrop(resolution), T.ToTensor(),
+                      T.Normalize(MEAN, STD)])
+
+
 def class_list(root: str | Path) -> list[str]:
     return sorted(p.name for p in (check_imagefolder(root) / "train").iterdir() if p.is_dir())
 

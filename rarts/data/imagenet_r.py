@@ -16,7 +16,7 @@ from rarts.data import imagenet
 from rarts.errors import DatasetError
 from rarts.io import read_json, save_torch, write_json
 
-MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+MEAN, STD = imagenet.MEAN, imagenet.STD  # ImageNet-R is normalised as ImageNet
 FILES = {True: "train.pt", False: "val.pt"}
 
 

@@ -115,7 +115,7 @@ def write_nats_benchmark(path, cells: dict) -> Path:
 
 def every_nats_cell() -> list[str]:
     """The 5^6 = 15,625 cells of the topology space, as arch strings."""
-    from rarts.spaces.nats import NATS_OPS, NatsCell
+    from rarts.models.nats import NATS_OPS, NatsCell
 
     return [NatsCell(ops).arch_str() for ops in itertools.product(NATS_OPS, repeat=6)]
 

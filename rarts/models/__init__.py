@@ -1,10 +1,17 @@
-"""The network registry: every network the package trains, counts or times, by name, with the
-paper's size. `rarts params`, training and the latency measurements all build through it."""
+"""The networks and their operations (the search networks included), and the registry: every network
+the package trains, counts or times, by name, with the paper's size. `rarts params`, training and the
+latency measurements all build through it; the search spaces (`rarts.spaces`) build on these."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Callable
+
+from rarts.models import darts_eval
+from rarts.models.darts_search import SearchNetwork
+from rarts.models.genotypes import load_genotype
+from rarts.models.nats import NatsCell, TinyNetwork
+from rarts.models.preresnet import PreResNet
 
 
 @dataclass(frozen=True)
@@ -17,33 +24,26 @@ class Network:
 
 
 def _search(arch, num_classes, init_channels, layers):
-    from rarts.spaces.darts_search import SearchNetwork
-
     return SearchNetwork(c=init_channels, num_classes=num_classes, layers=layers)
 
 
 def _darts_eval(cls_name):
     def build(genotype, num_classes, init_channels, layers, auxiliary):
-        from rarts.models import darts_eval
-
         return getattr(darts_eval, cls_name)(genotype, c=init_channels, num_classes=num_classes, layers=layers,
                                              auxiliary=auxiliary)
     return build
 
 
 def _nats(cell, num_classes, init_channels, cells_per_stage):
-    from rarts.spaces.nats import TinyNetwork
-
     return TinyNetwork(c=init_channels, n=cells_per_stage, num_classes=num_classes, cell=cell)
 
 
 def _preresnet(arch, num_classes, depth):
-    from rarts.models.preresnet import PreResNet
-
     return PreResNet(depth=depth, num_classes=num_classes)
 
 
 def _mobilenetv2(arch, num_classes, width_mult):
+    # imported when built: torchvision costs about two seconds of every job's start-up that needs none
     from rarts.models.mobilenet import ScoredMobileNetV2
 
     return ScoredMobileNetV2(num_classes=num_classes, width_mult=width_mult)
@@ -65,12 +65,8 @@ def load_arch(name: str, ref: str | None):
     """Network `name`'s architecture from its reference: a genotype (a published name, a JSON file
     or JSON) or a NATS-Bench arch string; None for networks that take none."""
     if NETWORKS[name].arch == "genotype":
-        from rarts.spaces.genotypes import load_genotype
-
         return load_genotype(ref)
     if NETWORKS[name].arch == "cell":
-        from rarts.spaces.nats import NatsCell
-
         if not ref:
             raise ValueError(f"network {name} needs a NATS-Bench arch string '|op~0|+|op~0|op~1|+|op~0|op~1|op~2|'")
         return NatsCell.from_str(ref)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from rarts.spaces.darts_ops import OPS, FactorizedReduce, Identity, ReLUConvBN, is_reduction
+from rarts.models.darts_ops import OPS, FactorizedReduce, Identity, ReLUConvBN, is_reduction
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from rarts.models import build_network, prunable
+from rarts.penalties import L1Penalty
 from rarts.pruning import choose_masks, prc
 from rarts.spaces.base import SearchSpace
 
@@ -69,11 +70,7 @@ class WidthSpace(SearchSpace):
 
     def arch_penalty(self, algo: str, hp: dict):
         """The ℓ1 penalty on the scores (Table 6: the pruning ratio is learned), if configured."""
-        if not hp.get("l1"):
-            return None
-        from rarts.pruning import L1Penalty
-
-        return L1Penalty(hp["l1"])
+        return L1Penalty(hp["l1"]) if hp.get("l1") else None
 
     def save_searched(self, path, net, arch) -> None:
         """The searched network (weights trained on D_t) with its scores, for pruning later."""
@@ -87,19 +84,6 @@ class WidthSpace(SearchSpace):
         return {"prc": p["overall"], "prc_mean_over_pruned_layers": p["mean_over_pruned_layers"]}
 
     def draw(self, genotype: WidthGenotype, path, title: str) -> None:
-        import matplotlib
+        from rarts.figures.cells import save_width_figure  # matplotlib: imported when a search ends
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from rarts.io import save_figure
-
-        kept = [float(m.float().mean()) for m in genotype.masks]
-        fig, ax = plt.subplots(figsize=(10, 3))
-        ax.bar(range(len(kept)), kept, width=1.0)
-        ax.set_xlabel("prunable layer")
-        ax.set_ylabel("fraction of channels kept")
-        ax.set_ylim(0, 1)
-        ax.set_title(title, fontsize=9)
-        save_figure(fig, path)
-        plt.close(fig)
+        save_width_figure([float(m.float().mean()) for m in genotype.masks], path, title)

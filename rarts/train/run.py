@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from rarts import checkpoint
-from rarts.data import black, load_images, normalise
+from rarts.data import black, imagenet, load_images, normalise
 from rarts.engine import eval_batch_size
 from rarts.io import write_json
 from rarts.models import build_network, load_arch
@@ -20,9 +20,6 @@ from rarts.tracking import run_live
 from rarts.train.trainer import Trainer
 
 log = logging.getLogger("rarts.train")
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
 
 def tensor_setup(spec, hp, dist, device):
     ds, res = spec["dataset"], hp["resolution"]
@@ -49,19 +46,9 @@ def eval_subset(n: int, hp: dict) -> torch.Tensor:
 
 
 def imagenet_setup(spec, hp, dist, device):
-    from torchvision import transforms as T
-
-    from rarts.data.imagenet import image_folder
-
-    res = hp["resolution"]
-    norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-    flip = [T.RandomHorizontalFlip()] if hp["hflip"] else []
-    train_tf = T.Compose([T.RandomResizedCrop(res, scale=tuple(hp["crop_scale"])), *flip,
-                          T.ColorJitter(*hp["color_jitter"]), T.ToTensor(), norm])
-    val_tf = T.Compose([T.Resize(round(res * 256 / 224)), T.CenterCrop(res), T.ToTensor(), norm])
     classes = spec.get("classes")
-    train_ds = image_folder(spec["root"], "train", classes, train_tf)
-    val_ds = image_folder(spec["root"], "val", classes, val_tf)
+    train_ds = imagenet.image_folder(spec["root"], "train", classes, imagenet.train_transform(hp))
+    val_ds = imagenet.image_folder(spec["root"], "val", classes, imagenet.eval_transform(hp["resolution"]))
     val_ds = torch.utils.data.Subset(val_ds, eval_subset(len(val_ds), hp).tolist())
     source = FolderSource(train_ds, hp["batch_size"], hp["seed"], dist, hp["workers"], device)
     batch = eval_batch_size(hp["batch_size"])

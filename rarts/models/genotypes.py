@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
-from rarts.spaces.darts_ops import PRIMITIVES
+from rarts.models.darts_ops import PRIMITIVES
 
 
 class Genotype(NamedTuple):
@@ -97,9 +99,6 @@ def random_genotype(rng: np.random.Generator, steps: int = 4, multiplier: int = 
 
 def load_genotype(name_or_path: str) -> Genotype:
     """A published genotype by name (DARTS_V1, DARTS_V2), a JSON file, or inline JSON."""
-    import json
-    from pathlib import Path
-
     if name_or_path in PUBLISHED:
         return PUBLISHED[name_or_path]
     text = name_or_path
