@@ -9,6 +9,7 @@ epoch-end metrics and its state (see `EpochLoop`'s abstract methods).
 from __future__ import annotations
 
 import contextlib
+from abc import ABC, abstractmethod
 import logging
 import math
 import time
@@ -28,18 +29,42 @@ FORMAT = 4  # of the checkpoint layout: a checkpoint of another layout is not re
 SUMMARY = ("train_loss", "train_acc", "val_loss", "val_acc", "test_loss", "test_acc", "lr", "wall_s")
 
 
-class EpochLoop:
+class EpochLoop(ABC):
     """Runs `epochs` epochs of `steps_per_epoch` steps, resuming from `ckpt_path` when it holds a
-    checkpoint of the same `fingerprint`. A job implements:
+    checkpoint of the same `fingerprint`. A job implements the abstract methods below (one lacking
+    one fails when it is built)."""
 
-    train_step() -> (loss, logits, labels): one update on the next batch(es);
-    start_epoch(): before an epoch's first step, or its next step after a resume;
-    learning_rates(), epoch_metrics() -> dict: the epoch record's (epoch_metrics runs after the
-        epoch's last step: evaluation and whatever else the history holds);
-    schedulers() -> list: stepped after each epoch;
-    job_state() -> dict, load_job_state(state): its part of the checkpoint;
-    weights() -> list of tensors: checked to be finite before any checkpoint.
-    """
+    @abstractmethod
+    def train_step(self):
+        """One update on the next batch(es): (loss, logits, labels)."""
+
+    @abstractmethod
+    def start_epoch(self) -> None:
+        """Before an epoch's first step, or its next step after a resume."""
+
+    @abstractmethod
+    def learning_rates(self) -> dict:
+        """The epoch record's learning rates."""
+
+    @abstractmethod
+    def epoch_metrics(self) -> dict:
+        """After the epoch's last step: evaluation and whatever else the history holds."""
+
+    @abstractmethod
+    def schedulers(self) -> list:
+        """Stepped after each epoch."""
+
+    @abstractmethod
+    def job_state(self) -> dict:
+        """The job's part of the checkpoint."""
+
+    @abstractmethod
+    def load_job_state(self, state: dict) -> None:
+        """Restore `job_state()`'s part from a checkpoint."""
+
+    @abstractmethod
+    def weights(self) -> list:
+        """Tensors checked to be finite before any checkpoint."""
 
     def __init__(self, name: str, label: str, epochs: int, steps_per_epoch: int, device, ckpt_path,
                  fingerprint: dict, dist: Dist | None = None, on_step=None, on_epoch=None):

@@ -95,3 +95,23 @@ def test_job_modules_import_only_what_every_job_needs(module, absent):
     code = f"import sys, {module}; print(' '.join(m for m in {absent!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"importing {module} loads {out.stdout.strip()}"
+
+
+def test_every_config_key_has_a_description():
+    """The schema documents every key a user sets (`description`, shown by the docs' config page)."""
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    undocumented = []
+
+    def walk(node, path):
+        if isinstance(node, dict):
+            for key, value in node.get("properties", {}).items():
+                if isinstance(value, dict) and "description" not in value:
+                    undocumented.append(f"{path}.{key}")
+                walk(value, f"{path}.{key}")
+            for name, value in node.get("$defs", {}).items():
+                walk(value, f"$defs.{name}")
+            if isinstance(node.get("additionalProperties"), dict):
+                walk(node["additionalProperties"], f"{path}.*")
+
+    walk(schema, "config")
+    assert undocumented == []

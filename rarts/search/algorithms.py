@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from abc import ABC, abstractmethod
 
 import torch
 import torch.nn as nn
@@ -43,8 +44,9 @@ def cross_entropy(net, params, arch, batch):
     return F.cross_entropy(logits, y), logits
 
 
-class SearchAlgorithm:
-    """Common state: one weight network w, α, SGD for weights, Adam for α, cosine schedules."""
+class SearchAlgorithm(ABC):
+    """Common state: one weight network w, α, SGD for weights, Adam for α, cosine schedules; an
+    algorithm implements `step` (one lacking it fails when it is built)."""
 
     name = "base"
     passes_per_step = 0  # forward+backward passes of the network per step (sets the speed limit)
@@ -114,8 +116,9 @@ class SearchAlgorithm:
         nn.utils.clip_grad_norm_(params, self.hp["grad_clip"], foreach=True)
         opt.step()
 
+    @abstractmethod
     def step(self, train_batch, val_batch) -> dict:
-        raise NotImplementedError
+        """One search step on a D_t and a D_v batch: {"loss", "logits"} of the training pass."""
 
     # -- checkpointing ---------------------------------------------------------------------
     def optimizers(self) -> dict:
@@ -281,9 +284,11 @@ class RARTS(SearchAlgorithm):
         self.weight_step(self.net, self.w_opt, self.lam * loss_t, coupling=(self.beta, self.net_y))
         loss_v, _ = cross_entropy(self.net_y, None, self.arch, val_batch)
         self.weight_step(self.net_y, self.y_opt, loss_v, coupling=(self.beta, self.net))
-        loss_t_new, _ = cross_entropy(self.net, None, self.arch, train_batch)
-        loss_v_new, _ = cross_entropy(self.net_y, None, self.arch, val_batch)
-        self.apply_arch_step(self.arch_grads(self.lam * loss_t_new + loss_v_new))
+        # ∇_α of λL_t(w) + L_v(y) as two backward passes: one graph alive at a time (at paper size a
+        # graph of the search network is most of the step's memory)
+        g_t = self.arch_grads(self.lam * cross_entropy(self.net, None, self.arch, train_batch)[0])
+        g_v = self.arch_grads(cross_entropy(self.net_y, None, self.arch, val_batch)[0])
+        self.apply_arch_step([gt + gv for gt, gv in zip(g_t, g_v)])
         return {"loss": loss_t.detach(), "logits": logits.detach()}
 
 

@@ -15,7 +15,7 @@ rule bench_search_step:
     log:
         "results/logs/bench_search_step.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "python {workflow.basedir}/benchmarks/search_step.py --size {params.size} --device {config[device]} "
         "--steps {BENCH[steps]} --warmup {BENCH[warmup]} {params.flags} --out {output} > {log} 2>&1"

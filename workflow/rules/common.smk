@@ -12,7 +12,7 @@ min_version("9.0")
 validate(config, "../schemas/config.schema.yaml")
 
 sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
-from rarts import cluster, costs, names  # noqa: E402
+from rarts import cluster, costs, finetune, names  # noqa: E402
 from rarts.config import check_finite  # noqa: E402
 
 check_finite(config)
@@ -116,8 +116,23 @@ def alternatives(choices):
     return "|".join(choices)
 
 
-def checkpoint_path(*parts):
-    return str(Path(config["checkpoints"], *parts, "ckpt.pt"))
+ENV = "../../envs/rarts.yaml"  # every rule's conda environment (`--sdm conda`)
+
+
+def out_dir(wildcards, output):
+    """A job's output folder: its first output's."""
+    return str(Path(output[0]).parent)
+
+
+def checkpoint_path(wildcards, output):
+    """A job's checkpoint: its output folder's path under `checkpoints` (outside every declared
+    output, so Snakemake never deletes it and a rerun resumes)."""
+    return str(Path(config["checkpoints"], Path(output[0]).parent.relative_to("results"), "ckpt.pt"))
+
+
+def searched(algorithms):
+    """The algorithms that search: all but the sampled `random` baseline."""
+    return [a for a in algorithms if a != names.RANDOM]
 
 
 localrules: all

@@ -15,7 +15,7 @@ rule prepare_data:
     log:
         "results/logs/prepare_data/{dataset}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} --threads {threads} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
 
@@ -36,7 +36,7 @@ rule search_split:
     resources:
         **job(mem_mb=cluster.BASE_MB["cpu"] + 1_000),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} split --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
 

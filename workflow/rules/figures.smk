@@ -22,7 +22,7 @@ rule table_view:
     resources:
         **job(),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} table-view {wildcards.table} --csv {input.csv} --md {input.md} --png {output.png} "
         "--pdf {output.pdf} --html {output.html} 2> {log}"
@@ -40,7 +40,7 @@ rule search_dynamics:
     resources:
         **job(),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} dynamics --history {input} --png {output} 2> {log}"
 
@@ -63,7 +63,7 @@ rule skip_comparison:
     resources:
         **job(),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} skip-figure --histories {input} --png {output.png} --pdf {output.pdf} --title {params.title} 2> {log}"
 

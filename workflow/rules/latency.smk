@@ -5,10 +5,6 @@ LAT = config["latency"]
 ABLATION = LAT["ablation"]
 
 
-def ablation_dirs():
-    return [f"results/ablation/latency/{s}/seed{k}" for s in ABLATION["settings"] for k in ABLATION["seeds"]]
-
-
 rule latency_table:
     output:
         f"results/latency/{LAT['device_tag']}.json",
@@ -23,7 +19,7 @@ rule latency_table:
     log:
         f"results/logs/latency_table_{LAT['device_tag']}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{JOB} --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
 
@@ -40,7 +36,7 @@ def ablation_spec(setting):
                              latency={"enabled": True, "weight": s["weight"], "algorithms": ["rarts"]})
 
 
-rule ablation_search:
+use rule search_darts as ablation_search with:
     input:
         split=f"results/data/{DARTS['dataset']}/search_split.json",
         latency=LATENCY_TABLE,
@@ -50,28 +46,21 @@ rule ablation_search:
         cost="results/ablation/latency/{setting}/seed{seed}/cost.json",
         cell="results/ablation/latency/{setting}/seed{seed}/cell.png",
     wildcard_constraints:
+        setting=alternatives(ABLATION["settings"]),
         seed=r"\d+",
     params:
+        algo="rarts",
         spec=lambda w: spec(ablation_spec(w.setting)),
-        out_dir=lambda w: f"results/ablation/latency/{w.setting}/seed{w.seed}",
-        ckpt=lambda w: checkpoint_path("ablation", "latency", w.setting, f"seed{w.seed}"),
-    threads: config["threads"]
     resources:
         **job(gpus=gpu(), mem_mb=DARTS_MEMORY, minutes=lambda w: ablation_minutes(w.setting)),
     retries: job_retries(*map(ablation_minutes, ABLATION["settings"]))
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{JOB} --threads {threads} search --space darts --algo rarts --seed {wildcards.seed} --spec {params.spec} "
-        "--split {input.split} --out-dir {params.out_dir} "
-        "--ckpt {params.ckpt} 2> {log}"
 
 
 rule model_latency:
     input:
-        "results/ablation/latency/{setting}/seed{seed}/genotype.json",
+        rules.ablation_search.output.genotype,
     output:
         "results/ablation/latency/{setting}/seed{seed}/latency.json",
     params:
@@ -82,28 +71,23 @@ rule model_latency:
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{JOB} --threads {threads} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
 
 
-rule table2:
+use rule table4 as table2 with:
     input:
-        [f"{d}/latency.json" for d in ablation_dirs()],
+        expand(rules.model_latency.output, setting=ABLATION["settings"], seed=ABLATION["seeds"]),
     output:
         csv=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
         md="results/table2.md",
     params:
-        spec=spec({**SYNTHETIC, "settings": ABLATION["settings"],
-                   "order": list(ABLATION["settings"]), "model": LAT["model"]}),
+        table="table2",
+        spec=spec({**SYNTHETIC, "settings": ABLATION["settings"], "order": list(ABLATION["settings"]),
+                   "model": LAT["model"]}),
     log:
         "results/logs/table2.log",
-    resources:
-        **job(),
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{RARTS} table table2 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
 
 ALL_TARGETS += ["results/table2.csv", "results/table2.md"]

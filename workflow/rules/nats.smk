@@ -38,7 +38,7 @@ def nats_score_minutes(dataset):
     return costs.local_train_cost(nats_score_spec(dataset), len(nats_run_dirs(dataset)), STEP_TABLE)[1] / 60
 
 
-rule search_nats:
+use rule search_darts as search_nats with:
     input:
         split=lambda w: nats_split(w.dataset),
     output:
@@ -51,21 +51,13 @@ rule search_nats:
         algo=alternatives(names.ALGORITHMS),
         seed=r"\d+",
     params:
+        space="nats",
         spec=lambda w: spec(nats_search_spec(w.dataset)),
-        out_dir=lambda w: f"results/search/nats/{w.dataset}/{w.algo}/seed{w.seed}",
-        ckpt=lambda w: checkpoint_path("search", "nats", w.dataset, w.algo, f"seed{w.seed}"),
-    threads: config["threads"]
     resources:
         **job(gpus=gpu(), mem_mb=lambda w: nats_memory(w.dataset), minutes=lambda w: nats_search_minutes(w.dataset, w.algo)),
     retries: job_retries(*[nats_search_minutes(d, a) for d in NATS_SEARCH["datasets"] for a in NATS_SEARCH["algorithms"]])
     log:
         "results/logs/search/nats/{dataset}/{algo}/seed{seed}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{JOB} --threads {threads} search --space nats --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
-        "--split {input.split} --out-dir {params.out_dir} "
-        "--ckpt {params.ckpt} 2> {log}"
 
 
 rule prepare_nats_bench:
@@ -78,7 +70,7 @@ rule prepare_nats_bench:
     log:
         "results/logs/prepare_data/nats_bench.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} prepare-data --dataset nats-bench --spec {params.spec} --out {output} 2> {log}"
 
@@ -86,14 +78,15 @@ rule prepare_nats_bench:
 rule nats_score:
     input:
         benchmark="results/data/nats_bench/ready.json" if NATS["benchmark"] else [],
-        genotypes=lambda w: [f"{d}/genotype.json" for d in nats_run_dirs(w.dataset)],
+        genotypes=lambda w: expand(rules.search_nats.output.genotype, dataset=w.dataset,
+                                   algo=NATS_SEARCH["algorithms"], seed=NATS_SEARCH["seeds"]),
         data="results/data/{dataset}/ready.json",
     output:
         "results/nats/{dataset}/scores.json",
     wildcard_constraints:
         dataset="cifar10|cifar100",
     params:
-        runs=lambda w: nats_run_dirs(w.dataset),
+        runs=lambda w, input: [str(Path(g).parent) for g in input.genotypes],
         benchmark=shlex.quote(NATS["benchmark"]),
         spec=lambda w: spec(nats_score_spec(w.dataset)),
         ckpt=lambda w: str(Path(config["checkpoints"], "nats", w.dataset)),
@@ -105,28 +98,31 @@ rule nats_score:
     log:
         "results/logs/nats_score/{dataset}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{JOB} --threads {threads} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
         "--runs {params.runs} --ckpt-dir {params.ckpt} --out {output} 2> {log}"
 
 
+# The shape every table rule shares (table1, table2, table3 and width_table are this rule `with:` their
+# own inputs, outputs and settings): `rarts table NAME` from the files its inputs name.
 rule table4:
     input:
-        [f"results/nats/{ds}/scores.json" for ds in NATS_SEARCH["datasets"]],
+        expand(rules.nats_score.output, dataset=NATS_SEARCH["datasets"]),
     output:
         csv=report("results/table4.csv", category="Tables", caption="../report/table4.rst"),
         md="results/table4.md",
     params:
+        table="table4",
         spec=spec({**SYNTHETIC, "split": NATS_SEARCH["split"]}),
     log:
         "results/logs/table4.log",
     resources:
         **job(),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
-        "{RARTS} table table4 --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
+        "{RARTS} table {params.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
 
 ALL_TARGETS += ["results/table4.csv", "results/table4.md"]

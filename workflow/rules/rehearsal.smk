@@ -12,7 +12,7 @@ rule rehearsal_steps:
     log:
         "results/logs/rehearsal_steps.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 1 --warmup 0 "
         "--no-cpu-peaks --step-table-only --out {output} > {log} 2>&1"
@@ -35,7 +35,7 @@ rule rehearsal_report:
     log:
         "results/logs/rehearsal_report.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} rehearsal-report {REHEARSED} --config {params.config} --bench {input.steps} "
         "--csv {output.csv} --md {output.md} 2> {log}"

@@ -16,7 +16,7 @@ rule log_mlflow:
     log:
         "results/logs/log_mlflow.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} log-mlflow --spec {params.spec} --config {params.config} "
         "--artifacts {input.artifacts} --search-runs {params.runs} --out {output} 2> {log}"

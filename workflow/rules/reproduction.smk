@@ -17,7 +17,7 @@ rule reproduction:
     log:
         "results/logs/reproduction.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
         "--md {output.md} 2> {log}"

@@ -26,6 +26,8 @@ def darts_run_dirs(algorithms=None):
     return [f"results/search/darts/{a}/seed{s}" for a in algos for s in DARTS["seeds"]]
 
 
+# The shape every search rule shares (search_nats, ablation_search and width_search are this rule
+# `with:` their own inputs, outputs and settings): one `rarts search` of an algorithm and a seed.
 rule search_darts:
     input:
         split=f"results/data/{DARTS['dataset']}/search_split.json",
@@ -40,9 +42,11 @@ rule search_darts:
         algo=alternatives(names.SEARCHES),
         seed=r"\d+",
     params:
+        space="darts",
+        algo=lambda w: w.algo,
         spec=spec(darts_search_spec()),
-        out_dir=lambda w: f"results/search/darts/{w.algo}/seed{w.seed}",
-        ckpt=lambda w: checkpoint_path("search", "darts", w.algo, f"seed{w.seed}"),
+        out_dir=out_dir,
+        ckpt=checkpoint_path,
     threads: config["threads"]
     resources:
         **job(gpus=lambda w: 0 if w.algo == names.RANDOM else gpu(), mem_mb=DARTS_MEMORY,
@@ -51,32 +55,31 @@ rule search_darts:
     log:
         "results/logs/search/darts/{algo}/seed{seed}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
-        "{JOB} --threads {threads} search --space darts --algo {wildcards.algo} --seed {wildcards.seed} "
-        "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} "
-        "--ckpt {params.ckpt} 2> {log}"
+        "{JOB} --threads {threads} search --space {params.space} --algo {params.algo} --seed {wildcards.seed} "
+        "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 rule fig2:
     input:
-        [f"{d}/genotype.json" for d in darts_run_dirs()],
+        expand(rules.search_darts.output.genotype, algo=DARTS["algorithms"], seed=DARTS["seeds"]),
     output:
         png=report("results/fig2.png", category="Search cells", caption="../report/fig2.rst"),
         pdf="results/fig2.pdf",
         csv=report("results/search/darts/skip_connections.csv", category="Search cells",
                    caption="../report/skip_connections.rst"),
     params:
-        runs=darts_run_dirs(),
+        runs=lambda w, input: [str(Path(g).parent) for g in input],
     resources:
         **job(),
     log:
         "results/logs/fig2.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
 
 ALL_TARGETS += ["results/fig2.png", "results/fig2.pdf", "results/search/darts/skip_connections.csv"]
-SEARCH_RUNS += darts_run_dirs([a for a in DARTS["algorithms"] if a != "random"])
+SEARCH_RUNS += darts_run_dirs(searched(DARTS["algorithms"]))

@@ -14,7 +14,7 @@ rule fig1:
     log:
         "results/logs/fig1.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 

@@ -58,6 +58,8 @@ def train_job(net):
     return job(gpus=gpu(ranks), mem_mb=mem, minutes=train_minutes(net, train_spec(net), ranks))
 
 
+# The shape both trainings share (train_imagenet is this rule `with:` its own): one `rarts train`,
+# under torchrun with one rank a GPU when it has several.
 rule train_cifar:
     input:
         genotype=lambda w: genotype_of(w.name),
@@ -67,10 +69,11 @@ rule train_cifar:
     wildcard_constraints:
         name=r"[A-Za-z0-9_]+(-seed\d+|-best-train\d+)?",
     params:
+        net="cifar",
         spec=lambda w: spec(cifar_train_spec(w.name)),
         genotype=lambda w, input: input.genotype or w.name,
-        out_dir=lambda w: f"results/train/cifar/{w.name}",
-        ckpt=lambda w: checkpoint_path("train", "cifar", w.name),
+        out_dir=out_dir,
+        ckpt=checkpoint_path,
         ranks=TRAIN["cifar"]["gpus"],
     threads: config["threads"]
     resources:
@@ -79,121 +82,98 @@ rule train_cifar:
     log:
         "results/logs/train/cifar/{name}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
-        "{JOB} --threads {threads} train --net cifar --genotype {params.genotype} --name {wildcards.name} --gpus {params.ranks} "
-        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
+        "{JOB} --threads {threads} train --net {params.net} --genotype {params.genotype} --name {wildcards.name} "
+        "--gpus {params.ranks} --spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
-def rarts_search_dirs():
-    return [f"results/search/darts/rarts/seed{s}" for s in DARTS["seeds"]]
-
-
-rule select_best_search:
+use rule train_cifar as train_imagenet with:
     input:
-        lambda w: [f"results/search/darts/{w.algo}/seed{s}/genotype.json" for s in DARTS["seeds"]],
+        genotype=lambda w: genotype_of(w.name),
+        data="results/data/imagenet/ready.json",
     output:
-        "results/search/darts/{algo}/best.json",
+        "results/train/imagenet/{name}/metrics.json",
     wildcard_constraints:
-        algo=alternatives(names.ALGORITHMS),
+        name=r"RARTS|DARTS_V1|DARTS_V2",
     params:
-        runs=lambda w: [f"results/search/darts/{w.algo}/seed{s}" for s in DARTS["seeds"]],
+        net="imagenet",
+        spec=spec(train_spec("imagenet")),
+        ranks=TRAIN["imagenet"]["gpus"],
     resources:
-        **job(),
+        **train_job("imagenet"),
+    retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))
     log:
-        "results/logs/select_best_search/{algo}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{RARTS} select-cell --rule best_search_val --runs {params.runs} --out {output} 2> {log}"
+        "results/logs/train/imagenet/{name}.log",
 
 
+def rarts_searches():
+    return expand(rules.search_darts.output.genotype, algo="rarts", seed=DARTS["seeds"])
+
+
+# The shape both selections share: `rarts select-cell` over an algorithm's searches.
 rule select_transfer_cell:
     input:
-        genotypes=[f"{d}/genotype.json" for d in rarts_search_dirs()],
-        cifar=[f"results/train/cifar/rarts-seed{s}/metrics.json" for s in DARTS["seeds"]]
+        genotypes=rarts_searches(),
+        cifar=expand(rules.train_cifar.output, name=[f"rarts-seed{s}" for s in DARTS["seeds"]])
         if TRAIN["imagenet"]["select"] == "best_cifar_test" else [],
     output:
         "results/transfer/rarts_cell.json",
     params:
-        runs=rarts_search_dirs(),
+        runs=lambda w, input: [str(Path(g).parent) for g in input.genotypes],
         rule=TRAIN["imagenet"]["select"],
     log:
         "results/logs/select_transfer_cell.log",
     resources:
         **job(),
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
-        "{RARTS} select-cell --rule {params.rule} --runs {params.runs} "
-        "--cifar-metrics {input.cifar} --out {output} 2> {log}"
+        "{RARTS} select-cell --rule {params.rule} --runs {params.runs} --cifar-metrics {input.cifar} --out {output} 2> {log}"
 
 
-rule train_imagenet:
+use rule select_transfer_cell as select_best_search with:
     input:
-        genotype=lambda w: genotype_of(w.name),
-        data="results/data/imagenet/ready.json",
+        genotypes=lambda w: expand(rules.search_darts.output.genotype, algo=w.algo, seed=DARTS["seeds"]),
+        cifar=[],
     output:
-        "results/train/imagenet/{name}/metrics.json",
+        "results/search/darts/{algo}/best.json",
+    wildcard_constraints:
+        algo=alternatives(names.ALGORITHMS),
     params:
-        spec=spec(train_spec("imagenet")),
-        genotype=lambda w, input: input.genotype or w.name,
-        out_dir=lambda w: f"results/train/imagenet/{w.name}",
-        ckpt=lambda w: checkpoint_path("train", "imagenet", w.name),
-        ranks=TRAIN["imagenet"]["gpus"],
-    threads: config["threads"]
-    resources:
-        **train_job("imagenet"),
-    retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))
+        rule="best_search_val",
     log:
-        "results/logs/train/imagenet/{name}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{JOB} --threads {threads} train --net imagenet --genotype {params.genotype} --name {wildcards.name} --gpus {params.ranks} "
-        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
+        "results/logs/select_best_search/{algo}.log",
 
 
-rule table1:
+use rule table4 as table1 with:
     input:
-        metrics=[f"results/train/cifar/{n}/metrics.json" for n in cifar_train_names()],
-        costs=[f"{d}/cost.json" for d in darts_run_dirs()],
-        best=[f"results/search/darts/{a}/best.json" for a in DARTS["algorithms"] if best_protocol(a)],
+        metrics=expand(rules.train_cifar.output, name=cifar_train_names()),
+        costs=expand(rules.search_darts.output.cost, algo=DARTS["algorithms"], seed=DARTS["seeds"]),
+        best=expand(rules.select_best_search.output, algo=[a for a in DARTS["algorithms"] if best_protocol(a)]),
     output:
         csv=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         md="results/table1.md",
     params:
+        table="table1",
         spec=spec({**SYNTHETIC, "protocol": PROTOCOL, "seeds": DARTS["seeds"], "train_seed": TRAIN["cifar"]["seed"],
                    "retrain_seeds": TRAIN["cifar"]["retrain_seeds"]}),
     log:
         "results/logs/table1.log",
-    resources:
-        **job(),
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{RARTS} table table1 --spec {params.spec} --inputs {input.metrics} {input.costs} {input.best} "
-        "--csv {output.csv} --md {output.md} 2> {log}"
 
 
-rule table3:
+use rule table4 as table3 with:
     input:
-        metrics=[f"results/train/imagenet/{n}/metrics.json" for n in ["RARTS"] + TRAIN["imagenet"]["compare"]],
-        cell="results/transfer/rarts_cell.json",
+        metrics=expand(rules.train_imagenet.output, name=["RARTS", *TRAIN["imagenet"]["compare"]]),
+        cell=rules.select_transfer_cell.output,
     output:
         csv=report("results/table3.csv", category="Tables", caption="../report/table3.rst"),
         md="results/table3.md",
     params:
+        table="table3",
         spec=spec({**SYNTHETIC}),
     log:
         "results/logs/table3.log",
-    resources:
-        **job(),
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{RARTS} table table3 --spec {params.spec} --inputs {input.metrics} {input.cell} "
-        "--csv {output.csv} --md {output.md} 2> {log}"
 
 
 ALL_TARGETS += ["results/table1.csv", "results/table1.md", "results/table3.csv", "results/table3.md"]

@@ -62,29 +62,18 @@ def width_all_minutes(minutes, kinds=None):
     return [minutes(t, ds, k) for t in WIDTH for ds in width_datasets(t) for k in kinds or WIDTH[t]["search"]["algorithms"]]
 
 
-def pct(ratio):
-    return str(round(100 * ratio))
-
-
 def width_methods(table):
-    """The pruned-and-fine-tuned runs of each table."""
-    if table == "table5":
-        return [f"{m}-{pct(r)}" for r in W5["ratios"] for m in ["ns"] + W5["search"]["algorithms"]]
-    return W6["search"]["algorithms"] + ["random"]
+    """The pruned-and-fine-tuned runs of each table (rarts.finetune names them)."""
+    ratios = W5["ratios"] if table == "table5" else None
+    return finetune.runs(ratios, WIDTH[table]["search"]["algorithms"] if table == "table5" else W6["search"]["algorithms"])
 
 
 def prune_plan(w):
-    """Where METHOD's network comes from, and how it is pruned."""
-    d = lambda kind: width_dir(w.table, w.dataset, kind, w.seed)  # noqa: E731
-    if w.table == "table6":
-        if w.method == "random":
-            return {"source": f"{d('baseline')}/model.pt", "rule": "random", "value": 0.0,
-                    "like": f"{d('search-' + W6['random_like'])}/genotype.json"}
-        return {"source": f"{d('search-' + w.method)}/searched.pt", "rule": "threshold",
-                "value": W6["threshold"], "like": []}
-    algo, value = w.method.split("-")
-    source = f"{d('sparse')}/model.pt" if algo == "ns" else f"{d('search-' + algo)}/searched.pt"
-    return {"source": source, "rule": "ratio", "value": int(value) / 100, "like": []}
+    """Where a fine-tuned run's network comes from, and how it is pruned (rarts.finetune.plan)."""
+    plan = finetune.plan(w.method, w.table == "table5", W6["threshold"], W6["random_like"])
+    d = lambda run: width_dir(w.table, w.dataset, run, w.seed)  # noqa: E731
+    return {"source": f"{d(plan.source)}/{plan.file}", "rule": plan.rule, "value": plan.value,
+            "like": f"{d(plan.like)}/genotype.json" if plan.like else []}
 
 
 wildcard_constraints:
@@ -108,11 +97,13 @@ rule imagenet_r:
     log:
         "results/logs/imagenet_r.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
         "{RARTS} imagenet-r --spec {params.spec} --out-dir {IMAGENET_R_DIR} --out {output.ready} 2> {log}"
 
 
+# The shape both width trainings share (width_finetune is this rule `with:` a network to prune first):
+# one `rarts width-train`.
 rule width_train:
     input:
         data="results/data/{dataset}/ready.json",
@@ -124,9 +115,11 @@ rule width_train:
         kind="baseline|sparse",
         seed=r"\d+",
     params:
+        name=lambda w: f"{w.table}-{w.dataset}-{w.kind}-seed{w.seed}",
         spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
-        out_dir=lambda w: width_dir(w.table, w.dataset, w.kind, w.seed),
-        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.kind, f"seed{w.seed}"),
+        prune="",
+        out_dir=out_dir,
+        ckpt=checkpoint_path,
     threads: config["threads"]
     resources:
         **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
@@ -135,44 +128,37 @@ rule width_train:
     log:
         "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
     conda:
-        "../../envs/rarts.yaml"
+        ENV
     shell:
-        "{JOB} --threads {threads} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.kind}-seed{wildcards.seed} "
-        "--spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
+        "{JOB} --threads {threads} width-train --name {params.name} --spec {params.spec} {params.prune} "
+        "--out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
-rule width_search:
+use rule search_darts as width_search with:
     input:
         split="results/data/{dataset}/search_split.json",
     output:
         genotype="results/width/{table}/{dataset}/search-{algo}/seed{seed}/genotype.json",
         history="results/width/{table}/{dataset}/search-{algo}/seed{seed}/history.json",
         cost="results/width/{table}/{dataset}/search-{algo}/seed{seed}/cost.json",
+        cell=report("results/width/{table}/{dataset}/search-{algo}/seed{seed}/cell.png",
+                    category="Width search", subcategory="{table}", caption="../report/widths.rst"),
         searched="results/width/{table}/{dataset}/search-{algo}/seed{seed}/searched.pt",
-        widths=report("results/width/{table}/{dataset}/search-{algo}/seed{seed}/cell.png",
-                      category="Width search", subcategory="{table}", caption="../report/widths.rst"),
     wildcard_constraints:
         algo=WIDTH_ALGOS,
         seed=r"\d+",
     params:
+        space="width",
         spec=lambda w: spec(width_search_spec(w.table, w.dataset, w.seed)),
-        out_dir=lambda w: width_dir(w.table, w.dataset, f"search-{w.algo}", w.seed),
-        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, f"search-{w.algo}", f"seed{w.seed}"),
-    threads: config["threads"]
     resources:
         **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["search"],
                     lambda w: width_search_minutes(w.table, w.dataset, w.algo)),
     retries: job_retries(*width_all_minutes(width_search_minutes))
     log:
         "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{JOB} --threads {threads} search --space width --algo {wildcards.algo} --seed {wildcards.seed} --spec {params.spec} "
-        "--split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
-rule width_finetune:
+use rule width_train as width_finetune with:
     input:
         data="results/data/{dataset}/ready.json",
         source=lambda w: prune_plan(w)["source"],
@@ -185,25 +171,16 @@ rule width_finetune:
         method=rf"(ns|{WIDTH_ALGOS})-\d+|{WIDTH_ALGOS}|random",
         seed=r"\d+",
     params:
+        name=lambda w: f"{w.table}-{w.dataset}-{w.method}-seed{w.seed}",
         spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
-        rule=lambda w: prune_plan(w)["rule"],
-        value=lambda w: prune_plan(w)["value"],
-        like=lambda w, input: f"--like {input.like}" if input.like else "",
-        out_dir=lambda w: width_dir(w.table, w.dataset, w.method, w.seed),
-        ckpt=lambda w: checkpoint_path("width", w.table, w.dataset, w.method, f"seed{w.seed}"),
-    threads: config["threads"]
+        prune=lambda w, input: (f"--source {input.source} --rule {prune_plan(w)['rule']} --value {prune_plan(w)['value']}"
+                                + (f" --like {input.like}" if input.like else "")),
     resources:
         **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
                     lambda w: width_train_minutes(w.table, w.dataset, "finetune")),
     retries: job_retries(*width_all_minutes(width_train_minutes, ["finetune"]))
     log:
         "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{JOB} --threads {threads} width-train --name {wildcards.table}-{wildcards.dataset}-{wildcards.method}-seed{wildcards.seed} "
-        "--spec {params.spec} --source {input.source} --rule {params.rule} --value {params.value} {params.like} "
-        "--out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
 def width_table_inputs(table):
@@ -212,23 +189,17 @@ def width_table_inputs(table):
             for ds in width_datasets(table) for k in kinds for s in WIDTH[table]["seeds"]]
 
 
-rule width_table:
+use rule table4 as width_table with:
     input:
         lambda w: width_table_inputs(w.table),
     output:
         csv=report("results/{table}.csv", category="Tables", caption="../report/width_table.rst"),
         md="results/{table}.md",
     params:
-        spec=lambda w: spec({**SYNTHETIC, "width": WIDTH[w.table],
-                             "sparsity": W5["sparsity"]}),
+        table=lambda w: w.table,
+        spec=lambda w: spec({**SYNTHETIC, "width": WIDTH[w.table], "sparsity": W5["sparsity"]}),
     log:
         "results/logs/{table}.log",
-    resources:
-        **job(),
-    conda:
-        "../../envs/rarts.yaml"
-    shell:
-        "{RARTS} table {wildcards.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
 
 ALL_TARGETS += ["results/table5.csv", "results/table5.md", "results/table6.csv", "results/table6.md"]
