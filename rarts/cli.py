@@ -112,36 +112,8 @@ def cmd_table(args) -> None:
 JOBS = ("search", "train", "width-train", "latency-table", "model-latency", "nats-score")  # those that train or time
 
 # -- parser --------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # where a job runs, not what it computes: these fill the --spec's keys of the same names
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
-    p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
-    p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
-    t.add_argument("--method", choices=names.ALGORITHMS, required=True)
-    t.add_argument("--lam", type=positive, default=1.0, help="λ (RARTS, MiLeNAS)")
-    t.add_argument("--beta", type=nonnegative, default=1.0, help="β (RARTS)")
-    t.add_argument("--alpha0", type=finite, default=2.0)
-    t.add_argument("--w0", type=finite, default=2.0)
-    t.add_argument("--y0", type=finite, default=0.0)
-    t.add_argument("--lr", type=positive, default=0.01)
-    t.add_argument("--steps", type=positive_int, default=10000)
-    t.add_argument("--json", action="store_true", help="print the final point as JSON")
-    t.set_defaults(func=cmd_toy)
-
-    f = sub.add_parser("fig1", help="Fig. 1 and the toy equilibria table")
-    f.add_argument("--spec", type=_json_arg, required=True)
-    f.add_argument("--png", required=True)
-    f.add_argument("--pdf")
-    f.add_argument("--csv", required=True)
-    f.set_defaults(func=call("rarts.figures.toy:make_fig1", "spec", "png", "pdf", "csv"))
-
+def add_data_commands(sub) -> None:
+    """Data: prepare a dataset, write the search split, decode ImageNet-R."""
     d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
     d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet", "nats-bench"], required=True)
     d.add_argument("--spec", type=_json_arg, required=True)
@@ -154,20 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=call("rarts.data.prepare:make_search_split", "dataset", "spec", "out"))
 
-    c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=names.NETWORKS + ("resnet164",), required=True,
-                   help="resnet164: preresnet at depth 164 (Network Slimming's ResNet-164)")
-    c.add_argument("--arch", help="nats: a NATS-Bench topology string")
-    c.add_argument("--genotype", default="DARTS_V2",
-                   help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
-    c.add_argument("--classes", type=positive_int, help="default: 10 (search, cifar), 1000 (imagenet)")
-    c.add_argument("--channels", type=positive_int, help="initial channels (default: the paper's)")
-    c.add_argument("--layers", type=positive_int, help="cells (default: the paper's)")
-    c.add_argument("--depth", type=positive_int, help="resnet164: another depth of the family (9n+2)")
-    c.add_argument("--width-mult", type=positive, help="mobilenetv2: width multiplier (default 1.0)")
-    c.add_argument("--flops", action="store_true", help="also print FLOPs at the paper's input size")
-    c.set_defaults(func=cmd_params)
+    ir = sub.add_parser("imagenet-r", help="draw ImageNet-R's classes and decode them to tensors")
+    ir.add_argument("--spec", type=_json_arg, required=True,
+                    help='{"root", "num_classes", "seed", "resolution", "workers"}')
+    ir.add_argument("--out-dir", required=True)
+    ir.add_argument("--out", required=True, help="the summary JSON (class list included)")
+    ir.set_defaults(func=cmd_imagenet_r)
 
+
+def add_job_commands(sub) -> None:
+    """The jobs that search, train and time (each checkpoints and resumes)."""
     r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
     r.add_argument("--space", choices=names.SPACES, default="darts",
                    help="width: channel scores of a ResNet/MobileNetV2 (Tables 5, 6)")
@@ -206,13 +174,6 @@ def build_parser() -> argparse.ArgumentParser:
     wt.set_defaults(func=call("rarts.train.width:width_train_main", "name", "spec", "out_dir", "ckpt", "source",
                                   "rule", "value", "like"))
 
-    ir = sub.add_parser("imagenet-r", help="draw ImageNet-R's classes and decode them to tensors")
-    ir.add_argument("--spec", type=_json_arg, required=True,
-                    help='{"root", "num_classes", "seed", "resolution", "workers"}')
-    ir.add_argument("--out-dir", required=True)
-    ir.add_argument("--out", required=True, help="the summary JSON (class list included)")
-    ir.set_defaults(func=cmd_imagenet_r)
-
     sc = sub.add_parser("select-cell", help="choose the RARTS cell to transfer to ImageNet")
     sc.add_argument("--rule", required=True, help="best_search_val | best_cifar_test | seedN")
     sc.add_argument("--runs", nargs="+", required=True, help="RARTS search output folders")
@@ -239,6 +200,16 @@ def build_parser() -> argparse.ArgumentParser:
     ns.add_argument("--ckpt-dir", default="results/.checkpoints/nats")
     ns.add_argument("--out", required=True)
     ns.set_defaults(func=cmd_nats_score)
+
+
+def add_result_commands(sub) -> None:
+    """Tables, figures and verdicts from the jobs' files."""
+    f = sub.add_parser("fig1", help="Fig. 1 and the toy equilibria table")
+    f.add_argument("--spec", type=_json_arg, required=True)
+    f.add_argument("--png", required=True)
+    f.add_argument("--pdf")
+    f.add_argument("--csv", required=True)
+    f.set_defaults(func=call("rarts.figures.toy:make_fig1", "spec", "png", "pdf", "csv"))
 
     tb = sub.add_parser("table", help="assemble one of the paper's tables")
     tb.add_argument("table", choices=names.TABLES)
@@ -280,6 +251,35 @@ def build_parser() -> argparse.ArgumentParser:
     sk.add_argument("--title", default="skip connections over epochs")
     sk.set_defaults(func=call("rarts.figures.dynamics:make_skip_comparison", "histories", "png", "pdf", "title"))
 
+
+def add_tool_commands(sub) -> None:
+    """For people rather than rules: the solvable model, parameter counts, plans and reports."""
+    t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
+    t.add_argument("--method", choices=names.ALGORITHMS, required=True)
+    t.add_argument("--lam", type=positive, default=1.0, help="λ (RARTS, MiLeNAS)")
+    t.add_argument("--beta", type=nonnegative, default=1.0, help="β (RARTS)")
+    t.add_argument("--alpha0", type=finite, default=2.0)
+    t.add_argument("--w0", type=finite, default=2.0)
+    t.add_argument("--y0", type=finite, default=0.0)
+    t.add_argument("--lr", type=positive, default=0.01)
+    t.add_argument("--steps", type=positive_int, default=10000)
+    t.add_argument("--json", action="store_true", help="print the final point as JSON")
+    t.set_defaults(func=cmd_toy)
+
+    c = sub.add_parser("params", help="print a network's parameter count (last line)")
+    c.add_argument("--net", choices=names.NETWORKS + ("resnet164",), required=True,
+                   help="resnet164: preresnet at depth 164 (Network Slimming's ResNet-164)")
+    c.add_argument("--arch", help="nats: a NATS-Bench topology string")
+    c.add_argument("--genotype", default="DARTS_V2",
+                   help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
+    c.add_argument("--classes", type=positive_int, help="default: 10 (search, cifar), 1000 (imagenet)")
+    c.add_argument("--channels", type=positive_int, help="initial channels (default: the paper's)")
+    c.add_argument("--layers", type=positive_int, help="cells (default: the paper's)")
+    c.add_argument("--depth", type=positive_int, help="resnet164: another depth of the family (9n+2)")
+    c.add_argument("--width-mult", type=positive, help="mobilenetv2: width multiplier (default 1.0)")
+    c.add_argument("--flops", action="store_true", help="also print FLOPs at the paper's input size")
+    c.set_defaults(func=cmd_params)
+
     pl = sub.add_parser("plan", help="the jobs a target needs and their projected GPU-hours, per rule")
     pl.add_argument("targets", nargs="+", help="Snakemake targets, e.g. all or results/table1.csv")
     pl.add_argument("--configfile", action="append", default=[], help="overlaid on config/config.yaml")
@@ -304,6 +304,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--search-runs", nargs="*", default=[])
     m.add_argument("--out", required=True)
     m.set_defaults(func=call("rarts.tracking:log_reproduction", "spec", "config", "artifacts", "search_runs", "out"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    # where a job runs, not what it computes: these fill the --spec's keys of the same names
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
+    p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
+    p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    for add in (add_data_commands, add_job_commands, add_result_commands, add_tool_commands):
+        add(sub)
     return p
 
 

@@ -117,3 +117,33 @@ def test_skip_comparison_plots_each_algorithms_mean_over_seeds(tmp_path):
     assert means["darts1"].tolist() == [1.0, 2.5, 4.0] and means["rarts"].tolist() == [1.0, 1.0, 0.0]
     make_dynamics(tmp_path / "d0.json", tmp_path / "dyn.png")
     assert (tmp_path / "dyn.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("table", ["table1", "table5"])
+def test_table_figures_labels_never_overlap(tmp_path, monkeypatch, table):
+    """The tables' figures with their real labels (Table 1's long "published cell, retrained" rows,
+    Table 5's dataset · method pairs): no two tick labels share a pixel in the rendered figure."""
+    import pandas as pd
+
+    import rarts.figures.tables as views
+    from rarts.tables import LABELS, _width_label
+
+    if table == "table1":
+        rows = pd.DataFrame({"method": [LABELS[m] for m in ("random", "darts1", "darts2", "milenas", "rarts",
+                                                            "DARTS_V1", "DARTS_V2")]})
+    else:
+        runs = ["baseline", "ns-40", "rarts-40", "ns-60", "rarts-60"]
+        rows = pd.DataFrame({"dataset": ["cifar10"] * 5 + ["cifar100"] * 5, "method": [_width_label(r) for r in runs] * 2})
+    keys, mean, std, paper, _ = views.TABLE_FIGURES[table]
+    rows = rows.assign(source="ours", **{mean: 3.0, std: 0.1, paper: 2.9, "chance_error": 90.0})
+    rows.to_csv(tmp_path / "t.csv", index=False)
+    (tmp_path / "t.md").write_text("# Table\n\n- a note\n")
+    captured, save = {}, views.save_figure
+    monkeypatch.setattr(views, "save_figure", lambda fig, path: (captured.setdefault("fig", fig), save(fig, path)))
+    views.make_table_view(table, tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "t.pdf",
+                          tmp_path / "t.html")
+    fig = captured["fig"]
+    fig.canvas.draw()
+    boxes = [t.get_window_extent() for t in fig.axes[0].get_xticklabels()]
+    assert len(boxes) == len(rows)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])

@@ -212,3 +212,29 @@ def test_global_batchnorm_moments_clamp_a_variance_rounded_below_zero():
     mean, var, _ = moments(sums, 1)
     assert var.item() == 0.0 and torch.isfinite(torch.rsqrt(var + 1e-5)).all()
     assert mean.item() == pytest.approx(x.double().mean().item(), rel=1e-6)
+
+
+def test_imagenet_workers_start_once_and_serve_every_epoch():
+    """The rehearsal's 4-rank ImageNet job ran out of memory when each epoch forked its DataLoader
+    workers again from a rank whose heap had grown by an epoch's activations: the workers now start
+    once, and the same processes serve the next epoch, in the same order as before."""
+    from rarts.runtime import Dist
+    from rarts.train.sources import FolderSource
+
+    class Pids(torch.utils.data.Dataset):
+        def __len__(self):
+            return 32
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i)]), os.getpid()
+
+    source = FolderSource(Pids(), batch_size=4, seed=0, dist=Dist(), workers=2)
+    seen = {}
+    for epoch in (0, 1, 2):
+        source.start_epoch(epoch, 0)
+        batches = [source.next() for _ in range(source.steps_per_epoch)]
+        seen[epoch] = ({int(p) for _, pids in batches for p in pids},
+                       [int(v) for x, _ in batches for v in x.flatten()])
+    assert seen[0][0] == seen[1][0] == seen[2][0] and len(seen[0][0]) == 2 and os.getpid() not in seen[0][0]
+    expected = torch.randperm(32, generator=torch.Generator().manual_seed(0 + 1)).tolist()
+    assert seen[1][1] == expected  # epoch 1's permutation of (seed + epoch)

@@ -91,13 +91,18 @@ def class_list(root: str | Path) -> list[str]:
 
 
 def draw_subset_classes(root: str | Path, num_classes: int, seed: int) -> list[str]:
-    """ImageNet-R: `num_classes` classes drawn with a fixed seed (sorted for stable labels)."""
+    """ImageNet-R: `num_classes` classes of the tree at `root` drawn with a fixed seed."""
     classes = class_list(root)
     if num_classes > len(classes):
         raise DatasetError(f"ImageNet-R wants {num_classes} classes but {root}/train has only "
                            f"{len(classes)}")
+    return draw_subset_classes_of(classes, num_classes, seed)
+
+
+def draw_subset_classes_of(classes: list[str], num_classes: int, seed: int) -> list[str]:
+    """The draw itself, from the sorted class folders (sorted again for stable labels)."""
     rng = np.random.default_rng(seed)
-    return sorted(rng.choice(classes, size=num_classes, replace=False).tolist())
+    return sorted(rng.choice(sorted(classes), size=num_classes, replace=False).tolist())
 
 
 def image_folder(root: str | Path, split: str, classes: list[str] | None = None, transform=None):

@@ -61,14 +61,16 @@ def write_cifar(name: str, root, seed: int = 0) -> Path:
     return folder
 
 
-def write_imagefolder(root, seed: int = 0, classes: int = IMAGENET_CLASSES) -> Path:
-    """ImageNet's layout: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, ImageNet-like image sizes."""
+def write_imagefolder(root, seed: int = 0, classes: int = IMAGENET_CLASSES,
+                      per_class: tuple[int, int] = (TRAIN_PER_CLASS, VAL_PER_CLASS), fuller: dict | None = None) -> Path:
+    """ImageNet's layout: train/<wnid>/*.JPEG and val/<wnid>/*.JPEG, ImageNet-like image sizes;
+    `per_class` training and validation images a class, `fuller` other counts for some classes."""
     from PIL import Image
 
     root, rng = Path(root), np.random.default_rng(seed)
     for c in range(classes):
         wnid = f"n{c:08d}"
-        for split, count in (("train", TRAIN_PER_CLASS), ("val", VAL_PER_CLASS)):
+        for split, count in zip(("train", "val"), (fuller or {}).get(wnid, per_class)):
             folder = root / split / wnid
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(count):

@@ -37,6 +37,9 @@ def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
                          "chance": (ours["chance_error"] if "chance_error" in ours else np.nan * ours[mean]).tolist()})
 
 
+ROW_INCHES, LABEL_CHARS = 1.6, 16
+
+
 def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     """The table as a figure (ours, mean ± std over seeds, beside the paper's value, one axis) and
     as an HTML page (title, the table, its notes) for the Snakemake report."""
@@ -46,7 +49,8 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     standin = next((ln.strip("*") for ln in lines if ln.startswith("**")), "")
     synthetic = "stand-in" if standin.startswith("STAND-IN") else "rehearsal" if standin else ""
     rows = table_rows(table, df)
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * len(rows) + 2), 4.4))
+    # a row's width holds its label wrapped at LABEL_CHARS, upright: labels never reach their neighbours
+    fig, ax = plt.subplots(figsize=(max(6.0, ROW_INCHES * len(rows) + 2), 4.8))
     x = np.arange(len(rows))
     ax.bar(x - 0.2, rows["mean"], 0.4, yerr=rows["std"], capsize=3, color="tab:blue",
            label="ours (mean ± std over seeds)" if rows["std"].notna().any() else "ours (one run a row)")
@@ -55,7 +59,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     chance = sorted(set(rows["chance"].dropna()))
     if chance:  # in the legend, not as a line: at 80-90% it would squash every bar
         ax.plot([], [], " ", label="chance-level error: " + ", ".join(f"{c:g}%" for c in chance))
-    ax.set_xticks(x, [textwrap.fill(label, 22) for label in rows["label"]], rotation=30, ha="right", fontsize=8)
+    ax.set_xticks(x, [textwrap.fill(label, LABEL_CHARS) for label in rows["label"]], fontsize=8)
     ax.set_ylabel(TABLE_FIGURES[table][4])
     ax.set_title(title + (f"\n({synthetic} data: not comparable with the paper's values)" if synthetic else ""), fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: it hid tall bars

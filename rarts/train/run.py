@@ -15,7 +15,7 @@ from rarts.io import write_json
 from rarts.models import build_network, load_arch
 from rarts.params import n_params
 from rarts.runtime import device_name, end_distributed, init_distributed, launch, resolve_device
-from rarts.train.sources import FolderSource, TensorSource, folder_eval_batches, tensor_eval_batches
+from rarts.train.sources import FolderEval, FolderSource, TensorSource, tensor_eval_batches
 from rarts.tracking import run_live
 from rarts.train.trainer import Trainer
 
@@ -52,7 +52,7 @@ def imagenet_setup(spec, hp, dist, device):
     val_ds = torch.utils.data.Subset(val_ds, eval_subset(len(val_ds), hp).tolist())
     source = FolderSource(train_ds, hp["batch_size"], hp["seed"], dist, hp["workers"], device)
     batch = eval_batch_size(hp["batch_size"])
-    evals = lambda: folder_eval_batches(val_ds, batch, dist, hp["workers"], device)  # noqa: E731
+    evals = FolderEval(val_ds, batch, dist, hp["workers"], device)
     return source, evals, len(train_ds.classes)
 
 

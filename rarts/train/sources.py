@@ -40,18 +40,53 @@ class TensorSource:
 
 class SeededSample(torch.utils.data.Dataset):
     """Wraps a dataset so each sample's random augmentation is a function of (seed, epoch, index):
-    the same images come out whatever the worker count, and after a resume."""
+    the same images come out whatever the worker count, and after a resume. Items are asked for as
+    (epoch, index), so workers that live across epochs need no state of the main process."""
 
     def __init__(self, dataset, seed: int):
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.dataset, self.seed = dataset, seed
 
     def __len__(self):
         return len(self.dataset)
 
-    def __getitem__(self, index):
+    def __getitem__(self, key):
+        epoch, index = key
         with torch.random.fork_rng(devices=[]):  # loading in-process leaves the caller's RNG alone
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch) * 10_000_019 + index)
+            torch.manual_seed((self.seed * 1_000_003 + epoch) * 10_000_019 + index)
             return self.dataset[index]
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """The batch sampler of a FolderSource: this rank's share of each global batch of the current
+    epoch (a permutation from (seed, epoch)), from the step it starts at."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, dist):
+        self.n, self.batch_size, self.seed, self.dist = n, batch_size, seed, dist
+        self.epoch = self.start = 0
+
+    @property
+    def steps(self) -> int:
+        return self.n // self.batch_size
+
+    def __len__(self):
+        return self.steps - self.start
+
+    def __iter__(self):
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed + self.epoch))
+        r, w, b = self.dist.rank, self.dist.world, self.batch_size
+        for s in range(self.start, self.steps):
+            yield [(self.epoch, i) for i in perm[s * b:(s + 1) * b][r::w].tolist()]
+
+
+def folder_loader(dataset, workers=0, device="cpu", seed=0, **batching):
+    """A DataLoader whose workers start once and serve every epoch: a worker forked again each epoch
+    would copy the rank's memory as it stands then, activations' heap included (the rehearsal's
+    4-rank ImageNet job ran out of memory so at 224 px). Its own generator: starting the workers must
+    not draw from the global RNG, which a checkpoint restores mid-epoch (drop path draws from it)."""
+    return torch.utils.data.DataLoader(
+        dataset, **batching, num_workers=workers,
+        pin_memory=torch.device(device).type == "cuda", persistent_workers=workers > 0,
+        worker_init_fn=ignore_sigterm, generator=torch.Generator().manual_seed(seed))
 
 
 class FolderSource:
@@ -59,29 +94,17 @@ class FolderSource:
 
     def __init__(self, dataset, batch_size, seed, dist, workers=4, device="cpu"):
         self.data = SeededSample(dataset, seed)
-        self.batch_size, self.seed, self.dist = batch_size, seed, dist
-        self.workers, self.device = workers, torch.device(device)
-        self._it = None
+        self.order = EpochBatches(len(dataset), batch_size, seed, dist)
+        self.loader = folder_loader(self.data, batch_sampler=self.order, workers=workers, device=device, seed=seed)
+        self.device, self._it = torch.device(device), None
 
     @property
     def steps_per_epoch(self) -> int:
-        return len(self.data) // self.batch_size
-
-    def _batches(self, epoch: int, step: int):
-        perm = torch.randperm(len(self.data), generator=torch.Generator().manual_seed(self.seed + epoch))
-        r, w, b = self.dist.rank, self.dist.world, self.batch_size
-        for s in range(step, self.steps_per_epoch):
-            yield perm[s * b:(s + 1) * b][r::w].tolist()
+        return self.order.steps
 
     def start_epoch(self, epoch: int, step: int) -> None:
-        self.data.epoch = epoch
-        # its own generator: starting the workers must not draw from the global RNG, which the
-        # checkpoint restores mid-epoch (drop path draws from it)
-        loader = torch.utils.data.DataLoader(
-            self.data, batch_sampler=list(self._batches(epoch, step)), num_workers=self.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False, worker_init_fn=ignore_sigterm,
-            generator=torch.Generator().manual_seed(self.seed + epoch))
-        self._it = iter(loader)
+        self.order.epoch, self.order.start = epoch, step
+        self._it = iter(self.loader)
 
     def next(self):
         x, y = next(self._it)
@@ -99,9 +122,14 @@ def tensor_eval_batches(x, y, batch_size, dist, device):
     return iterate_once(x[dist.rank::dist.world], y[dist.rank::dist.world], batch_size, device=device)
 
 
-def folder_eval_batches(dataset, batch_size, dist, workers, device):
-    subset = torch.utils.data.Subset(dataset, range(dist.rank, len(dataset), dist.world))
-    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, num_workers=workers,
-                                         pin_memory=torch.device(device).type == "cuda", worker_init_fn=ignore_sigterm)
-    for x, y in loader:
-        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+class FolderEval:
+    """This rank's share of an ImageFolder evaluation set, in order, through workers that serve every
+    epoch (see `folder_loader`); calling it gives one pass."""
+
+    def __init__(self, dataset, batch_size, dist, workers, device):
+        subset = torch.utils.data.Subset(dataset, range(dist.rank, len(dataset), dist.world))
+        self.loader, self.device = folder_loader(subset, batch_size=batch_size, workers=workers, device=device), device
+
+    def __call__(self):
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)

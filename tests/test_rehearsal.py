@@ -1,0 +1,99 @@
+"""The dress rehearsal: its synthetic data in the real formats, its report's findings, and a slice of it
+that covers each kind of job at the paper's sizes (searches, a NATS-Bench search, a CIFAR retraining,
+the ImageNet transfer on 2 ranks, a width search and fine-tune of each network, the latency table)."""
+
+import json
+import os
+import subprocess
+
+import pytest
+import yaml
+
+from conftest import BIN
+from rarts.data import cifar, imagenet, rehearsal
+from rarts.rehearsal import PLAN_TOLERANCE, rule_rows
+from test_workflow import copy_workflow
+
+
+def test_the_synthetic_cifar_has_the_real_counts_and_format(tmp_path):
+    rehearsal.write_cifar("cifar100", tmp_path)
+    x, y = cifar.load_cifar("cifar100", tmp_path, train=True)
+    xt, _ = cifar.load_cifar("cifar100", tmp_path, train=False)
+    assert x.shape == (50_000, 3, 32, 32) and len(xt) == 10_000 and int(y.max()) == 99
+    assert rehearsal.is_rehearsal(tmp_path) and not cifar.is_standin("cifar100", tmp_path)
+
+
+def test_the_synthetic_benchmark_answers_through_the_real_api(tmp_path):
+    """A few cells of the space written as the rehearsal writes all 15,625 (the real `nats_bench`
+    reader, fast mode, hp='200', the mean over seeds)."""
+    from rarts import nats_lookup
+
+    cells = rehearsal.every_nats_cell()
+    assert len(cells) == 5 ** 6 and len(set(cells)) == len(cells)
+    some = cells[:3] + cells[-2:]
+    rehearsal.write_nats_benchmark(tmp_path / "b", {a: {"200": {"cifar10": {777: (60.0 + i, 0.5, 50.0)}}}
+                                                   for i, a in enumerate(some)})
+    api = nats_lookup.open_benchmark(tmp_path / "b")
+    assert nats_lookup.lookup(api, some[-1], "cifar10")["test_error"] == pytest.approx(100 - 64.0)
+
+
+def test_the_report_finds_a_request_below_its_peak_and_a_plan_off_by_more_than_its_tolerance():
+    def job(rule, mem, peak, measured, planned, wall=10.0):
+        return {"rule": rule, "log": f"{rule}.log", "mem_mb": mem, "peak_pss_mb": peak, "peak_rss_mb": peak,
+                "wall_s": wall, "measured_step_s": measured, "planned_step_s": planned}
+
+    rows = {r["rule"]: r for r in rule_rows([
+        job("fits", 1000, 800, 1.0, 1.2), job("fits", 1000, 900, 1.1, 1.2),
+        job("tight", 1000, 1200, 1.0, 1.0), job("slow", 4000, 100, 2 * PLAN_TOLERANCE, 1.0),
+        job("unrun", 100, None, None, None, wall=None)])}
+    assert rows["fits"]["finding"] == "" and rows["fits"]["peak_pss_mb"] == 900 and rows["fits"]["jobs"] == 2
+    assert "peak 1200 MB > request 1000 MB" in rows["tight"]["finding"]
+    assert "measured step 3.00× the plan's" in rows["slow"]["finding"]
+    assert "1 of 1 jobs have no usage file" in rows["unrun"]["finding"]
+
+
+# -- the slice -----------------------------------------------------------------------------------------
+SLICE = {  # the rehearsal's sizes, one step of one epoch a job, the jobs of each kind
+    "search": {"darts": {"algorithms": ["rarts"], "seeds": [0], "epochs": 1, "max_steps_per_epoch": 1},
+               "nats": {"datasets": ["cifar10"], "algorithms": ["darts1"], "seeds": [0], "epochs": 1,
+                        "max_steps_per_epoch": 1}},
+    "train": {"cifar": {"epochs": 1, "max_steps_per_epoch": 1},
+              "imagenet": {"epochs": 1, "max_steps_per_epoch": 1, "gpus": 2, "workers": 1}},
+    "width": {"table5": {"datasets": ["cifar10"], "ratios": [0.4], "train": {"epochs": 1, "max_steps_per_epoch": 1},
+                         "search": {"epochs": 1, "max_steps_per_epoch": 1}},
+              "table6": {"seeds": [0], "train": {"epochs": 1, "max_steps_per_epoch": 1},
+                         "search": {"algorithms": ["rarts"], "epochs": 1, "max_steps_per_epoch": 1}}},
+}
+TARGETS = ["results/search/darts/rarts/seed0/history.json", "results/search/nats/cifar10/darts1/seed0/history.json",
+           "results/train/cifar/DARTS_V2/metrics.json", "results/train/imagenet/DARTS_V2/metrics.json",
+           "results/width/table5/cifar10/rarts-40/seed0/metrics.json",
+           "results/width/table6/imagenet_r/rarts/seed0/metrics.json", "results/latency/cpu.json"]
+
+
+@pytest.mark.slow
+def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path, cli_env):
+    """Through Snakemake with config/rehearsal.yaml: the real CIFAR-10 format at 50,000 images, an
+    ImageNet tree of 1,000 classes (ImageNet-R's 20 drawn classes with 8 images each), the paper's
+    networks, batches and resolutions, ImageNet on 2 gloo ranks. Every job trains, records its step
+    time and leaves its peak memory beside its log."""
+    wd = copy_workflow(tmp_path)
+    (wd / "slice.yaml").write_text(yaml.safe_dump(SLICE))
+    rehearsal.write_cifar("cifar10", wd / "data" / "rehearsal" / "cifar10")
+    root = wd / "data" / "rehearsal" / "imagenet"
+    drawn = set(imagenet.draw_subset_classes_of([f"n{c:08d}" for c in range(1000)], 20, 0))
+    rehearsal.write_imagefolder(root, per_class=(1, 1), fuller={c: (8, 2) for c in drawn})
+    proc = subprocess.run([str(BIN / "snakemake"), "--cores", "2", "--resources=mem_mb=20000", *TARGETS,
+                           "--configfile", "config/rehearsal.yaml", "slice.yaml"], cwd=wd,
+                          env={**cli_env, "PATH": f"{BIN}{os.pathsep}{cli_env['PATH']}"},
+                          capture_output=True, text=True, timeout=1500)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    for target in TARGETS[:-1]:
+        record = json.loads((wd / target).read_text())
+        history = record.get("epochs") or record["history"]
+        assert history[-1]["step_s"] > 0 and record.get("rehearsal") is True, target
+    metrics = json.loads((wd / TARGETS[3]).read_text())
+    assert metrics["world_size"] == 2 and metrics["num_classes"] == 1000
+    search = json.loads((wd / TARGETS[0]).read_text())
+    assert search["hp"]["init_channels"] == 16 and search["hp"]["batch_size"] == 64 and search["hp"]["layers"] == 8
+    usage = sorted((wd / "results" / "logs").rglob("*.usage.json"))
+    assert len(usage) >= len(TARGETS) and all(json.loads(u.read_text())["peak_pss_mb"] > 0 for u in usage)
