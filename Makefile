@@ -56,11 +56,15 @@ paper-dry: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
 
+# two workers (pytest-xdist): many tests wait on subprocesses, SLURM or a server; tests sharing a
+# module-wide cluster or server stay on one worker (xdist_group)
+PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 clean:
 	rm -rf results/* results/.checkpoints .snakemake  # the glob misses the dot folder of checkpoints

@@ -18,7 +18,8 @@ import yaml
 from conftest import BIN, REPO
 from slurm_cluster import CPU_MAX_MIN, LocalSlurm, Unavailable
 
-pytestmark = pytest.mark.slow
+# one worker runs them all under `pytest -n`: they share a module-wide slurm
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 SLURM_FLAGS = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-status-command", "squeue",
                "--slurm-init-seconds-before-status-checks", "1"]

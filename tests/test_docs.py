@@ -14,7 +14,8 @@ import pytest
 from conftest import BIN, REPO
 from test_workflow import copy_workflow
 
-pytestmark = pytest.mark.slow
+# one worker runs them all under `pytest -n`: they share a module-wide docs
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SKIP = {

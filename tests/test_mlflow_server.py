@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 from conftest import BIN
 from test_search_loop import _search_cmd
 
-pytestmark = pytest.mark.slow
+# one worker runs them all under `pytest -n`: they share a module-wide mlflow-server
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow-server")]
 
 
 def free_port():

@@ -199,6 +199,14 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert "STAND-IN" in (res / "table5.md").read_text() and "STAND-IN" in (res / "table6.md").read_text()
     assert len(json.loads((res / "data" / "imagenet_r" / "classes.json").read_text())) == 5
 
+    # the verdicts: every row of ours beside the paper's, none comparable on stand-in data
+    verdicts = pd.read_csv(res / "reproduction.csv")
+    rows = verdicts[verdicts.table != "claim"]
+    assert set(rows.table) == {"table1", "table2", "table3", "table4", "table5", "table6"}
+    assert set(rows.verdict) == {"not comparable: stand-in data"}
+    assert "The paper's claims" in (res / "reproduction.md").read_text() and (verdicts.table == "claim").any()
+    assert (res / "logs" / "search" / "darts" / "rarts" / "seed0.log.usage.json").is_file()  # every job's peak
+
     # nothing left to do, and the report renders
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", profile, "all").stdout
     snakemake(workdir, cli_env, profile, "--report", "report.html")
@@ -245,3 +253,37 @@ def test_a_snakemake_killed_between_a_jobs_outputs_reruns_with_the_same_command(
     snakemake(workdir, cli_env, *args)
     assert json.loads((out / "genotype.json").read_text())["meta"]["algorithm"] == "darts1"
     assert (out / "cell.png").is_file()
+
+
+def test_table1s_darts_protocol_runs_in_the_offline_profile_and_its_notes_name_it(workdir, cli_env):
+    """`train.cifar.protocol: best`: each algorithm's best search (by final search validation
+    accuracy) retrained with each retrain seed; the random baseline's cells once each."""
+    cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    cfg["search"]["darts"].update(algorithms=["rarts", "random"], seeds=[0, 1], epochs=1, max_steps_per_epoch=2)
+    cfg["train"]["cifar"].update(protocol="best", retrain_seeds=[0, 1], epochs=1, max_steps_per_epoch=2, published=[])
+    (workdir / "best.yaml").write_text(yaml.safe_dump(cfg))
+    snakemake(workdir, cli_env, "--cores", "2", "results/table1.md", "--configfile", "best.yaml")
+    res = workdir / "results"
+    best = json.loads((res / "search" / "darts" / "rarts" / "best.json").read_text())
+    assert best["meta"]["selection"].startswith("best_search_val → seed")
+    assert {p.name for p in (res / "train" / "cifar").iterdir()} == {
+        "rarts-best-train0", "rarts-best-train1", "random-seed0", "random-seed1"}
+    t1 = pd.read_csv(res / "table1.csv").query("source == 'ours'").set_index("method")
+    assert t1.loc["RARTS", "n_runs"] == 2 and t1.loc["Random baseline", "n_runs"] == 2
+    notes = (res / "table1.md").read_text()
+    assert "Protocol `best` (the DARTS protocol)" in notes and "training seeds [0, 1]" in notes
+
+
+def test_ones_own_config_overlays_a_profile_as_the_docs_say(workdir, cli_env):
+    """`--configfile config/quick.yaml mine.yaml` keeps both (the profile's stand-in data, mine's seeds),
+    and so does `make quick CONFIG=mine.yaml`; two flags would have kept only the last."""
+    (workdir / "mine.yaml").write_text("search:\n  darts:\n    seeds: [0]\n")
+    out = snakemake(workdir, cli_env, "-n", "-p", "all", "--configfile", "config/quick.yaml", "mine.yaml").stdout
+    assert job_counts(out)["search_darts"] == 5 and "results/data/standin/cifar10" in out
+    shutil.copy(REPO / "Makefile", workdir / "Makefile")
+    proc = subprocess.run(["make", "quick", "STAMP=", f"BIN={BIN}", "SMK_FLAGS=-n", "CONFIG=mine.yaml"], cwd=workdir,
+                          env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and job_counts(proc.stdout)["search_darts"] == 5, proc.stdout[-2000:]
+    two_flags = snakemake(workdir, cli_env, "-n", "-p", "all", "--configfile=config/quick.yaml",
+                          "--configfile=mine.yaml", check=False)
+    assert "results/data/standin" not in two_flags.stdout  # the trap the docs warn of: the profile is gone
