@@ -9,6 +9,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 
@@ -32,6 +33,9 @@ CLUSTER = {"cluster": {"gpu_partition": "gpu", "cpu_partition": "cpu", "cpus_per
                        "max_runtime_min": CAP_MIN, "min_runtime_min": CAP_MIN, "spare_retries": 0}}
 
 
+_CLUSTER = None  # the running LocalSlurm, whose state a timed-out run reports
+
+
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
     cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
@@ -40,7 +44,10 @@ def slurm(tmp_path_factory):
     except (Unavailable, OSError, subprocess.SubprocessError) as exc:
         cluster.stop()
         pytest.skip(f"no local SLURM could be brought up: {exc}")
+    global _CLUSTER
+    _CLUSTER = cluster
     yield cluster
+    _CLUSTER = None
     cluster.stop()
 
 
@@ -54,19 +61,40 @@ def scratch(tmp_path, extra=None):
     return tmp_path
 
 
-def snakemake(workdir, env, *args, timeout=900):
+def snakemake(workdir, env, *args):
     env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_"))}  # no site defaults
+    env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hang prints every thread's stack
     return subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def finish(proc, timeout=900, ok=True):
+def cluster_state() -> str:
+    """What SLURM says about its jobs and node, and its daemons' last log lines: why a run hung."""
+    parts = []
+    for cmd in (["squeue", "--states=all", "-o", "%i %j %P %T %r %M"], ["sinfo", "-N", "-l"]):
+        try:
+            parts.append(subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout)
+        except subprocess.TimeoutExpired:
+            parts.append(f"{cmd[0]} did not answer in 20 s")
+    if _CLUSTER is not None:
+        for name in ("slurmctld.log", "slurmd.log"):
+            log = _CLUSTER.tmp / name
+            if log.exists():
+                parts.append(f"-- {name}\n" + "\n".join(log.read_text().splitlines()[-25:]))
+    return "\n".join(parts)
+
+
+def finish(proc, timeout=600, ok=True):
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        out, _ = proc.communicate()
-        raise AssertionError(f"snakemake timed out:\n{out[-4000:]}")
+        proc.send_signal(signal.SIGABRT)  # faulthandler: the stacks of snakemake's threads
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+        raise AssertionError(f"snakemake timed out after {timeout} s:\n{out[-12000:]}\n{cluster_state()}")
     assert (proc.returncode == 0) == ok, out[-6000:]
     return out
 
