@@ -3,7 +3,8 @@
 Installs the packages with apt when missing and running as root, writes a minimal slurm.conf at
 the default path (the plugin's job step drops SLURM_CONF), registers two fake GPUs, starts munged,
 slurmctld and slurmd, and on teardown stops only the daemons it started, by PID, restoring any
-config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason.
+config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason. It has no accounting
+database; `bin` holds a `sacct` that answers the executor plugin's job-state query from squeue.
 
 Two partitions over the one node, as on a real GPU cluster: `cpu` (the default, MaxTime
 CPU_MAX_MIN) and `gpu` (not the default, MaxTime GPU_MAX_MIN); a job asking for more time than its
@@ -23,6 +24,18 @@ PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 CONF_DIR = Path("/etc/slurm")
 MARK = "# written by rarts tests"
 CPU_MAX_MIN, GPU_MAX_MIN = 60, 120
+
+
+# `sacct -X --parsable2 --noheader --format=JobIdRaw,State ... --name RUN` (the plugin's status query)
+# answered by squeue, which keeps ended jobs for MinJobAge; any other call goes to the real sacct
+SACCT_SHIM = """#!/bin/bash
+name=""; prev=""
+for a in "$@"; do [ "$prev" = --name ] && name="$a"; prev="$a"; done
+if [ -n "$name" ] && [[ " $* " == *"--format=JobIdRaw,State"* ]]; then
+  exec squeue --states=all --noheader --format='%i|%T' --name "$name"
+fi
+exec {real} "$@"
+"""
 
 
 class Unavailable(RuntimeError):
@@ -140,8 +153,22 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
             time.sleep(0.1)
         raise Unavailable(f"{cmd[0]} wrote no pid file ({pidfile})")
 
+    @property
+    def bin(self) -> Path:
+        """Put first on a client's PATH: `sacct` answering job-state queries from the controller."""
+        return self.tmp / "bin"
+
+    def _sacct_shim(self) -> None:
+        # No accounting database here, so the real sacct fails; the executor plugin queries it whenever
+        # it cannot read MinJobAge (`scontrol show config` slow under load), and would never see a job end.
+        self.bin.mkdir(exist_ok=True)
+        shim = self.bin / "sacct"
+        shim.write_text(SACCT_SHIM.format(real=shutil.which("sacct") or "/usr/bin/sacct"))
+        shim.chmod(0o755)
+
     def start(self) -> "LocalSlurm":
         ensure_installed()
+        self._sacct_shim()
         self._munge()
         self._configure()
         self._daemon(["slurmctld", "-c"], self.tmp / "slurmctld.pid")

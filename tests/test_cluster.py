@@ -64,6 +64,8 @@ def scratch(tmp_path, extra=None):
 def snakemake(workdir, env, *args):
     env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_"))}  # no site defaults
     env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hang prints every thread's stack
+    if _CLUSTER is not None:
+        env["PATH"] = f"{_CLUSTER.bin}{os.pathsep}{env['PATH']}"
     return subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
