@@ -13,6 +13,7 @@ partition allows stays pending (PartitionTimeLimit).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import signal
@@ -24,6 +25,7 @@ PACKAGES = ["slurmctld", "slurmd", "slurm-client", "munge"]
 CONF_DIR = Path("/etc/slurm")
 MARK = "# written by rarts tests"
 CPU_MAX_MIN, GPU_MAX_MIN = 60, 120
+LOCK = "/tmp/rarts-tests-local-slurm.lock"
 
 
 # `sacct -X --parsable2 --noheader --format=JobIdRaw,State ... --name RUN` (the plugin's status query)
@@ -71,6 +73,7 @@ def ensure_installed() -> None:
 class LocalSlurm:
     def __init__(self, tmp: Path):
         self.tmp = tmp
+        self.lock = None
         self.pids: list[int] = []
         self.backups: dict[Path, Path] = {}
 
@@ -167,6 +170,10 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
         shim.chmod(0o755)
 
     def start(self) -> "LocalSlurm":
+        # one cluster at a time on this machine: it owns /etc/slurm and the daemons' ports, and a second
+        # one (another pytest-xdist worker) would rewrite the first's config or delete it on its way out
+        self.lock = open(LOCK, "w")
+        fcntl.flock(self.lock, fcntl.LOCK_EX)
         ensure_installed()
         self._sacct_shim()
         self._munge()
@@ -187,10 +194,16 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
                 pass
-        time.sleep(1)
+        for _ in range(100):  # gone, their ports free, before the next cluster may start
+            if not any(Path(f"/proc/{pid}").exists() for pid in self.pids):
+                break
+            time.sleep(0.2)
         for path, backup in self.backups.items():
             shutil.copy2(backup, path)
         for name in ("slurm.conf", "gres.conf"):
             path = CONF_DIR / name
             if path not in self.backups and path.exists() and MARK in path.read_text():
                 path.unlink()
+        if self.lock is not None:
+            self.lock.close()  # releases the flock: the next cluster may start
+            self.lock = None
