@@ -3,8 +3,8 @@
 Installs the packages with apt when missing and running as root, writes a minimal slurm.conf at
 the default path (the plugin's job step drops SLURM_CONF), registers two fake GPUs, starts munged,
 slurmctld and slurmd, and on teardown stops only the daemons it started, by PID, restoring any
-config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason. It has no accounting
-database; `bin` holds a `sacct` that answers the executor plugin's job-state query from squeue.
+config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason.
+One cluster runs at a time on a machine (a file lock from start to stop).
 
 Two partitions over the one node, as on a real GPU cluster: `cpu` (the default, MaxTime
 CPU_MAX_MIN) and `gpu` (not the default, MaxTime GPU_MAX_MIN); a job asking for more time than its
@@ -28,30 +28,8 @@ CPU_MAX_MIN, GPU_MAX_MIN = 60, 120
 LOCK = "/tmp/rarts-tests-local-slurm.lock"
 
 
-# `sacct -X --parsable2 --noheader --format=JobIdRaw,State ... --name RUN` (the plugin's status query)
-# answered by squeue, which keeps ended jobs for MinJobAge; any other call goes to the real sacct
-SACCT_SHIM = """#!/bin/bash
-name=""; prev=""
-for a in "$@"; do [ "$prev" = --name ] && name="$a"; prev="$a"; done
-if [ -n "$name" ] && [[ " $* " == *"--format=JobIdRaw,State"* ]]; then
-  exec squeue --states=all --noheader --format='%i|%T' --name "$name"
-fi
-exec {real} "$@"
-"""
-
-
 class Unavailable(RuntimeError):
     pass
-
-
-def _spared(pid: int) -> int:
-    """Keep the kernel's OOM killer off a daemon (as root): a test's paper-size job running out of
-    memory must fail itself, not leave the cluster's jobs pending forever."""
-    try:
-        Path(f"/proc/{pid}/oom_score_adj").write_text("-1000")
-    except OSError:
-        pass
-    return pid
 
 
 def _run(cmd, timeout=60, **kw):
@@ -96,7 +74,7 @@ class LocalSlurm:
         pidfile = Path("/run/munge/munged.pid")
         for _ in range(50):
             if pidfile.exists():
-                self.pids.append(_spared(int(pidfile.read_text().split()[0])))
+                self.pids.append(int(pidfile.read_text().split()[0]))
                 break
             time.sleep(0.1)
 
@@ -151,23 +129,10 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
             raise Unavailable(f"{cmd[0]} did not start: {proc.stderr[-300:]}")
         for _ in range(100):
             if pidfile.exists() and pidfile.read_text().strip():
-                self.pids.append(_spared(int(pidfile.read_text().split()[0])))
+                self.pids.append(int(pidfile.read_text().split()[0]))
                 return
             time.sleep(0.1)
         raise Unavailable(f"{cmd[0]} wrote no pid file ({pidfile})")
-
-    @property
-    def bin(self) -> Path:
-        """Put first on a client's PATH: `sacct` answering job-state queries from the controller."""
-        return self.tmp / "bin"
-
-    def _sacct_shim(self) -> None:
-        # No accounting database here, so the real sacct fails; the executor plugin queries it whenever
-        # it cannot read MinJobAge (`scontrol show config` slow under load), and would never see a job end.
-        self.bin.mkdir(exist_ok=True)
-        shim = self.bin / "sacct"
-        shim.write_text(SACCT_SHIM.format(real=shutil.which("sacct") or "/usr/bin/sacct"))
-        shim.chmod(0o755)
 
     def start(self) -> "LocalSlurm":
         # one cluster at a time on this machine: it owns /etc/slurm and the daemons' ports, and a second
@@ -175,7 +140,6 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
         self.lock = open(LOCK, "w")
         fcntl.flock(self.lock, fcntl.LOCK_EX)
         ensure_installed()
-        self._sacct_shim()
         self._munge()
         self._configure()
         self._daemon(["slurmctld", "-c"], self.tmp / "slurmctld.pid")

@@ -11,15 +11,17 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 import yaml
 
 from conftest import BIN, REPO
-from slurm_cluster import CPU_MAX_MIN, LocalSlurm, Unavailable
+from slurm_cluster import CONF_DIR, CPU_MAX_MIN, LocalSlurm, Unavailable
 
-# one worker runs them all under `pytest -n`: they share a module-wide slurm
+# one worker runs them all under `pytest -n`: they share a module-wide slurm (should a second worker
+# bring one up anyway, LocalSlurm's lock makes it wait for the first to stop)
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
 
 SLURM_FLAGS = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-status-command", "squeue",
@@ -64,8 +66,6 @@ def scratch(tmp_path, extra=None):
 def snakemake(workdir, env, *args):
     env = {k: v for k, v in env.items() if not k.startswith(("SBATCH_", "SLURM_"))}  # no site defaults
     env["PYTHONFAULTHANDLER"] = "1"  # SIGABRT on a hang prints every thread's stack
-    if _CLUSTER is not None:
-        env["PATH"] = f"{_CLUSTER.bin}{os.pathsep}{env['PATH']}"
     return subprocess.Popen([str(BIN / "snakemake"), *args], cwd=workdir, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -182,3 +182,15 @@ def test_cancelled_training_is_retried_and_resumes_to_the_same_result(slurm, tmp
     want = json.loads((ref / target).read_text())
     for key in ("train_loss", "test_loss", "test_acc"):
         assert [h[key] for h in got["history"]] == [h[key] for h in want["history"]], (key, out[-2000:])
+
+
+def test_a_second_cluster_waits_for_the_first_and_leaves_its_config(slurm, tmp_path):
+    """A second LocalSlurm (another pytest-xdist worker's) waits while this one runs: it neither rewrites
+    this cluster's slurm.conf nor, failing to start beside it, deletes it (CI hung on that)."""
+    conf = (CONF_DIR / "slurm.conf").read_text()
+    start = (f"import sys; sys.path.insert(0, {str(REPO / 'tests')!r}); from pathlib import Path; "
+             f"from slurm_cluster import LocalSlurm; LocalSlurm(Path({str(tmp_path)!r})).start()")
+    second = subprocess.run(["timeout", "10", sys.executable, "-c", start], capture_output=True, text=True)
+    assert second.returncode == 124, second.stderr[-2000:]  # still waiting when its time ran out
+    assert (CONF_DIR / "slurm.conf").read_text() == conf
+    assert subprocess.run(["squeue"], capture_output=True).returncode == 0

@@ -70,10 +70,7 @@ TARGETS = ["results/search/darts/rarts/seed0/history.json", "results/search/nats
            "results/width/table6/imagenet_r/rarts/seed0/metrics.json", "results/latency/cpu.json"]
 
 
-# on the worker of the local SLURM's tests, not beside them: its paper-size jobs take most of a
-# 24 GiB machine, and the SLURM daemons must not be what the kernel's OOM killer picks
 @pytest.mark.slow
-@pytest.mark.xdist_group("slurm")
 def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path, cli_env):
     """Through Snakemake with config/rehearsal.yaml: the real CIFAR-10 format at 50,000 images, an
     ImageNet tree of 1,000 classes (ImageNet-R's 20 drawn classes with 8 images each), the paper's
