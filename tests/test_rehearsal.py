@@ -1,15 +1,18 @@
 """The dress rehearsal: its synthetic data in the real formats, its report's findings, and a slice of it
-that covers each kind of job at the paper's sizes (searches, a NATS-Bench search, a CIFAR retraining,
-the ImageNet transfer on 2 ranks, a width search and fine-tune of each network, the latency table)."""
+that covers each kind of job at the paper's sizes (a DARTS-space search of each algorithm, a NATS-Bench
+search, a CIFAR retraining, the ImageNet transfer on 2 ranks, a width search and fine-tune of each
+network, the latency table)."""
 
 import json
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
 
 from conftest import BIN
+from rarts import plan
 from rarts.data import cifar, imagenet, rehearsal
 from rarts.rehearsal import PLAN_TOLERANCE, rule_rows
 from test_workflow import copy_workflow
@@ -53,8 +56,9 @@ def test_the_report_finds_a_request_below_its_peak_and_a_plan_off_by_more_than_i
 
 
 # -- the slice -----------------------------------------------------------------------------------------
+ALGORITHMS = ["darts1", "darts2", "milenas", "rarts"]  # a paper-size step of each: their graphs differ
 SLICE = {  # the rehearsal's sizes, one step of one epoch a job, the jobs of each kind
-    "search": {"darts": {"algorithms": ["rarts"], "seeds": [0], "epochs": 1, "max_steps_per_epoch": 1},
+    "search": {"darts": {"algorithms": ALGORITHMS, "seeds": [0], "epochs": 1, "max_steps_per_epoch": 1},
                "nats": {"datasets": ["cifar10"], "algorithms": ["darts1"], "seeds": [0], "epochs": 1,
                         "max_steps_per_epoch": 1}},
     "train": {"cifar": {"epochs": 1, "max_steps_per_epoch": 1},
@@ -64,18 +68,20 @@ SLICE = {  # the rehearsal's sizes, one step of one epoch a job, the jobs of eac
               "table6": {"seeds": [0], "train": {"epochs": 1, "max_steps_per_epoch": 1},
                          "search": {"algorithms": ["rarts"], "epochs": 1, "max_steps_per_epoch": 1}}},
 }
-TARGETS = ["results/search/darts/rarts/seed0/history.json", "results/search/nats/cifar10/darts1/seed0/history.json",
+SEARCHES = [f"results/search/darts/{algo}/seed0/history.json" for algo in ALGORITHMS]
+TARGETS = [*SEARCHES, "results/search/nats/cifar10/darts1/seed0/history.json",
            "results/train/cifar/DARTS_V2/metrics.json", "results/train/imagenet/DARTS_V2/metrics.json",
            "results/width/table5/cifar10/rarts-40/seed0/metrics.json",
            "results/width/table6/imagenet_r/rarts/seed0/metrics.json", "results/latency/cpu.json"]
 
 
 @pytest.mark.slow
-def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path, cli_env):
+def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path, cli_env, monkeypatch):
     """Through Snakemake with config/rehearsal.yaml: the real CIFAR-10 format at 50,000 images, an
     ImageNet tree of 1,000 classes (ImageNet-R's 20 drawn classes with 8 images each), the paper's
-    networks, batches and resolutions, ImageNet on 2 gloo ranks. Every job trains, records its step
-    time and leaves its peak memory beside its log."""
+    networks, batches and resolutions, a search step of each algorithm, ImageNet on 2 gloo ranks. Every
+    job trains, records its step time, and peaks within the memory its rule asks SLURM for (the CIFAR
+    retraining's and the searches' requests were below their rehearsal peaks)."""
     wd = copy_workflow(tmp_path)
     (wd / "slice.yaml").write_text(yaml.safe_dump(SLICE))
     rehearsal.write_cifar("cifar10", wd / "data" / "rehearsal" / "cifar10")
@@ -91,9 +97,16 @@ def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path,
         record = json.loads((wd / target).read_text())
         history = record.get("epochs") or record["history"]
         assert history[-1]["step_s"] > 0 and record.get("rehearsal") is True, target
-    metrics = json.loads((wd / TARGETS[3]).read_text())
+    metrics = json.loads((wd / "results/train/imagenet/DARTS_V2/metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["num_classes"] == 1000
-    search = json.loads((wd / TARGETS[0]).read_text())
-    assert search["hp"]["init_channels"] == 16 and search["hp"]["batch_size"] == 64 and search["hp"]["layers"] == 8
+    for target in SEARCHES:
+        hp = json.loads((wd / target).read_text())["hp"]
+        assert hp["init_channels"] == 16 and hp["batch_size"] == 64 and hp["layers"] == 8, target
     usage = sorted((wd / "results" / "logs").rglob("*.usage.json"))
     assert len(usage) >= len(TARGETS) and all(json.loads(u.read_text())["peak_pss_mb"] > 0 for u in usage)
+    monkeypatch.chdir(wd)  # each job's request, as Snakemake resolves it for this config
+    jobs = plan.dry_run_jobs(TARGETS, ["config/rehearsal.yaml", "slice.yaml"], snakemake=(str(BIN / "snakemake"),))
+    peaks = {j["log"]: (json.loads(Path(j["log"] + ".usage.json").read_text())["peak_pss_mb"], j["resources"]["mem_mb"])
+             for j in jobs if Path(j["log"] + ".usage.json").is_file()}
+    assert len(peaks) >= len(TARGETS), sorted(peaks)
+    assert all(peak <= request for peak, request in peaks.values()), peaks

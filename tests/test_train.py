@@ -238,3 +238,30 @@ def test_imagenet_workers_start_once_and_serve_every_epoch():
     assert seen[0][0] == seen[1][0] == seen[2][0] and len(seen[0][0]) == 2 and os.getpid() not in seen[0][0]
     expected = torch.randperm(32, generator=torch.Generator().manual_seed(0 + 1)).tolist()
     assert seen[1][1] == expected  # epoch 1's permutation of (seed + epoch)
+
+
+GROWN = []  # what the rank's heap holds after training began, as a forked worker sees it
+
+
+def test_imagenet_eval_workers_fork_before_training_grows_the_heap():
+    """The rehearsal's 4-rank ImageNet job was killed for memory in its second epoch: its evaluation
+    workers forked at the first evaluation shared the heap an epoch of training had grown, and each page
+    training wrote again was copied. They now fork when the evaluation is set up: they see the rank as it
+    was then, and every pass still gives this rank's share in order."""
+    from rarts.runtime import Dist
+    from rarts.train.sources import FolderEval
+
+    class Grown(torch.utils.data.Dataset):
+        def __len__(self):
+            return 10
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i)]), len(GROWN)
+
+    evals = FolderEval(Grown(), batch_size=3, dist=Dist(), workers=2, device="cpu")
+    GROWN.extend(range(1000))  # training's heap, after the set-up
+    try:
+        passes = [[(int(v), int(n)) for x, ns in evals() for v, n in zip(x.flatten(), ns)] for _ in range(2)]
+    finally:
+        GROWN.clear()
+    assert passes[0] == passes[1] == [(i, 0) for i in range(10)]

@@ -129,6 +129,8 @@ class FolderEval:
     def __init__(self, dataset, batch_size, dist, workers, device):
         subset = torch.utils.data.Subset(dataset, range(dist.rank, len(dataset), dist.world))
         self.loader, self.device = folder_loader(subset, batch_size=batch_size, workers=workers, device=device), device
+        if workers:  # fork the workers now, while the rank's heap is small: forked at the first evaluation,
+            iter(self.loader)  # they shared an epoch's heap, copied as training rewrote it (the rehearsal's OOM)
 
     def __call__(self):
         for x, y in self.loader:
