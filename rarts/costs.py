@@ -32,6 +32,7 @@ class StepTable:
     def __init__(self, bench: dict, source: str = ""):
         env = bench["environment"]
         self.reference = bool(bench.get("reference"))
+        self.on_gpu = env.get("device") != "cpu"
         self.where = (f"the reference table shipped with rarts ({bench['reference']}); {MEASURE}" if self.reference
                       else f"steps measured on {env.get('gpu', env['device'])}, {bench['size']} size ({source})")
         self.search_batch = bench["search_size"]["batch_size"]

@@ -110,3 +110,20 @@ def test_a_slice_of_the_rehearsal_runs_every_kind_of_job_at_paper_size(tmp_path,
              for j in jobs if Path(j["log"] + ".usage.json").is_file()}
     assert len(peaks) >= len(TARGETS), sorted(peaks)
     assert all(peak <= request for peak, request in peaks.values()), peaks
+
+
+def test_a_cpu_plan_does_not_divide_a_step_over_ranks_that_share_its_cores():
+    """The rehearsal planned its 4-rank ImageNet step at a quarter of one process's (48× off): on a CPU
+    the ranks share the job's cores, on GPUs each has its own."""
+    from argparse import Namespace
+
+    from rarts import costs
+    from rarts.rehearsal import planned_step
+
+    def table(device):
+        return costs.StepTable({"environment": {"device": device}, "size": "paper", "search_size": {"batch_size": 64},
+                                "search_steps": [], "network_steps": [{"network": "imagenet", "median_step_s": 8.0,
+                                                                       "batch_size": 128}]})
+
+    job = Namespace(command="train", net="imagenet", gpus=4, spec={"hp": {"batch_size": 128}})
+    assert planned_step(job, table("cpu")) == 8.0 and planned_step(job, table("cuda")) == 2.0

@@ -265,3 +265,13 @@ def test_imagenet_eval_workers_fork_before_training_grows_the_heap():
     finally:
         GROWN.clear()
     assert passes[0] == passes[1] == [(i, 0) for i in range(10)]
+
+
+def test_the_ranks_on_a_node_share_the_jobs_threads():
+    """The rehearsal's 4-rank ImageNet job on 2 cores took 90 s a step, each gloo rank running the job's
+    2 threads: 8 threads on 2 cores. A rank now takes its share (on a GPU node, its GPU's CPUs)."""
+    from rarts.train.run import threads_per_rank
+
+    assert threads_per_rank(2, {"LOCAL_WORLD_SIZE": "4"}) == 1
+    assert threads_per_rank(12, {"LOCAL_WORLD_SIZE": "4"}) == 3
+    assert threads_per_rank(2, {}) == 2

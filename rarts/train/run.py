@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import torch
@@ -81,8 +82,16 @@ def start_job(spec: dict):
     device = resolve_device(spec.get("device", "auto"), where.local_rank, where.world)
     dist = init_distributed(device)
     if spec.get("threads"):
-        torch.set_num_threads(spec["threads"])
+        torch.set_num_threads(threads_per_rank(spec["threads"]))
     return dist, device
+
+
+def threads_per_rank(threads: int, env=None) -> int:
+    """The job's threads shared by the ranks torchrun started on this node: each rank taking them all
+    oversubscribes the cores (the rehearsal's 4 gloo ranks on 2 cores: 90 s a step against 7.5 s for
+    one process with the same global batch)."""
+    env = os.environ if env is None else env
+    return max(1, threads // int(env.get("LOCAL_WORLD_SIZE", "1")))
 
 
 def train_main(net: str, genotype_ref: str, name: str, spec: dict, out_dir, ckpt_path, on_step=None) -> dict:
