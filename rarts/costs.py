@@ -66,7 +66,10 @@ class StepTable:
         if space == "nats":  # the measured DARTS-1 step, scaled by the algorithm's passes
             t, b = self._net("nats-search (darts1 step)", what)
             return t * PASSES[algo] / PASSES["darts1"] * batch / b
-        return self.train_step(net, batch, what) * PASSES[algo]  # width: a training step is one pass
+        if f"{net}-search (darts1 step)" in self.nets:  # width: the measured DARTS-1 step, scaled by passes
+            t, b = self.nets[f"{net}-search (darts1 step)"]
+            return t * PASSES[algo] / PASSES["darts1"] * batch / b
+        return self.train_step(net, batch, what) * PASSES[algo]  # no such step: a training step a pass
 
     def train_step(self, net: str, batch: int, what: str = "a training") -> float:
         t, b = self._net(net, what)

@@ -115,7 +115,8 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
         assert {(setting, a) for a in ("darts1", "darts2", "milenas", "rarts")} <= rows
     assert ("fp32", "darts2-copy") in rows
     assert {r["network"] for r in res["network_steps"]} == {"cifar", "imagenet", "nats", "nats-search (darts1 step)",
-                                                            "preresnet", "mobilenetv2"}
+                                                            "preresnet", "mobilenetv2", "preresnet-search (darts1 step)",
+                                                            "mobilenetv2-search (darts1 step)"}
     assert all(r["median_step_s"] > 0 for r in res["network_steps"] + res["search_steps"])
     assert res["input"]["cifar_augmentation_on_device"]["images_per_s"] > 0
     assert res["input"]["imagenet_jpeg_decoding"]["images_per_s"] > 0

@@ -127,3 +127,20 @@ def test_a_cpu_plan_does_not_divide_a_step_over_ranks_that_share_its_cores():
 
     job = Namespace(command="train", net="imagenet", gpus=4, spec={"hp": {"batch_size": 128}})
     assert planned_step(job, table("cpu")) == 8.0 and planned_step(job, table("cuda")) == 2.0
+
+
+def test_a_width_search_is_planned_from_its_own_measured_step():
+    """The rehearsal's MobileNetV2 width searches ran at 0.57× the plan, which priced their steps as
+    passes of a training step: a table with a measured width-search step plans from it, scaled by the
+    algorithm's passes; one without (the reference table) keeps the passes of a training step."""
+    from rarts import costs
+
+    def table(rows):
+        return costs.StepTable({"environment": {"device": "cpu"}, "size": "paper", "search_size": {"batch_size": 64},
+                                "search_steps": [], "network_steps": rows})
+
+    train = {"network": "mobilenetv2", "median_step_s": 6.0, "batch_size": 64}
+    search = {"network": "mobilenetv2-search (darts1 step)", "median_step_s": 7.0, "batch_size": 64}
+    assert table([train, search]).search_step("width", "rarts", "mobilenetv2", 64) == pytest.approx(14.0)
+    assert table([train, search]).search_step("width", "darts2", "mobilenetv2", 32) == pytest.approx(8.75)
+    assert table([train]).search_step("width", "rarts", "mobilenetv2", 64) == pytest.approx(24.0)
