@@ -30,7 +30,9 @@ SKIP = {
 }
 # the files the commands name, as a user would have them: a config overlay, a site file, a search
 FILES = {"mine.yaml": "search:\n  darts:\n    seeds: [0]\n",
-         "results/search/darts/rarts/seed0/genotype.json": None}
+         "results/search/darts/rarts/seed0/genotype.json": None,
+         # what the documented `cp` gives: the tests of one page need not run in its order
+         "site.yaml": (REPO / "config" / "site.example.yaml").read_text()}
 
 
 def documented() -> list[str]:
