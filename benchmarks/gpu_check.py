@@ -125,12 +125,11 @@ def network_steps(size_name, device, steps, warmup) -> list[dict]:
 WIDTH_NETWORKS = ("preresnet", "mobilenetv2")  # Tables 5 and 6: their width searches get a step of their own
 
 
-def width_search_step(name, over, classes, x, y, device, steps, warmup, fast) -> dict:
-    """A DARTS-1 step of the width search of network `name` (its other algorithms scale by passes)."""
+def darts1_search_step(space, x, y, device, steps, warmup, fast) -> dict:
+    """A DARTS-1 step of a search of `space` (its other algorithms scale by passes)."""
     from rarts.search.algorithms import build_algorithm
-    from rarts.spaces.width import WidthSpace
 
-    algo = build_algorithm("darts1", WidthSpace(net=name, num_classes=classes, net_kw=over), search_step.HP, device)
+    algo = build_algorithm("darts1", space, search_step.HP, device)
     if fast:
         algo.net.to(memory_format=torch.channels_last)
 
@@ -143,9 +142,9 @@ def width_search_step(name, over, classes, x, y, device, steps, warmup, fast) ->
 
 def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
     from rarts.models import NETWORKS as NETWORKS_BY_NAME, build_network, load_arch
-    from rarts.search.algorithms import build_algorithm
     from rarts.models.nats import NatsCell
     from rarts.spaces.nats import NatsSearchSpace
+    from rarts.spaces.width import WidthSpace
 
     rows = []
     for name, (over, batch, res, classes) in NETWORKS[size_name].items():
@@ -156,23 +155,16 @@ def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
             x = x.contiguous(memory_format=torch.channels_last)
         if name == "nats":
             space = NatsSearchSpace(num_classes=classes, **{**NETWORKS_BY_NAME["nats"].size, **over})
-            algo = build_algorithm("darts1", space, search_step.HP, device)
-            if fast:
-                algo.net.to(memory_format=torch.channels_last)
-
-            def nats_step():
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-                    algo.step((x, y), (x, y))
-
             rows.append({"network": "nats-search (darts1 step)", "batch_size": batch, "resolution": res,
-                         **time_step(nats_step, device, steps, warmup)})
+                         **darts1_search_step(space, x, y, device, steps, warmup, fast)})
             arch = NatsCell.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
                                      "nor_conv_3x3~1|nor_conv_3x3~2|")
         else:
             arch = load_arch(name, "DARTS_V2")
         if name in WIDTH_NETWORKS:  # a width search's α passes can cost less than a training step's
             rows.append({"network": f"{name}-search (darts1 step)", "batch_size": batch, "resolution": res,
-                         **width_search_step(name, over, classes, x, y, device, steps, warmup, fast)})
+                         **darts1_search_step(WidthSpace(net=name, num_classes=classes, net_kw=over), x, y,
+                                              device, steps, warmup, fast)})
         net = build_network(name, arch, classes, **over).to(device).train()
         if fast:
             net.to(memory_format=torch.channels_last)

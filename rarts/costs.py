@@ -63,13 +63,16 @@ class StepTable:
             if algo not in self.search:
                 raise MissingStep(f"{what}: the step table ({self.where}) has no {algo} search step")
             return self.search[algo] * batch / self.search_batch
-        if space == "nats":  # the measured DARTS-1 step, scaled by the algorithm's passes
-            t, b = self._net("nats-search (darts1 step)", what)
-            return t * PASSES[algo] / PASSES["darts1"] * batch / b
-        if f"{net}-search (darts1 step)" in self.nets:  # width: the measured DARTS-1 step, scaled by passes
-            t, b = self.nets[f"{net}-search (darts1 step)"]
-            return t * PASSES[algo] / PASSES["darts1"] * batch / b
+        if space == "nats":
+            return self._darts1_scaled("nats-search (darts1 step)", algo, batch, what)
+        if f"{net}-search (darts1 step)" in self.nets:  # width
+            return self._darts1_scaled(f"{net}-search (darts1 step)", algo, batch, what)
         return self.train_step(net, batch, what) * PASSES[algo]  # no such step: a training step a pass
+
+    def _darts1_scaled(self, row: str, algo: str, batch: int, what: str) -> float:
+        """A measured DARTS-1 search step, scaled by the algorithm's passes and the batch."""
+        t, b = self._net(row, what)
+        return t * PASSES[algo] / PASSES["darts1"] * batch / b
 
     def train_step(self, net: str, batch: int, what: str = "a training") -> float:
         t, b = self._net(net, what)
