@@ -128,10 +128,12 @@ def test_two_process_ddp_on_cpu_equals_one_process_on_the_same_global_batch(tmp_
     """torchrun with 2 gloo processes (each half of every global batch, BN over the global batch)
     ends with the weights and BN statistics of a plain 1-process run. Drop path is off (its masks
     are drawn per rank); two epochs of one step each, because on this tiny network float rounding
-    grows about tenfold a step (two 1-process runs at 1 and 2 threads differ by 7e-4 after 4 steps)."""
+    grows about tenfold a step (two 1-process runs at 1 and 2 threads differ by 7e-4 after 4 steps).
+    The job's 2 threads are shared by the ranks (4 gloo ranks each taking a 2-core job's 2 threads made
+    the rehearsal's ImageNet step 12x slower)."""
     hp = {**CIFAR_HP, "drop_path_prob": 0.0, "epochs": 2, "max_steps_per_epoch": 1}
     args = ["-m", "rarts", "train", "--net", "cifar", "--genotype", "DARTS_V2", "--name", "ddp",
-            "--spec", json.dumps({**_spec(standins, "cifar"), "hp": hp})]
+            "--spec", json.dumps({**_spec(standins, "cifar"), "threads": 2, "hp": hp})]
     torchrun = str(cli_env["PATH"].split(":")[0] + "/torchrun")
     for launcher, out in (([torchrun, "--standalone", "--nproc_per_node=2"], "two"), ([sys.executable], "one")):
         proc = subprocess.run([*launcher, *args, "--out-dir", str(tmp_path / out), "--ckpt", str(tmp_path / f"{out}.pt")],
@@ -139,6 +141,8 @@ def test_two_process_ddp_on_cpu_equals_one_process_on_the_same_global_batch(tmp_
         assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads((tmp_path / "two" / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["ranks_in_sync"] is True and len(metrics["history"]) == 2
+    assert metrics["threads_per_rank"] == 1
+    assert json.loads((tmp_path / "one" / "metrics.json").read_text())["threads_per_rank"] == 2
     two, one = (torch.load(tmp_path / f"{n}.pt", weights_only=False)["model"] for n in ("two", "one"))
     assert two.keys() == one.keys()
     for k in one:
