@@ -8,7 +8,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 # One torch thread a process unless a test or a rule sets more: two xdist workers share the cores, and
 # a second OpenMP thread beside a busy neighbour spins (the tiny gpu-check took 139 s instead of 24 s
-# beside one 2-thread process, the rehearsal slice 1,391 s instead of 307 s in the suite)
+# beside one 2-thread process; in the suite the rehearsal slice took 1,391 s, at one thread 451 s)
 os.environ["OMP_NUM_THREADS"] = "1"
 
 
