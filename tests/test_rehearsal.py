@@ -55,6 +55,19 @@ def test_the_report_finds_a_request_below_its_peak_and_a_plan_off_by_more_than_i
     assert "1 of 1 jobs have no usage file" in rows["unrun"]["finding"]
 
 
+def test_the_report_measures_every_rule_of_all_but_itself_and_the_mlflow_step(tmp_path, monkeypatch):
+    """The first full rehearsal's report left out the searches' 24 dynamics figures (inputs of the MLflow
+    step alone): the report's own inputs must bring in every other rule `all` runs."""
+    from rarts.rehearsal import NOT_MEASURED
+
+    monkeypatch.chdir(copy_workflow(tmp_path))
+    snakemake, config = (str(BIN / "snakemake"),), ["config/rehearsal.yaml"]
+    ran = {j["rule"] for j in plan.dry_run_jobs(["all"], config, snakemake=snakemake)}
+    measured = {j["rule"] for j in plan.dry_run_jobs(["results/rehearsal/report.csv"], config, snakemake=snakemake)}
+    assert "search_dynamics" in ran and ran - set(NOT_MEASURED) - {"rehearsal_steps"} <= measured, \
+        ran - measured
+
+
 # -- the slice -----------------------------------------------------------------------------------------
 ALGORITHMS = ["darts1", "darts2", "milenas", "rarts"]
 SLICE = {  # the rehearsal's sizes, one step of one epoch a job, the jobs of each kind
