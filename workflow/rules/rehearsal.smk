@@ -18,8 +18,8 @@ rule rehearsal_steps:
         "--no-cpu-peaks --step-table-only --out {output} > {log} 2>&1"
 
 
-# what the report measures: every job of `all` but itself and the MLflow step (the searches' dynamics
-# figures are inputs of that step alone, so they are named here)
+# what the report measures: every job of `all` but itself, its step table and the MLflow step
+# (the searches' dynamics figures are inputs of that step alone, so they are named here)
 REHEARSED = list(ALL_TARGETS) + [f"{d}/dynamics.png" for d in DYNAMICS_RUNS]
 
 
