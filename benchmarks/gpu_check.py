@@ -5,7 +5,9 @@ Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) 
 - search steps of darts1, darts2, milenas and rarts (and the copy-the-model DARTS-2) in fp32,
   bf16 autocast and channels_last: median step time, IQR, peak memory, ratio to darts1, passes;
 - one training step of each of the paper's other networks (CIFAR and ImageNet evaluation
-  networks, the NATS-Bench search network, ResNet-164, MobileNetV2) at the paper's batch;
+  networks, the NATS-Bench search network, ResNet-164, MobileNetV2) at the paper's batch, through the
+  jobs' own trainer with the config's settings (auxiliary loss, label smoothing, clipping); with
+  `--ranks imagenet=4`, also over 4 torchrun ranks as the job runs it (benchmarks/rank_step.py);
 - the input paths: on-device CIFAR augmentation, and ImageNet JPEG decoding through the training
   transforms with the configured workers, in images/s;
 - correctness on the device: DARTS-2's hypergradient against the exact one in float64, and a
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,7 +56,14 @@ NETWORKS = {
              "nats": ({"init_channels": 4, "cells_per_stage": 1}, 4, 8, 10),
              "preresnet": ({"depth": 11}, 4, 8, 10), "mobilenetv2": ({"width_mult": 0.25}, 2, 32, 10)},
 }
-JPEGS = {"paper": (512, 256), "small": (128, 96), "tiny": (96, 48)}  # more than one batch of 32: one warms up  # synthetic JPEGs: count, side
+# synthetic JPEGs: count (more than one batch: the first warms up) and (width, height), at paper size
+# ImageNet's most common one
+JPEGS = {"paper": (512, (500, 375)), "small": (128, (96, 96)), "tiny": (96, (48, 48))}
+REPO = Path(__file__).resolve().parents[1]
+# where each network's training settings are in the config (the rest train with PLAIN_HP)
+HP_AT = {"cifar": ("train", "cifar"), "imagenet": ("train", "imagenet"), "preresnet": ("width", "table5", "train"),
+         "mobilenetv2": ("width", "table6", "train")}
+PLAIN_HP = {"epochs": 1, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine", "lr_min": 0.0}
 
 
 def environment(device) -> dict:
@@ -109,7 +119,7 @@ def time_step(step, device, steps, warmup) -> dict:
     return {"median_step_s": med, "iqr_s": iqr, "peak_mem_MiB": mem.peak / 2**20 if device.type == "cuda" else None}
 
 
-def network_steps(size_name, device, steps, warmup) -> list[dict]:
+def network_steps(size_name, device, steps, warmup, config) -> list[dict]:
     """One SGD training step (forward, backward, update) of each network on random data, and a
     DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches'). On a GPU
     also in the layout a run with `amp` and `channels_last` feeds it: bf16 autocast, channels-last
@@ -117,7 +127,7 @@ def network_steps(size_name, device, steps, warmup) -> list[dict]:
     layouts = [("fp32", False)] + ([("bf16 channels_last", True)] if device.type == "cuda" else [])
     rows = []
     for setting, fast in layouts:
-        for row in _network_steps(size_name, device, steps, warmup, fast):
+        for row in _network_steps(size_name, device, steps, warmup, fast, config):
             rows.append({"setting": setting, **row})
     return rows
 
@@ -140,9 +150,61 @@ def darts1_search_step(space, x, y, device, steps, warmup, fast) -> dict:
     return time_step(step, device, steps, warmup)
 
 
-def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
-    from rarts.models import NETWORKS as NETWORKS_BY_NAME, build_network, load_arch
+def training_hp(name: str, config: dict, fast: bool = False) -> dict:
+    """The trainer's settings for network `name`: the config's (its regularisers cost time too)."""
+    node = config
+    for key in HP_AT.get(name, ()):
+        node = node.get(key, {})
+    return {**PLAIN_HP, **(node if HP_AT.get(name) else {}), "amp": fast, "channels_last": fast}
+
+
+class FixedBatch:
+    """A trainer's source that serves one batch, this rank's rows of the global one (as the jobs'
+    sources slice it)."""
+
+    steps_per_epoch = 10**9
+
+    def __init__(self, x, y, dist):
+        self.x, self.y = x[dist.rank::dist.world], y[dist.rank::dist.world]
+
+    def start_epoch(self, epoch, step):
+        pass
+
+    def next(self):
+        return self.x, self.y
+
+    def state_dict(self):
+        return {}
+
+    def load_state_dict(self, state):
+        pass
+
+
+def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
+    """Network `name` at the check's size on the jobs' trainer (rarts.train.trainer), fed one random
+    global batch: its step is a job's step less the input path."""
+    from rarts.models import build_network, load_arch
     from rarts.models.nats import NatsCell
+    from rarts.runtime import Dist
+    from rarts.train.trainer import Trainer
+
+    dist = dist or Dist()
+    over, batch, res, classes = NETWORKS[size_name][name]
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(batch, 3, res, res, generator=g).to(device)
+    y = torch.randint(0, classes, (batch,), generator=g).to(device)
+    arch = NatsCell.from_str(NATS_CELL) if name == "nats" else load_arch(name, "DARTS_V2")
+    torch.manual_seed(0)
+    net = build_network(name, arch, classes, **over)
+    return Trainer(net, hp, device, dist, Path(ckpt_dir) / f"{name}.pt", name, {}, FixedBatch(x, y, dist),
+                   lambda: iter(()))
+
+
+NATS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
+def _network_steps(size_name, device, steps, warmup, fast, config) -> list[dict]:
+    from rarts.models import NETWORKS as NETWORKS_BY_NAME
     from rarts.spaces.nats import NatsSearchSpace
     from rarts.spaces.width import WidthSpace
 
@@ -157,30 +219,44 @@ def _network_steps(size_name, device, steps, warmup, fast) -> list[dict]:
             space = NatsSearchSpace(num_classes=classes, **{**NETWORKS_BY_NAME["nats"].size, **over})
             rows.append({"network": "nats-search (darts1 step)", "batch_size": batch, "resolution": res,
                          **darts1_search_step(space, x, y, device, steps, warmup, fast)})
-            arch = NatsCell.from_str("|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
-                                     "nor_conv_3x3~1|nor_conv_3x3~2|")
-        else:
-            arch = load_arch(name, "DARTS_V2")
         if name in WIDTH_NETWORKS:  # a width search's α passes can cost less than a training step's
             rows.append({"network": f"{name}-search (darts1 step)", "batch_size": batch, "resolution": res,
                          **darts1_search_step(WidthSpace(net=name, num_classes=classes, net_kw=over), x, y,
                                               device, steps, warmup, fast)})
-        net = build_network(name, arch, classes, **over).to(device).train()
-        if fast:
-            net.to(memory_format=torch.channels_last)
-        opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9)
-
-        def train_step():
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=fast):
-                out = net(x)
-            opt.zero_grad(set_to_none=True)
-            F.cross_entropy((out[0] if isinstance(out, tuple) else out).float(), y).backward()
-            opt.step()
-
-        rows.append({"network": name, "batch_size": batch, "resolution": res,
-                     **time_step(train_step, device, steps, warmup)})
+        with tempfile.TemporaryDirectory() as tmp:
+            trainer = network_trainer(name, size_name, device, training_hp(name, config, fast), tmp)
+            trainer.start_epoch()
+            rows.append({"network": name, "batch_size": batch, "resolution": res,
+                         **time_step(trainer.train_step, device, steps, warmup)})
+        del trainer
     for row in rows:
         row["images_per_s"] = row["batch_size"] / row["median_step_s"]
+    return rows
+
+
+def ranked_steps(size_name, device, steps, warmup, ranks: dict, config_path, threads) -> list[dict]:
+    """A training step of each network in `ranks` over that many torchrun ranks, as its job runs
+    (gloo processes sharing the CPU's `threads`, or one GPU a rank): BatchNorm over the global batch,
+    DistributedDataParallel's all-reduce. DDP's first step builds its buckets: at least one warms up,
+    and at least two are timed (ranks sharing cores vary from step to step)."""
+    import json
+    import shutil
+
+    rows = []
+    for name, n in ranks.items():
+        if device.type == "cuda" and torch.cuda.device_count() < n:
+            rows.append({"network": name, "ranks": n, "skipped": f"{torch.cuda.device_count()} GPU(s) here"})
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "step.json"
+            cmd = [shutil.which("torchrun") or "torchrun", "--standalone", f"--nproc_per_node={n}",
+                   str(Path(__file__).with_name("rank_step.py")), "--net", name, "--size", size_name,
+                   "--device", device.type, "--threads", str(threads), "--warmup", str(max(1, warmup)),
+                   "--steps", str(max(2, steps)), "--config", str(config_path), "--out", str(out)]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode:
+                raise RuntimeError(f"{name} over {n} ranks failed ({proc.returncode}): {proc.stderr[-1500:]}")
+            rows.append(json.loads(out.read_text()))
     return rows
 
 
@@ -192,13 +268,14 @@ def imagenet_decoding(size_name, workers, batch) -> dict:
     from torchvision import transforms as T
     from torchvision.datasets import ImageFolder
 
-    count, side = JPEGS[size_name]
+    count, (width, height) = JPEGS[size_name]
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         for i in range(count):
             folder = Path(tmp) / f"n{i % 4:08d}"
             folder.mkdir(exist_ok=True)
-            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(folder / f"{i}.JPEG", quality=90)
+            pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.JPEG", quality=90)
         tf = T.Compose([T.RandomResizedCrop(224 if size_name == "paper" else 64), T.RandomHorizontalFlip(),
                         T.ColorJitter(0.4, 0.4, 0.4, 0.2), T.ToTensor()])
         loader = torch.utils.data.DataLoader(ImageFolder(tmp, tf), batch_size=batch, num_workers=workers, shuffle=True)
@@ -208,7 +285,7 @@ def imagenet_decoding(size_name, workers, batch) -> dict:
         for x, _ in batches:
             n += len(x)
         return {"images_per_s": n / (time.perf_counter() - t0), "workers": workers, "images": n,
-                "jpeg_side": side}
+                "batch_size": batch, "jpeg": f"{width}x{height}"}
 
 
 def cifar_augmentation(size_name, device) -> dict:
@@ -407,7 +484,9 @@ def markdown(res: dict) -> str:
 
     lines = [f"# GPU check ({res['size']} size) on {env.get('gpu', env['cpu'])}", "",
              ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "", table(res["search_steps"]), "",
-             "## Network training steps", "", table(res["network_steps"]), "", "## Input paths", ""]
+             "## Network training steps", "", table(res["network_steps"]), "",
+             "## Network training steps over ranks", "", table(res.get("ranked_steps") or "none measured (`--ranks`)"),
+             "", "## Input paths", ""]
     res = {"input": {}, "correctness": {}, **res}  # a step table only has none
     lines += [f"- {k}: " + (f"{v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
                             if "images_per_s" in v else str(v)) for k, v in res["input"].items()]
@@ -423,12 +502,16 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
     p.add_argument("--warmup", type=int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
     p.add_argument("--workers", type=int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
+    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"),
+                   help="the networks' training settings (auxiliary loss, smoothing, clipping)")
+    p.add_argument("--ranks", nargs="*", default=[], metavar="NET=N",
+                   help="also time NET's step over N torchrun ranks (the config's train.<net>.gpus)")
     p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
     p.add_argument("--no-cpu-peaks", action="store_true",
                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
     p.add_argument("--step-table-only", action="store_true",
-                   help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2) and the "
-                        "networks' fp32 steps (the rehearsal's CPU table at paper size)")
+                   help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
+                        "networks' fp32 steps and ImageNet's decoding (the rehearsal's CPU table at paper size)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
@@ -438,16 +521,22 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
            "search_size": search_step.SIZES[size]}
-    only = args.step_table_only
+    only, config = args.step_table_only, yaml.safe_load(Path(args.config).read_text())
+    ranks = {net: int(n) for net, n in (r.split("=") for r in args.ranks)}
+    # first, while this process is small: its ranks are the job's size again (the rehearsal's 4 hold 14 GB)
+    timed(res, "ranked_steps", ranked_steps, size, device, args.steps, args.warmup, ranks, args.config,
+          torch.get_num_threads())
     timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup, not args.no_cpu_peaks,
           ("fp32",) if only else tuple(SEARCH_SETTINGS), not only)
-    timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup)
+    timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup, config)
+    res["input"] = {}  # a rank's share of ImageNet's batch through the input path (the step table reads it)
+    imagenet_batch = NETWORKS[size]["imagenet"][1] // ranks.get("imagenet", 1)
+    timed(res["input"], "imagenet_jpeg_decoding", imagenet_decoding, size, args.workers, imagenet_batch)
+    if not only:
+        timed(res["input"], "cifar_augmentation_on_device", cifar_augmentation, size, device)
+    res["section_wall_s"].update(res["input"].pop("section_wall_s"))
     if only:
         return finish(res, t0, args.out)
-    res["input"] = {}
-    timed(res["input"], "cifar_augmentation_on_device", cifar_augmentation, size, device)
-    timed(res["input"], "imagenet_jpeg_decoding", imagenet_decoding, size, args.workers, 32)
-    res["section_wall_s"].update(res["input"].pop("section_wall_s"))
     res["correctness"] = {}
     timed(res["correctness"], "darts2_hypergradient_float64", darts2_hypergradient_check, device)
     timed(res["correctness"], "repeat_search", repeat_search_check, device)

@@ -27,7 +27,8 @@ class MissingStep(KeyError):
 
 class StepTable:
     """Seconds a step: search steps by algorithm (DARTS space), training steps by network, each at the
-    batch size it was measured with; `where` says what the numbers are."""
+    batch size it was measured with (a network's step over several ranks, where measured, by its rank
+    count), and ImageNet's input path in images/s; `where` says what the numbers are."""
 
     def __init__(self, bench: dict, source: str = ""):
         env = bench["environment"]
@@ -40,6 +41,10 @@ class StepTable:
                        if r["setting"] == "fp32" and r.get("median_step_s") is not None}
         self.nets = {r["network"]: (r["median_step_s"], r["batch_size"]) for r in bench["network_steps"]
                      if r.get("setting", "fp32") == "fp32" and r.get("median_step_s") is not None}
+        ranked = bench.get("ranked_steps")
+        self.ranked = {(r["network"], r["ranks"]): (r["median_step_s"], r["batch_size"])
+                       for r in (ranked if isinstance(ranked, list) else []) if r.get("median_step_s") is not None}
+        self.decode_rate = bench.get("input", {}).get("imagenet_jpeg_decoding", {}).get("images_per_s")
 
     @classmethod
     def load(cls, path=None, required: bool = False) -> "StepTable":
@@ -74,9 +79,23 @@ class StepTable:
         t, b = self._net(row, what)
         return t * PASSES[algo] / PASSES["darts1"] * batch / b
 
-    def train_step(self, net: str, batch: int, what: str = "a training") -> float:
-        t, b = self._net(net, what)
-        return t * batch / b
+    def train_step(self, net: str, batch: int, what: str = "a training", ranks: int = 1) -> float:
+        """Wall seconds a step of a job of `ranks` ranks at global batch `batch`. Its compute: the step
+        measured over that many ranks if the table has it; else on GPUs one GPU's share of the batch, on
+        a CPU one process's whole batch (the ranks share its cores). ImageNet's input path, if measured:
+        on GPUs each rank's loader decodes its share beside the step (the slower of the two sets the
+        pace); on a CPU the loaders share the step's cores (the two add up)."""
+        if (net, ranks) in self.ranked:
+            t, b = self.ranked[net, ranks]
+            compute = t * batch / b
+        else:
+            t, b = self._net(net, what)
+            compute = t * batch / b / (ranks if self.on_gpu else 1)
+        if net != "imagenet" or not self.decode_rate:
+            return compute
+        if self.on_gpu:
+            return max(compute, batch / ranks / self.decode_rate)
+        return compute + batch / self.decode_rate
 
 
 @functools.cache
@@ -131,13 +150,14 @@ def search_cost(space: str, algo: str, spec: dict, table: StepTable, portion: fl
     return epochs * per_epoch, epochs * (per_epoch * step + evals)
 
 
-def train_cost(net: str, spec: dict, table: StepTable) -> tuple[int, float]:
-    """(steps, GPU-seconds) of one training of network `net`, with one test-set pass an epoch."""
+def train_cost(net: str, spec: dict, table: StepTable, ranks: int = 1) -> tuple[int, float]:
+    """(steps, GPU-seconds: its wall seconds × its ranks) of one training of network `net` over `ranks`
+    ranks, with one test-set pass an epoch."""
     hp = spec["hp"]
     epochs, per_epoch = epochs_steps(hp, train_images(spec))
-    step = table.train_step(net, hp["batch_size"], f"a {net} training")
+    step = table.train_step(net, hp["batch_size"], f"a {net} training", ranks)
     evals = eval_batches(hp, eval_images(spec)) * step * EVAL_FRACTION
-    return epochs * per_epoch, epochs * (per_epoch * step + evals)
+    return epochs * per_epoch, epochs * (per_epoch * step + evals) * ranks
 
 
 def local_train_cost(spec: dict, cells: int, table: StepTable) -> tuple[int, float]:

@@ -64,8 +64,9 @@ def job_cost(args, table: costs.StepTable, config: dict) -> tuple[int, float, in
         return steps, seconds, 1
     if command in ("train", "width-train"):
         net = args.net if command == "train" else args.spec["net"]["name"]
-        steps, seconds = costs.train_cost(net, args.spec, table)
-        return steps, seconds, getattr(args, "gpus", 1)
+        gpus = getattr(args, "gpus", 1)
+        steps, seconds = costs.train_cost(net, args.spec, table, gpus)
+        return steps, seconds, gpus
     if command == "nats-score" and not args.benchmark:  # offline: each found cell trained briefly
         return (*costs.local_train_cost(args.spec, len(args.runs), table), 1)
     return 0, 0.0, 0

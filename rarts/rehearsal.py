@@ -37,16 +37,14 @@ def measured_step(outputs: list[str]) -> float | None:
 
 
 def planned_step(args, table: costs.StepTable) -> float | None:
-    """Seconds a step of this job by the plan's model: on GPUs, a step's time over the ranks; on a CPU the
-    ranks share the job's cores, so the global batch takes one process's time."""
+    """Wall seconds a step of this job by the plan's model (`costs.StepTable.train_step` for its ranks)."""
     command = getattr(args, "command", None)
     if command == "search" and args.algo in costs.PASSES:
         hp = args.spec["hp"]
         return table.search_step(args.space, args.algo, args.spec.get("net", {}).get("name"), hp["batch_size"])
     if command in ("train", "width-train"):
         net = args.net if command == "train" else args.spec["net"]["name"]
-        ranks = getattr(args, "gpus", 1) if table.on_gpu else 1
-        return table.train_step(net, args.spec["hp"]["batch_size"]) / ranks
+        return table.train_step(net, args.spec["hp"]["batch_size"], ranks=getattr(args, "gpus", 1))
     return None
 
 

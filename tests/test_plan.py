@@ -106,7 +106,8 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
 def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     out = tmp_path / "gpu_check.json"
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "2",
-                           "--warmup", "0", "--workers", "0", "--device", "cpu", "--no-cpu-peaks", "--out", str(out)],
+                           "--warmup", "0", "--workers", "0", "--device", "cpu", "--no-cpu-peaks", "--ranks",
+                           "imagenet=2", "--out", str(out)],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
@@ -117,6 +118,7 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     assert {r["network"] for r in res["network_steps"]} == {"cifar", "imagenet", "nats", "nats-search (darts1 step)",
                                                             "preresnet", "mobilenetv2", "preresnet-search (darts1 step)",
                                                             "mobilenetv2-search (darts1 step)"}
+    assert [(r["network"], r["ranks"]) for r in res["ranked_steps"]] == [("imagenet", 2)]
     assert all(r["median_step_s"] > 0 for r in res["network_steps"] + res["search_steps"])
     assert res["input"]["cifar_augmentation_on_device"]["images_per_s"] > 0
     assert res["input"]["imagenet_jpeg_decoding"]["images_per_s"] > 0
@@ -129,7 +131,10 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     assert not any("error" in v for v in res["correctness"].values() if isinstance(v, dict))
     assert res["environment"]["torch"] == __import__("torch").__version__
     assert (tmp_path / "gpu_check.md").read_text().startswith("# GPU check (tiny size)")
-    StepTable(res)  # the plan reads it
+    table = StepTable(res)  # the plan reads it, the 2-rank step a step of a 2-rank job
+    two = res["ranked_steps"][0]
+    decode = 2 / res["input"]["imagenet_jpeg_decoding"]["images_per_s"]
+    assert table.train_step("imagenet", 2, ranks=2) == pytest.approx(two["median_step_s"] + decode)
 
 
 def test_runtime_requests_are_capped_and_retries_cover_the_windows():

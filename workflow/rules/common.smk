@@ -103,7 +103,7 @@ def search_minutes(space, algo, spec):
 
 def train_minutes(net, spec, ranks=1):
     """The planned wall time of one training: its GPU time over its ranks."""
-    return costs.train_cost(net, spec, STEP_TABLE)[1] / 60 / ranks
+    return costs.train_cost(net, spec, STEP_TABLE, ranks)[1] / 60 / ranks
 
 
 def search_memory(net, spec, images):

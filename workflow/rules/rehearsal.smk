@@ -7,6 +7,9 @@ rule rehearsal_steps:
     output:
         "results/rehearsal/cpu_steps.json",
     threads: config["threads"]
+    params:  # the ImageNet transfer's step over its ranks, its input path through its workers
+        ranks=TRAIN["imagenet"]["gpus"],
+        workers=TRAIN["imagenet"]["workers"],
     resources:  # every algorithm's search network at once, then one step each at paper size
         **job(mem_mb=cluster.memory_mb("search", 0) * 2, minutes=30),
     log:
@@ -15,7 +18,8 @@ rule rehearsal_steps:
         ENV
     shell:
         "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 1 --warmup 0 "
-        "--no-cpu-peaks --step-table-only --out {output} > {log} 2>&1"
+        "--no-cpu-peaks --step-table-only --ranks imagenet={params.ranks} --workers {params.workers} "
+        "--out {output} > {log} 2>&1"
 
 
 # what the report measures: every job of `all` but itself, its step table and the MLflow step
