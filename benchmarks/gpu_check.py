@@ -182,7 +182,8 @@ class FixedBatch:
 
 def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
     """Network `name` at the check's size on the jobs' trainer (rarts.train.trainer), fed one random
-    global batch: its step is a job's step less the input path."""
+    global batch, in training as after its first epoch: its step is a job's step less the input path.
+    (Drop path's probability ramps up from 0 over the epochs; its masks cost the same at any above 0.)"""
     from rarts.models import build_network, load_arch
     from rarts.models.nats import NatsCell
     from rarts.runtime import Dist
@@ -196,8 +197,11 @@ def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
     arch = NatsCell.from_str(NATS_CELL) if name == "nats" else load_arch(name, "DARTS_V2")
     torch.manual_seed(0)
     net = build_network(name, arch, classes, **over)
-    return Trainer(net, hp, device, dist, Path(ckpt_dir) / f"{name}.pt", name, {}, FixedBatch(x, y, dist),
-                   lambda: iter(()))
+    trainer = Trainer(net, hp, device, dist, Path(ckpt_dir) / f"{name}.pt", name, {}, FixedBatch(x, y, dist),
+                      lambda: iter(()))
+    trainer.start_epoch()
+    trainer.model.drop_path_prob = hp.get("drop_path_prob", 0.0)
+    return trainer
 
 
 NATS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
@@ -225,7 +229,6 @@ def _network_steps(size_name, device, steps, warmup, fast, config) -> list[dict]
                                               device, steps, warmup, fast)})
         with tempfile.TemporaryDirectory() as tmp:
             trainer = network_trainer(name, size_name, device, training_hp(name, config, fast), tmp)
-            trainer.start_epoch()
             rows.append({"network": name, "batch_size": batch, "resolution": res,
                          **time_step(trainer.train_step, device, steps, warmup)})
         del trainer

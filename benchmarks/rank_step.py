@@ -42,7 +42,6 @@ def main(argv=None) -> None:
         _, batch, res, _ = gpu_check.NETWORKS[args.size][args.net]
         with tempfile.TemporaryDirectory() as tmp:
             trainer = gpu_check.network_trainer(args.net, args.size, device, hp, tmp, dist)
-            trainer.start_epoch()
             timing = gpu_check.time_step(trainer.train_step, device, args.steps, args.warmup)
         if dist.main:
             import torch

@@ -10,14 +10,14 @@ rule rehearsal_steps:
     params:  # the ImageNet transfer's step over its ranks, its input path through its workers
         ranks=TRAIN["imagenet"]["gpus"],
         workers=TRAIN["imagenet"]["workers"],
-    resources:  # every algorithm's search network at once, then one step each at paper size
+    resources:  # every algorithm's search network at once, then a warm-up and two steps each at paper size
         **job(mem_mb=cluster.memory_mb("search", 0) * 2, minutes=30),
     log:
         "results/logs/rehearsal_steps.log",
     conda:
         ENV
     shell:
-        "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 1 --warmup 0 "
+        "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 2 --warmup 1 "
         "--no-cpu-peaks --step-table-only --ranks imagenet={params.ranks} --workers {params.workers} "
         "--out {output} > {log} 2>&1"
 
