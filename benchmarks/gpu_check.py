@@ -60,9 +60,9 @@ NETWORKS = {
 # ImageNet's most common one
 JPEGS = {"paper": (512, (500, 375)), "small": (128, (96, 96)), "tiny": (96, (48, 48))}
 REPO = Path(__file__).resolve().parents[1]
-# where each network's training settings are in the config (the rest train with PLAIN_HP)
-HP_AT = {"cifar": ("train", "cifar"), "imagenet": ("train", "imagenet"), "preresnet": ("width", "table5", "train"),
-         "mobilenetv2": ("width", "table6", "train")}
+# where each network's training settings are in the config, over PLAIN_HP
+HP_AT = {"cifar": ("train", "cifar"), "imagenet": ("train", "imagenet"), "nats": ("nats", "local_train"),
+         "preresnet": ("width", "table5", "train"), "mobilenetv2": ("width", "table6", "train")}
 PLAIN_HP = {"epochs": 1, "lr": 0.01, "momentum": 0.9, "weight_decay": 0.0, "schedule": "cosine", "lr_min": 0.0}
 
 
@@ -120,10 +120,11 @@ def time_step(step, device, steps, warmup) -> dict:
 
 
 def network_steps(size_name, device, steps, warmup, config) -> list[dict]:
-    """One SGD training step (forward, backward, update) of each network on random data, and a
-    DARTS-1 step of the NATS-Bench search network (its cost per pass sets the NATS searches'). On a GPU
-    also in the layout a run with `amp` and `channels_last` feeds it: bf16 autocast, channels-last
-    network and batches (the trainer's `_forward`)."""
+    """One training step (forward, backward, update: the jobs' trainer with the config's settings) of
+    each network on random data, and a DARTS-1 step of the NATS-Bench search network and of each width
+    search (their cost per pass sets those searches'). On a GPU also in the layout a run with `amp`
+    and `channels_last` feeds it: bf16 autocast, channels-last network and batches (the trainer's
+    `_forward`)."""
     layouts = [("fp32", False)] + ([("bf16 channels_last", True)] if device.type == "cuda" else [])
     rows = []
     for setting, fast in layouts:
@@ -153,9 +154,9 @@ def darts1_search_step(space, x, y, device, steps, warmup, fast) -> dict:
 def training_hp(name: str, config: dict, fast: bool = False) -> dict:
     """The trainer's settings for network `name`: the config's (its regularisers cost time too)."""
     node = config
-    for key in HP_AT.get(name, ()):
+    for key in HP_AT[name]:
         node = node.get(key, {})
-    return {**PLAIN_HP, **(node if HP_AT.get(name) else {}), "amp": fast, "channels_last": fast}
+    return {**PLAIN_HP, **node, "amp": fast, "channels_last": fast}
 
 
 class FixedBatch:
