@@ -24,8 +24,10 @@ time is recorded in the JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -181,6 +183,9 @@ class FixedBatch:
         pass
 
 
+NATS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+
+
 def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
     """Network `name` at the check's size on the jobs' trainer (rarts.train.trainer), fed one random
     global batch, in training as after its first epoch: its step is a job's step less the input path.
@@ -203,9 +208,6 @@ def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
     trainer.start_epoch()
     trainer.model.drop_path_prob = hp.get("drop_path_prob", 0.0)
     return trainer
-
-
-NATS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
 def _network_steps(size_name, device, steps, warmup, fast, config) -> list[dict]:
@@ -243,9 +245,6 @@ def ranked_steps(size_name, device, steps, warmup, ranks: dict, config_path, thr
     (gloo processes sharing the CPU's `threads`, or one GPU a rank): BatchNorm over the global batch,
     DistributedDataParallel's all-reduce. DDP's first step builds its buckets: at least one warms up,
     and at least two are timed (ranks sharing cores vary from step to step)."""
-    import json
-    import shutil
-
     rows = []
     for name, n in ranks.items():
         if device.type == "cuda" and torch.cuda.device_count() < n:

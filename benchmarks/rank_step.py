@@ -14,6 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,8 +45,6 @@ def main(argv=None) -> None:
             trainer = gpu_check.network_trainer(args.net, args.size, device, hp, tmp, dist)
             timing = gpu_check.time_step(trainer.train_step, device, args.steps, args.warmup)
         if dist.main:
-            import torch
-
             write_json(args.out, {"network": args.net, "ranks": dist.world, "batch_size": batch, "resolution": res,
                                   "threads_per_rank": torch.get_num_threads(), **timing,
                                   "images_per_s": batch / timing["median_step_s"]})
