@@ -8,6 +8,8 @@ Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) 
   networks, the NATS-Bench search network, ResNet-164, MobileNetV2) at the paper's batch, through the
   jobs' own trainer with the config's settings (auxiliary loss, label smoothing, clipping); with
   `--ranks imagenet=4`, also over 4 torchrun ranks as the job runs it (benchmarks/rank_step.py);
+- each DARTS operation's seconds on each kind of edge of the CIFAR and ImageNet networks (a searched
+  cell's step is the measured cell's plus the difference of their edges);
 - the input paths: on-device CIFAR augmentation, and ImageNet JPEG decoding through the training
   transforms with the configured workers, in images/s;
 - correctness on the device: DARTS-2's hypergradient against the exact one in float64, and a
@@ -27,7 +29,6 @@ import argparse
 import json
 import logging
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -240,6 +241,64 @@ def _network_steps(size_name, device, steps, warmup, fast, config) -> list[dict]
     return rows
 
 
+GENOTYPE_NETWORKS = ("cifar", "imagenet")  # their step depends on the cell they train
+EDGE_KINDS = ("normal", "reduce_input", "reduce_node")  # a reduction cell's edges from its inputs take stride 2
+
+
+def edge_shapes(net, res, device) -> dict:
+    """{(kind, channels, side, stride): cells with such an edge} of a DARTS evaluation network: a forward
+    pass records each cell's width and input side (an edge's shape depends on where it is, not on its op)."""
+    seen = []
+    hooks = [cell.register_forward_pre_hook(lambda cell, args: seen.append((cell, args[1].shape[-1])))
+             for cell in net.cells]
+    with torch.no_grad():
+        net.eval()(torch.zeros(1, 3, res, res, device=device))
+    for hook in hooks:
+        hook.remove()
+    shapes: dict = {}
+    for cell, side in seen:
+        c = cell.preprocess1[1].out_channels
+        kinds = ([("reduce_input", c, side, 2), ("reduce_node", c, side // 2, 1)] if cell.reduction
+                 else [("normal", c, side, 1)])
+        for key in kinds:
+            shapes[key] = shapes.get(key, 0) + 1
+    return shapes
+
+
+def edge_steps(size_name, device, steps, warmup, config) -> list[dict]:
+    """Seconds of each DARTS operation on one edge (forward, backward, drop path as the cells train), summed
+    over the cells of each edge kind, for each network that trains a searched cell: a genotype's step is
+    the table's cell's step plus its edges' difference (`rarts.costs.StepTable.train_step`)."""
+    from rarts.models import build_network, load_arch
+    from rarts.models.darts_eval import drop_path
+    from rarts.models.darts_ops import OPS, PRIMITIVES, Identity
+
+    rows = []
+    for name in GENOTYPE_NETWORKS:
+        over, batch, res, classes = NETWORKS[size_name][name]
+        hp = training_hp(name, config)
+        net = build_network(name, load_arch(name, "DARTS_V2"), classes, **over).to(device)
+        shapes = edge_shapes(net, res, device)
+        del net
+        costs = {kind: dict.fromkeys(PRIMITIVES[1:], 0.0) for kind in EDGE_KINDS}
+        for (kind, c, side, stride), cells in shapes.items():
+            for op_name in PRIMITIVES[1:]:
+                torch.manual_seed(0)
+                op = OPS[op_name](c, stride, True).to(device).train()
+                x = torch.randn(batch, c, side, side, device=device, requires_grad=True)
+                grad = torch.randn(batch, c, side // stride, side // stride, device=device)
+                drop = 0.0 if isinstance(op, Identity) else hp.get("drop_path_prob", 0.0)
+
+                def step():
+                    torch.autograd.backward(drop_path(op(x), drop), grad)
+
+                costs[kind][op_name] += cells * time_step(step, device, steps, warmup)["median_step_s"]
+        rows.append({"network": name, "batch_size": batch, "genotype": load_arch(name, "DARTS_V2").to_json(),
+                     "shapes": [dict(zip(("kind", "channels", "side", "stride", "cells"), (*k, n)))
+                                for k, n in shapes.items()], **costs})
+    return rows
+
+
 def ranked_steps(size_name, device, steps, warmup, ranks: dict, config_path, threads) -> list[dict]:
     """A training step of each network in `ranks` over that many torchrun ranks, as its job runs
     (gloo processes sharing the CPU's `threads`, or one GPU a rank): BatchNorm over the global batch,
@@ -252,7 +311,7 @@ def ranked_steps(size_name, device, steps, warmup, ranks: dict, config_path, thr
             continue
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "step.json"
-            cmd = [shutil.which("torchrun") or "torchrun", "--standalone", f"--nproc_per_node={n}",
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
                    str(Path(__file__).with_name("rank_step.py")), "--net", name, "--size", size_name,
                    "--device", device.type, "--threads", str(threads), "--warmup", str(max(1, warmup)),
                    "--steps", str(max(2, steps)), "--config", str(config_path), "--out", str(out)]
@@ -489,13 +548,23 @@ def markdown(res: dict) -> str:
              ", ".join(f"{k} {v}" for k, v in env.items()), "", "## Search steps", "", table(res["search_steps"]), "",
              "## Network training steps", "", table(res["network_steps"]), "",
              "## Network training steps over ranks", "", table(res.get("ranked_steps") or "none measured (`--ranks`)"),
-             "", "## Input paths", ""]
+             "", "## DARTS operations on each kind of edge (seconds a step, summed over the cells)", "",
+             edge_table(res.get("edge_steps")), "", "## Input paths", ""]
     res = {"input": {}, "correctness": {}, **res}  # a step table only has none
     lines += [f"- {k}: " + (f"{v['images_per_s']:.0f} images/s ({', '.join(f'{a} {b}' for a, b in v.items() if a != 'images_per_s')})"
                             if "images_per_s" in v else str(v)) for k, v in res["input"].items()]
     lines += ["", "## Correctness and the GPU paths", ""] + [f"- {k}: {v}" for k, v in res["correctness"].items()]
     lines += ["", f"Sections' wall time (s): {res['section_wall_s']}; total {res['wall_s']:.0f} s", ""]
     return "\n".join(lines)
+
+
+def edge_table(rows) -> str:
+    import pandas as pd
+
+    if not isinstance(rows, list):
+        return f"- {rows}"
+    return pd.DataFrame([{"network": r["network"], "edges": kind, **r[kind]} for r in rows for kind in EDGE_KINDS]
+                        ).round(4).to_markdown(index=False)
 
 
 def main(argv=None) -> dict:
@@ -514,7 +583,8 @@ def main(argv=None) -> dict:
                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
     p.add_argument("--step-table-only", action="store_true",
                    help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
-                        "networks' fp32 steps and ImageNet's decoding (the rehearsal's CPU table at paper size)")
+                        "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's CPU table at "
+                        "paper size)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
@@ -532,6 +602,7 @@ def main(argv=None) -> dict:
     timed(res, "search_steps", search_steps, size, device, args.steps, args.warmup, not args.no_cpu_peaks,
           ("fp32",) if only else tuple(SEARCH_SETTINGS), not only)
     timed(res, "network_steps", network_steps, size, device, args.steps, args.warmup, config)
+    timed(res, "edge_steps", edge_steps, size, device, args.steps, args.warmup, config)
     res["input"] = {}  # a rank's share of ImageNet's batch through the input path (the step table reads it)
     imagenet_batch = NETWORKS[size]["imagenet"][1] // ranks.get("imagenet", 1)
     timed(res["input"], "imagenet_jpeg_decoding", imagenet_decoding, size, args.workers, imagenet_batch)

@@ -28,7 +28,8 @@ class MissingStep(KeyError):
 class StepTable:
     """Seconds a step: search steps by algorithm (DARTS space), training steps by network, each at the
     batch size it was measured with (a network's step over several ranks, where measured, by its rank
-    count), and ImageNet's input path in images/s; `where` says what the numbers are."""
+    count), the DARTS operations' seconds on each kind of edge of the networks that train a searched
+    cell, and ImageNet's input path in images/s; `where` says what the numbers are."""
 
     def __init__(self, bench: dict, source: str = ""):
         env = bench["environment"]
@@ -44,6 +45,7 @@ class StepTable:
         ranked = bench.get("ranked_steps")
         self.ranked = {(r["network"], r["ranks"]): (r["median_step_s"], r["batch_size"])
                        for r in (ranked if isinstance(ranked, list) else []) if r.get("median_step_s") is not None}
+        self.edges = {r["network"]: r for r in bench.get("edge_steps") or []}
         self.decode_rate = bench.get("input", {}).get("imagenet_jpeg_decoding", {}).get("images_per_s")
 
     @classmethod
@@ -79,23 +81,46 @@ class StepTable:
         t, b = self._net(row, what)
         return t * PASSES[algo] / PASSES["darts1"] * batch / b
 
-    def train_step(self, net: str, batch: int, what: str = "a training", ranks: int = 1) -> float:
-        """Wall seconds a step of a job of `ranks` ranks at global batch `batch`. Its compute: the step
-        measured over that many ranks if the table has it; else on GPUs one GPU's share of the batch, on
-        a CPU one process's whole batch (the ranks share its cores). ImageNet's input path, if measured:
-        on GPUs each rank's loader decodes its share beside the step (the slower of the two sets the
-        pace); on a CPU the loaders share the step's cores (the two add up)."""
+    def train_step(self, net: str, batch: int, what: str = "a training", ranks: int = 1,
+                   cell: dict | None = None) -> float:
+        """Wall seconds a step of a job of `ranks` ranks at global batch `batch`, training `cell` (a
+        genotype's JSON; None: the table's own). Its compute: the step measured over that many ranks if
+        the table has it; else on GPUs one GPU's share of the batch, on a CPU one process's whole batch
+        (the ranks share its cores); scaled by `cell_factor`. ImageNet's input path, if measured: on GPUs
+        each rank's loader decodes its share beside the step (the slower of the two sets the pace); on a
+        CPU the loaders share the step's cores (the two add up)."""
         if (net, ranks) in self.ranked:
             t, b = self.ranked[net, ranks]
             compute = t * batch / b
         else:
             t, b = self._net(net, what)
             compute = t * batch / b / (ranks if self.on_gpu else 1)
+        compute *= self.cell_factor(net, cell)
         if net != "imagenet" or not self.decode_rate:
             return compute
         if self.on_gpu:
             return max(compute, batch / ranks / self.decode_rate)
         return compute + batch / self.decode_rate
+
+
+    def cell_factor(self, net: str, cell: dict | None) -> float:
+        """A step of network `net` with `cell` over its step with the table's cell: the step measured
+        plus the difference of the two cells' edges (their operations' measured seconds; the stem,
+        preprocessing, heads and update cost the same in both). 1 without a cell or edge times."""
+        if not cell or net not in self.edges:
+            return 1.0
+        row = self.edges[net]
+        t, b = self._net(net, f"a {net} training")
+        extra = (edge_seconds(row, cell) - edge_seconds(row, row["genotype"])) * b / row["batch_size"]
+        return (t + extra) / t
+
+
+def edge_seconds(row: dict, cell: dict) -> float:
+    """Seconds of a genotype's edges in one step, from a table's edge row (each operation's seconds on an
+    edge of each kind, summed over the network's cells of that kind): a reduction cell's edges from its
+    two inputs take stride 2, its edges from its nodes stride 1."""
+    normal = sum(row["normal"][op] for op, _ in cell["normal"])
+    return normal + sum(row["reduce_input" if j < 2 else "reduce_node"][op] for op, j in cell["reduce"])
 
 
 @functools.cache
@@ -150,12 +175,12 @@ def search_cost(space: str, algo: str, spec: dict, table: StepTable, portion: fl
     return epochs * per_epoch, epochs * (per_epoch * step + evals)
 
 
-def train_cost(net: str, spec: dict, table: StepTable, ranks: int = 1) -> tuple[int, float]:
-    """(steps, GPU-seconds: its wall seconds × its ranks) of one training of network `net` over `ranks`
-    ranks, with one test-set pass an epoch."""
+def train_cost(net: str, spec: dict, table: StepTable, ranks: int = 1, cell: dict | None = None) -> tuple[int, float]:
+    """(steps, GPU-seconds: its wall seconds × its ranks) of one training of network `net` (with `cell`,
+    a genotype's JSON, where known) over `ranks` ranks, with one test-set pass an epoch."""
     hp = spec["hp"]
     epochs, per_epoch = epochs_steps(hp, train_images(spec))
-    step = table.train_step(net, hp["batch_size"], f"a {net} training", ranks)
+    step = table.train_step(net, hp["batch_size"], f"a {net} training", ranks, cell)
     evals = eval_batches(hp, eval_images(spec)) * step * EVAL_FRACTION
     return epochs * per_epoch, epochs * (per_epoch * step + evals) * ranks
 

@@ -56,6 +56,18 @@ def parse_command(shell: str):
     return build_parser().parse_args(words[1:]) if words and Path(words[0]).name == "rarts" else None
 
 
+def job_cell(args) -> dict | None:
+    """The genotype a training job trains, as JSON, where it is known: a published cell, or a searched
+    one once its search has written it (before, None: the step table's cell prices it)."""
+    from rarts.models.genotypes import load_genotype
+
+    ref = getattr(args, "genotype", None)
+    try:
+        return load_genotype(ref).to_json() if ref else None
+    except FileNotFoundError:
+        return None
+
+
 def job_cost(args, table: costs.StepTable, config: dict) -> tuple[int, float, int]:
     """(steps, GPU-seconds, GPUs) of one job, from its parsed `rarts` command line."""
     command = getattr(args, "command", None)
@@ -65,7 +77,7 @@ def job_cost(args, table: costs.StepTable, config: dict) -> tuple[int, float, in
     if command in ("train", "width-train"):
         net = args.net if command == "train" else args.spec["net"]["name"]
         gpus = getattr(args, "gpus", 1)
-        steps, seconds = costs.train_cost(net, args.spec, table, gpus)
+        steps, seconds = costs.train_cost(net, args.spec, table, gpus, job_cell(args))
         return steps, seconds, gpus
     if command == "nats-score" and not args.benchmark:  # offline: each found cell trained briefly
         return (*costs.local_train_cost(args.spec, len(args.runs), table), 1)

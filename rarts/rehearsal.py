@@ -37,14 +37,16 @@ def measured_step(outputs: list[str]) -> float | None:
 
 
 def planned_step(args, table: costs.StepTable) -> float | None:
-    """Wall seconds a step of this job by the plan's model (`costs.StepTable.train_step` for its ranks)."""
+    """Wall seconds a step of this job by the plan's model (`costs.StepTable.train_step` for its ranks and
+    the cell it trains)."""
     command = getattr(args, "command", None)
     if command == "search" and args.algo in costs.PASSES:
         hp = args.spec["hp"]
         return table.search_step(args.space, args.algo, args.spec.get("net", {}).get("name"), hp["batch_size"])
     if command in ("train", "width-train"):
         net = args.net if command == "train" else args.spec["net"]["name"]
-        return table.train_step(net, args.spec["hp"]["batch_size"], ranks=getattr(args, "gpus", 1))
+        return table.train_step(net, args.spec["hp"]["batch_size"], ranks=getattr(args, "gpus", 1),
+                                cell=plan.job_cell(args))
     return None
 
 
@@ -67,14 +69,17 @@ def _median(values):
 
 
 def rule_rows(jobs: list[dict]) -> list[dict]:
-    """One row per rule: its jobs' medians of the step times, the largest peak against its request."""
+    """One row per rule: its jobs' medians of the step times and of each job's measured / planned (its
+    jobs differ: each retraining is planned for its own cell), their range, the largest peak against its
+    request."""
     by_rule: dict[str, list[dict]] = {}
     for j in jobs:
         by_rule.setdefault(j["rule"], []).append(j)
     rows = []
     for rule, js in by_rule.items():
         measured, planned = _median(j["measured_step_s"] for j in js), _median(j["planned_step_s"] for j in js)
-        ratio = measured / planned if measured and planned else None
+        ratios = [j["measured_step_s"] / j["planned_step_s"] for j in js if j["measured_step_s"] and j["planned_step_s"]]
+        ratio = _median(ratios)
         peaks = [(j["peak_pss_mb"] / j["mem_mb"], j) for j in js if j["peak_pss_mb"] is not None and j["mem_mb"]]
         worst = max(peaks, key=lambda t: t[0])[1] if peaks else {}
         findings = []
@@ -86,7 +91,8 @@ def rule_rows(jobs: list[dict]) -> list[dict]:
         if measured_jobs < len(js):
             findings.append(f"{len(js) - measured_jobs} of {len(js)} jobs have no usage file (not run?)")
         rows.append({"rule": rule, "jobs": len(js), "measured_step_s": measured, "planned_step_s": planned,
-                     "measured_over_planned": ratio, "peak_pss_mb": worst.get("peak_pss_mb"),
+                     "measured_over_planned": ratio,
+                     "job_ratios": f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else None, "peak_pss_mb": worst.get("peak_pss_mb"),
                      "peak_rss_mb": worst.get("peak_rss_mb"), "mem_mb_request": worst.get("mem_mb"),
                      "peak_over_request": worst["peak_pss_mb"] / worst["mem_mb"] if peaks else None,
                      "job_seconds": sum(j["wall_s"] or 0 for j in js), "finding": "; ".join(findings)})
@@ -112,8 +118,9 @@ def report_main(args) -> list[dict]:
              f"**{costs_note(table)}**", "", shown.to_markdown(index=False), "",
              f"- {len(jobs)} jobs, {total / 3600:.2f} job-hours on this machine; the largest shares: {top}.",
              "- measured_step_s: the last epoch's seconds a training step (median over the rule's jobs); "
-             "planned_step_s: what `rarts plan` projects from the step table above; a ratio outside "
-             f"1/{PLAN_TOLERANCE}–{PLAN_TOLERANCE} is a finding.",
+             "planned_step_s: what `rarts plan` projects from the step table above (a retraining's for the cell "
+             "it trains); measured_over_planned: the median of the jobs' ratios, job_ratios their range; a "
+             f"median outside 1/{PLAN_TOLERANCE}–{PLAN_TOLERANCE} is a finding.",
              "- peak_pss_mb: the largest peak of the rule's jobs (their whole process trees, `rarts.usage`) "
              "against that job's mem_mb request; a request below its peak is a finding.",
              "- What this proves: every rule runs at the paper's sizes (networks, resolutions, batches, ranks) on "

@@ -11,6 +11,7 @@ import yaml
 
 from conftest import BIN, REPO
 from rarts.costs import StepTable
+from rarts.models.genotypes import DARTS_V2, Genotype
 from rarts.plan import job_cost, parse_command
 
 SEARCH_S = {"darts1": 0.1, "darts2": 0.3, "milenas": 0.15, "rarts": 0.2}  # seconds a step, batch 64
@@ -135,6 +136,11 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     two = res["ranked_steps"][0]
     decode = 2 / res["input"]["imagenet_jpeg_decoding"]["images_per_s"]
     assert table.train_step("imagenet", 2, ranks=2) == pytest.approx(two["median_step_s"] + decode)
+    assert [r["network"] for r in res["edge_steps"]] == ["cifar", "imagenet"]
+    heavy = Genotype([("sep_conv_5x5", 0)] * 8, [2, 3, 4, 5], [("sep_conv_5x5", 0)] * 8, [2, 3, 4, 5]).to_json()
+    for net in ("cifar", "imagenet"):  # the edges' operations price a cell: the table's own at 1, a heavier above
+        assert all(v > 0 for r in res["edge_steps"] for kind in ("normal", "reduce_input") for v in r[kind].values())
+        assert table.cell_factor(net, DARTS_V2.to_json()) == 1.0 < table.cell_factor(net, heavy)
 
 
 def test_runtime_requests_are_capped_and_retries_cover_the_windows():

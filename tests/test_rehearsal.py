@@ -174,6 +174,88 @@ def test_the_imagenet_plan_takes_the_step_over_its_ranks_and_its_input_path():
     assert planned_step(cifar, table("cpu", [{**one, "network": "cifar", "batch_size": 96}], 256.0)) == 7.0
 
 
+def test_a_retraining_is_planned_for_the_cell_it_trains(tmp_path):
+    """The rehearsal's CIFAR retrainings ran at 1.33–1.58× a plan that priced every one at DARTS_V2's
+    cell (their searched cells cost 0.8–1.9× it). A retraining of a searched cell is planned at the
+    table's step plus the difference of the two cells' edges, each edge its operation's measured seconds
+    on that kind of edge; before its search has written the cell, at the table's."""
+    from argparse import Namespace
+
+    from rarts import costs
+    from rarts.models.genotypes import DARTS_V1, DARTS_V2, Genotype
+    from rarts.rehearsal import planned_step
+
+    ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    normal = dict(zip(ops, (0.30, 0.20, 0.01, 0.60, 1.10, 0.50, 0.90)))
+    reduce_input = dict(zip(ops, (0.05, 0.03, 0.09, 0.10, 0.12, 0.09, 0.12)))
+    reduce_node = dict(zip(ops, (0.03, 0.02, 0.00, 0.05, 0.08, 0.04, 0.07)))
+    edges = {"genotype": DARTS_V2.to_json(), "batch_size": 96, "normal": normal, "reduce_input": reduce_input,
+             "reduce_node": reduce_node}
+    table = costs.StepTable({"environment": {"device": "cpu"}, "size": "paper", "search_size": {"batch_size": 64},
+                             "search_steps": [], "ranked_steps": [{"network": "imagenet", "ranks": 4, "median_step_s": 11.0,
+                                                                   "batch_size": 128}],
+                             "network_steps": [{"network": "cifar", "median_step_s": 6.0, "batch_size": 96},
+                                               {"network": "imagenet", "median_step_s": 8.0, "batch_size": 128}],
+                             "edge_steps": [{**edges, "network": "cifar"}, {**edges, "network": "imagenet", "batch_size": 128}]})
+    heavy = Genotype([("sep_conv_5x5", 0), ("dil_conv_5x5", 1)] * 4, [2, 3, 4, 5],
+                     [("sep_conv_5x5", 0), ("avg_pool_3x3", 2)] * 4, [2, 3, 4, 5])
+    cell = tmp_path / "genotype.json"
+    cell.write_text(json.dumps({**heavy.to_json(), "meta": {"final_val_acc": 0.5}}))  # a search's file
+    # by hand: DARTS_V2's edges (normal: 5 sep_conv_3x3, 2 skip, 1 dil_conv_3x3; reduce: 5 max_pool from the
+    # inputs, 3 skip from nodes) against the heavy cell's (normal: 4 sep_conv_5x5, 4 dil_conv_5x5; reduce: 4
+    # sep_conv_5x5 from the inputs, 4 avg_pool from nodes) and DARTS_V1's (normal: 5 sep_conv_3x3, 3 skip;
+    # reduce: 4 max_pool and 1 avg_pool from the inputs, 3 skip from nodes)
+    v2 = 5 * 0.60 + 2 * 0.01 + 0.50 + 5 * 0.05 + 3 * 0.00
+    v1 = 5 * 0.60 + 3 * 0.01 + 4 * 0.05 + 0.03 + 3 * 0.00
+    extra = 4 * 1.10 + 4 * 0.90 + 4 * 0.12 + 4 * 0.02 - v2
+
+    def job(genotype, net="cifar", gpus=1, batch=96):
+        spec = {"dataset": "cifar10", "hp": {"batch_size": batch, "epochs": 2, "eval_batches": 1}}
+        return Namespace(command="train", net=net, gpus=gpus, genotype=genotype, spec=spec)
+
+    assert planned_step(job(str(cell)), table) == pytest.approx(6.0 + extra)
+    assert planned_step(job("DARTS_V2"), table) == 6.0
+    assert planned_step(job(str(tmp_path / "not-searched-yet.json")), table) == 6.0
+    assert planned_step(job("DARTS_V1"), table) == pytest.approx(6.0 + v1 - v2)
+    # the ImageNet transfer's 4-rank step scales by the same factor (its edges at its own batch)
+    assert planned_step(job(str(cell), "imagenet", 4, 128), table) == pytest.approx(11.0 * (8.0 + extra) / 8.0)
+    assert plan.job_cost(job(str(cell)), table, {})[1] == pytest.approx(
+        plan.job_cost(job("DARTS_V2"), table, {})[1] * (6.0 + extra) / 6.0)
+
+
+def test_the_edge_table_finds_each_edge_shape_of_the_paper_networks():
+    """The edges the step table times are the paper networks' own: CIFAR's 20 cells at C=36 reduce at
+    cells 6 and 13 (32 → 16 → 8 pixels, 36 → 72 → 144 channels); ImageNet's 14 at C=48 start at 28 pixels
+    (its stems take 224 down by 8) and reduce at cells 4 and 9. A reduction cell's edges from its inputs
+    take stride 2 at its input's side, from its nodes stride 1 at its output's."""
+    import sys
+
+    import torch
+
+    from conftest import REPO
+    from rarts.models import build_network
+    from rarts.models.genotypes import DARTS_V2
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import gpu_check
+
+    def layout(c, side, layers):
+        cells, reductions = {}, (layers // 3, 2 * layers // 3)
+        for i in range(layers):
+            if i in reductions:
+                for key in (("reduce_input", 2 * c, side, 2), ("reduce_node", 2 * c, side // 2, 1)):
+                    cells[key] = cells.get(key, 0) + 1
+                c, side = 2 * c, side // 2
+            else:
+                cells["normal", c, side, 1] = cells.get(("normal", c, side, 1), 0) + 1
+        return cells
+
+    cpu = torch.device("cpu")
+    assert gpu_check.edge_shapes(build_network("cifar", DARTS_V2), 32, cpu) == layout(36, 32, 20)
+    assert gpu_check.edge_shapes(build_network("imagenet", DARTS_V2), 224, cpu) == layout(48, 28, 14)
+    assert layout(36, 32, 20)["normal", 144, 8, 1] == 6 and layout(48, 28, 14)["reduce_input", 96, 28, 2] == 1
+
+
 def test_the_step_table_times_the_jobs_training_step_with_the_configs_settings(tmp_path):
     """The step table's network step left out the auxiliary head's loss, the clipping and the drop path
     the paper's trainings run (the rehearsal's CIFAR retraining at 1.59× its plan): its step is the
