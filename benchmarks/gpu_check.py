@@ -187,10 +187,11 @@ class FixedBatch:
 NATS_CELL = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
 
 
-def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
-    """Network `name` at the check's size on the jobs' trainer (rarts.train.trainer), fed one random
-    global batch, in training as after its first epoch: its step is a job's step less the input path.
-    (Drop path's probability ramps up from 0 over the epochs; its masks cost the same at any above 0.)"""
+def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None, cell="DARTS_V2"):
+    """Network `name` at the check's size (with `cell`, a genotype, where it takes one) on the jobs'
+    trainer (rarts.train.trainer), fed one random global batch, in training as after its first epoch:
+    its step is a job's step less the input path. (Drop path's probability ramps up from 0 over the
+    epochs; its masks cost the same at any above 0.)"""
     from rarts.models import build_network, load_arch
     from rarts.models.nats import NatsCell
     from rarts.runtime import Dist
@@ -201,7 +202,7 @@ def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, 3, res, res, generator=g).to(device)
     y = torch.randint(0, classes, (batch,), generator=g).to(device)
-    arch = NatsCell.from_str(NATS_CELL) if name == "nats" else load_arch(name, "DARTS_V2")
+    arch = NatsCell.from_str(NATS_CELL) if name == "nats" else load_arch(name, cell)
     torch.manual_seed(0)
     net = build_network(name, arch, classes, **over)
     trainer = Trainer(net, hp, device, dist, Path(ckpt_dir) / f"{name}.pt", name, {}, FixedBatch(x, y, dist),
@@ -265,7 +266,7 @@ def edge_shapes(net, res, device) -> dict:
     return shapes
 
 
-def edge_steps(size_name, device, steps, warmup, config) -> list[dict]:
+def edge_steps(size_name, device, steps, warmup, config, networks=GENOTYPE_NETWORKS) -> list[dict]:
     """Seconds of each DARTS operation on one edge (forward, backward, drop path as the cells train), summed
     over the cells of each edge kind, for each network that trains a searched cell: a genotype's step is
     the table's cell's step plus its edges' difference (`rarts.costs.StepTable.train_step`)."""
@@ -274,7 +275,7 @@ def edge_steps(size_name, device, steps, warmup, config) -> list[dict]:
     from rarts.models.darts_ops import OPS, PRIMITIVES, Identity
 
     rows = []
-    for name in GENOTYPE_NETWORKS:
+    for name in networks:
         over, batch, res, classes = NETWORKS[size_name][name]
         hp = training_hp(name, config)
         net = build_network(name, load_arch(name, "DARTS_V2"), classes, **over).to(device)

@@ -93,3 +93,21 @@ def test_a_rarts_step_keeps_one_graph_alive_as_milenas_does():
     bench = load_benchmark()
     peaks = {name: bench.cpu_step_peak(name, "small", steps=2, threads=1) for name in ("milenas", "rarts")}
     assert peaks["rarts"] <= 1.25 * peaks["milenas"], {k: v / 2**20 for k, v in peaks.items()}
+
+
+def test_the_cell_step_benchmark_prices_each_cell_it_times(tmp_path):
+    """benchmarks/cell_steps.py (tiny, untimed here): each cell measured beside the plan's price for it,
+    DARTS_V2 at its own measured step, the others by the edge table."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import cell_steps
+
+    rows = cell_steps.main(["--size", "tiny", "--cells", "1", "--steps", "1", "--warmup", "0",
+                            "--out", str(tmp_path / "cells.json")])
+    assert [r["cell"] for r in rows] == ["DARTS_V2", "DARTS_V1", "random0", "DARTS_V2 again"]
+    assert rows[-1]["planned_step_s"] == rows[0]["measured_step_s"]  # the table's own cell costs its step
+    assert rows[1]["planned_step_s"] != rows[0]["planned_step_s"]  # another cell: its edges differ
+    assert all(r["measured_step_s"] > 0 for r in rows)
+    assert json.loads((tmp_path / "cells.json").read_text())["edge_steps"][0]["network"] == "cifar"
