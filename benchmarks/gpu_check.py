@@ -584,8 +584,8 @@ def main(argv=None) -> dict:
                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
     p.add_argument("--step-table-only", action="store_true",
                    help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
-                        "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's CPU table at "
-                        "paper size)")
+                        "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
+                        "CPU table at paper size)")
     args = p.parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))

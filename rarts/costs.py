@@ -102,7 +102,6 @@ class StepTable:
             return max(compute, batch / ranks / self.decode_rate)
         return compute + batch / self.decode_rate
 
-
     def cell_factor(self, net: str, cell: dict | None) -> float:
         """A step of network `net` with `cell` over its step with the table's cell: the step measured
         plus the difference of the two cells' edges (their operations' measured seconds; the stem,

@@ -78,7 +78,8 @@ def rule_rows(jobs: list[dict]) -> list[dict]:
     rows = []
     for rule, js in by_rule.items():
         measured, planned = _median(j["measured_step_s"] for j in js), _median(j["planned_step_s"] for j in js)
-        ratios = [j["measured_step_s"] / j["planned_step_s"] for j in js if j["measured_step_s"] and j["planned_step_s"]]
+        ratios = [j["measured_step_s"] / j["planned_step_s"] for j in js
+                  if j["measured_step_s"] and j["planned_step_s"]]
         ratio = _median(ratios)
         peaks = [(j["peak_pss_mb"] / j["mem_mb"], j) for j in js if j["peak_pss_mb"] is not None and j["mem_mb"]]
         worst = max(peaks, key=lambda t: t[0])[1] if peaks else {}
@@ -92,8 +93,9 @@ def rule_rows(jobs: list[dict]) -> list[dict]:
             findings.append(f"{len(js) - measured_jobs} of {len(js)} jobs have no usage file (not run?)")
         rows.append({"rule": rule, "jobs": len(js), "measured_step_s": measured, "planned_step_s": planned,
                      "measured_over_planned": ratio,
-                     "job_ratios": f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else None, "peak_pss_mb": worst.get("peak_pss_mb"),
-                     "peak_rss_mb": worst.get("peak_rss_mb"), "mem_mb_request": worst.get("mem_mb"),
+                     "job_ratios": f"{min(ratios):.2f}–{max(ratios):.2f}" if ratios else None,
+                     "peak_pss_mb": worst.get("peak_pss_mb"), "peak_rss_mb": worst.get("peak_rss_mb"),
+                     "mem_mb_request": worst.get("mem_mb"),
                      "peak_over_request": worst["peak_pss_mb"] / worst["mem_mb"] if peaks else None,
                      "job_seconds": sum(j["wall_s"] or 0 for j in js), "finding": "; ".join(findings)})
     return sorted(rows, key=lambda r: -r["job_seconds"])

@@ -50,8 +50,13 @@ def test_the_report_finds_a_request_below_its_peak_and_a_plan_off_by_more_than_i
     rows = {r["rule"]: r for r in rule_rows([
         job("fits", 1000, 800, 1.0, 1.2), job("fits", 1000, 900, 1.1, 1.2),
         job("tight", 1000, 1200, 1.0, 1.0), job("slow", 4000, 100, 2 * PLAN_TOLERANCE, 1.0),
-        job("unrun", 100, None, None, None, wall=None)])}
+        job("unrun", 100, None, None, None, wall=None),
+        job("cells", 1000, 100, 1.0, 1.0), job("cells", 1000, 100, 3.0, 1.5), job("cells", 1000, 100, 10.0, 10.0)])}
     assert rows["fits"]["finding"] == "" and rows["fits"]["peak_pss_mb"] == 900 and rows["fits"]["jobs"] == 2
+    # jobs planned apart (each retraining for its cell) are judged each against its own plan: the
+    # median of their ratios is 1, where the median step over the median plan would be 3.0 / 1.5 = 2
+    assert rows["cells"]["measured_over_planned"] == 1.0 and rows["cells"]["finding"] == ""
+    assert rows["cells"]["job_ratios"] == "1.00–2.00"
     assert "peak 1200 MB > request 1000 MB" in rows["tight"]["finding"]
     assert "measured step 3.00× the plan's" in rows["slow"]["finding"]
     assert "1 of 1 jobs have no usage file" in rows["unrun"]["finding"]
@@ -185,18 +190,20 @@ def test_a_retraining_is_planned_for_the_cell_it_trains(tmp_path):
     from rarts.models.genotypes import DARTS_V1, DARTS_V2, Genotype
     from rarts.rehearsal import planned_step
 
-    ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
+    ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
+           "dil_conv_5x5")
     normal = dict(zip(ops, (0.30, 0.20, 0.01, 0.60, 1.10, 0.50, 0.90)))
     reduce_input = dict(zip(ops, (0.05, 0.03, 0.09, 0.10, 0.12, 0.09, 0.12)))
     reduce_node = dict(zip(ops, (0.03, 0.02, 0.00, 0.05, 0.08, 0.04, 0.07)))
     edges = {"genotype": DARTS_V2.to_json(), "batch_size": 96, "normal": normal, "reduce_input": reduce_input,
              "reduce_node": reduce_node}
+    steps = [{"network": "cifar", "median_step_s": 6.0, "batch_size": 96},
+             {"network": "imagenet", "median_step_s": 8.0, "batch_size": 128}]
+    four = {"network": "imagenet", "ranks": 4, "median_step_s": 11.0, "batch_size": 128}
     table = costs.StepTable({"environment": {"device": "cpu"}, "size": "paper", "search_size": {"batch_size": 64},
-                             "search_steps": [], "ranked_steps": [{"network": "imagenet", "ranks": 4, "median_step_s": 11.0,
-                                                                   "batch_size": 128}],
-                             "network_steps": [{"network": "cifar", "median_step_s": 6.0, "batch_size": 96},
-                                               {"network": "imagenet", "median_step_s": 8.0, "batch_size": 128}],
-                             "edge_steps": [{**edges, "network": "cifar"}, {**edges, "network": "imagenet", "batch_size": 128}]})
+                             "search_steps": [], "network_steps": steps, "ranked_steps": [four],
+                             "edge_steps": [{**edges, "network": "cifar"},
+                                            {**edges, "network": "imagenet", "batch_size": 128}]})
     heavy = Genotype([("sep_conv_5x5", 0), ("dil_conv_5x5", 1)] * 4, [2, 3, 4, 5],
                      [("sep_conv_5x5", 0), ("avg_pool_3x3", 2)] * 4, [2, 3, 4, 5])
     cell = tmp_path / "genotype.json"
