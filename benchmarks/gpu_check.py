@@ -278,7 +278,8 @@ def edge_steps(size_name, device, steps, warmup, config, networks=GENOTYPE_NETWO
     for name in networks:
         over, batch, res, classes = NETWORKS[size_name][name]
         hp = training_hp(name, config)
-        net = build_network(name, load_arch(name, "DARTS_V2"), classes, **over).to(device)
+        cell = load_arch(name, "DARTS_V2")  # the cell the table's network step trains
+        net = build_network(name, cell, classes, **over).to(device)
         shapes = edge_shapes(net, res, device)
         del net
         costs = {kind: dict.fromkeys(PRIMITIVES[1:], 0.0) for kind in EDGE_KINDS}
@@ -294,7 +295,7 @@ def edge_steps(size_name, device, steps, warmup, config, networks=GENOTYPE_NETWO
                     torch.autograd.backward(drop_path(op(x), drop), grad)
 
                 costs[kind][op_name] += cells * time_step(step, device, steps, warmup)["median_step_s"]
-        rows.append({"network": name, "batch_size": batch, "genotype": load_arch(name, "DARTS_V2").to_json(),
+        rows.append({"network": name, "batch_size": batch, "genotype": cell.to_json(),
                      "shapes": [dict(zip(("kind", "channels", "side", "stride", "cells"), (*k, n)))
                                 for k, n in shapes.items()], **costs})
     return rows
