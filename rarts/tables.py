@@ -66,7 +66,9 @@ def data_note(spec: dict) -> str:
 
 
 def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[str]) -> None:
-    write_csv(csv, df)
+    """The CSV (with the data it was made from in its `standin` and `rehearsal` columns, as the searches'
+    skip_connections.csv has them) and the Markdown page (its title, that note, the table, `notes`)."""
+    write_csv(csv, df.assign(standin=bool(spec.get("standin")), rehearsal=bool(spec.get("rehearsal"))))
     lines = [f"# {title}", ""]
     if data_note(spec):
         lines += [f"**{data_note(spec)}**", ""]

@@ -63,3 +63,17 @@ def test_verdicts_on_tables_built_from_known_numbers(tmp_path):
     stand_in = reproduction_main({"standin": True}, [tmp_path / "table1.csv"], tmp_path / "s.csv", tmp_path / "s.md")
     assert set(stand_in.verdict) == {"not comparable: stand-in data"}
     assert "not comparable: the runs used stand-in data" in (tmp_path / "s.md").read_text()
+
+
+def test_a_tables_csv_says_which_data_it_was_made_from(tmp_path):
+    """A table's Markdown says "STAND-IN" or "REHEARSAL"; its CSV, which scripts read, said neither: a
+    rehearsal's results/table4.csv looked like a real run's. Each table's CSV carries the two flags."""
+    scores = [{"dataset": "cifar10", "algorithm": "rarts", "test_error": 11.0, "skip_ratio": 0.0,
+               "source": "nats-bench", "arch": "x", "chance_error": 90.0}]
+    (tmp_path / "scores.json").write_text(json.dumps(scores))
+    for name, spec in {"real": {}, "standin": {"standin": True}, "rehearsal": {"rehearsal": True}}.items():
+        table4({"split": "nats-bench", **spec}, [tmp_path / "scores.json"], tmp_path / f"{name}.csv",
+               tmp_path / f"{name}.md")
+        df = pd.read_csv(tmp_path / f"{name}.csv")
+        assert df.standin.tolist() == [name == "standin"] * len(df), name
+        assert df.rehearsal.tolist() == [name == "rehearsal"] * len(df), name

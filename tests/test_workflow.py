@@ -153,6 +153,7 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     ours = t1[t1.source == "ours"]
     assert len(ours) == 7 and (ours.n_runs > 0).all() and ours.test_error_mean.between(0, 100).all()
     assert "STAND-IN" in (res / "table1.md").read_text() and "STAND-IN" in (res / "table3.md").read_text()
+    assert t1.standin.all() and not t1.rehearsal.any()  # the CSV says so too
     t2 = pd.read_csv(res / "table2.csv")
     assert t2.setting.tolist()[:3] == ["base", "weight_2e-2", "weight_2e-4"] and len(t2) == 9
     assert (t2.latency_ms_mean > 0).all() and t2.paper_latency_ms.notna().all()
