@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 import yaml
 
@@ -49,6 +50,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--out", default="results/bench/cell_steps.json", help="also writes the .md beside it")
     args = p.parse_args(argv)
     device, config = torch.device(args.device), yaml.safe_load(Path(args.config).read_text())
+    # a step table of this run's own steps (no search steps: only retrainings are priced here)
     bench = {"environment": gpu_check.environment(device), "size": args.size, "search_size": {"batch_size": 1},
              "search_steps": [], "edge_steps": gpu_check.edge_steps(args.size, device, args.steps, args.warmup,
                                                                     config, (args.net,))}
@@ -67,8 +69,6 @@ def main(argv=None) -> list[dict]:
                      "measured_over_planned": measured / planned})
         print(rows[-1], flush=True)
     write_json(args.out, {"net": args.net, "size": args.size, "cells": rows, "edge_steps": bench["edge_steps"]})
-    import pandas as pd
-
     write_text(Path(args.out).with_suffix(".md"), f"# A searched cell's step against its price ({args.net}, "
                f"{args.size} size, {device})\n\n" + pd.DataFrame(rows).round(3).to_markdown(index=False) + "\n")
     return rows
