@@ -65,10 +65,12 @@ def data_note(spec: dict) -> str:
     return STANDIN_NOTE if spec.get("standin") else REHEARSAL_NOTE if spec.get("rehearsal") else ""
 
 
-def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[str]) -> None:
-    """The CSV (with the data it was made from in its `standin` and `rehearsal` columns, as the searches'
-    skip_connections.csv has them) and the Markdown page (its title, that note, the table, `notes`)."""
-    write_csv(csv, df.assign(standin=bool(spec.get("standin")), rehearsal=bool(spec.get("rehearsal"))))
+def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[str]) -> pd.DataFrame:
+    """The table with the data it was made from in its `standin` and `rehearsal` columns (as the searches'
+    skip_connections.csv has them), written as the CSV and the Markdown page (its title, that note, the
+    table, `notes`), and returned."""
+    df = df.assign(standin=bool(spec.get("standin")), rehearsal=bool(spec.get("rehearsal")))
+    write_csv(csv, df)
     lines = [f"# {title}", ""]
     if data_note(spec):
         lines += [f"**{data_note(spec)}**", ""]
@@ -76,6 +78,7 @@ def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[s
     shown = shown.map(lambda v: v.replace("|", "\\|") if isinstance(v, str) else v)  # arch strings
     lines += [shown.to_markdown(index=False), ""] + [f"- {n}" for n in notes]
     write_text(md, "\n".join(lines) + "\n")
+    return df
 
 
 RUN_NAME = re.compile(r"(?P<algo>\w+?)-(seed(?P<seed>\d+)|best-train(?P<train>\d+))")  # train.smk's names
@@ -128,13 +131,12 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
         rows.append({"method": p[0], "source": "paper", "paper_method": p[0], "paper_test_error": p[1],
                      "paper_params_M": p[2], "paper_v100": p[3], "paper_search_gpu_days": p[4]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec, [
+    return write_table(df, csv, md, "Table 1: CIFAR-10, DARTS search space", spec, [
         protocol_note(spec, selections),
         "The published cells are retrained once under the same training protocol; search cost: the mean over "
         "the algorithm's searches, measured on the device named.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 1).",
         "Search GPU-days are empty for searches that ran on a CPU; see search_wall_hours.", CHANCE_NOTE])
-    return df
 
 
 def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
@@ -160,11 +162,9 @@ def table3(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_top5_error": p[2], "paper_params_M": p[3], "paper_v100": p[4],
                      "paper_direct_search": p[5]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec, [
+    return write_table(df, csv, md, "Table 3: transfer to ImageNet (mobile setting)", spec, [
         f"RARTS cell: {selection}.",
         "paper_* columns and rows with source 'paper' quote the RARTS paper (Table 3).", CHANCE_NOTE])
-    return df
-
 
 
 def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
@@ -185,7 +185,7 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "paper_latency_ms": PAPER_TABLE2.get(name, np.nan)})
     df = pd.DataFrame(rows)
     mdl = spec["model"]
-    write_table(df, csv, md, "Table 2: latency ablation of RARTS", spec, [
+    return write_table(df, csv, md, "Table 2: latency ablation of RARTS", spec, [
         f"Latency: forward time of the derived evaluation network (C={mdl['init_channels']}, "
         f"{mdl['layers']} cells, batch {mdl['batch_size']}, {mdl['resolution']}x{mdl['resolution']}) "
         f"on the device named, median of {mdl['repeats']} runs after {mdl['warmup']} warm-up; "
@@ -194,8 +194,6 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "numbers, with paper_latency_ms (the paper's GTX 1080 Ti with PyTorch/TensorRT).",
         "paper_latency_ms is the paper's value for the setting of that name; arch_lr shows the α "
         "learning rate this run used (the paper's: 3e-4, 3e-3 and 3e-5)."])
-    return df
-
 
 
 SPLIT_NOTES = {
@@ -217,14 +215,12 @@ def table4(spec: dict, inputs, csv, md) -> pd.DataFrame:
                      "n_runs": len(grp), "source": ",".join(sorted(set(grp.source))),
                      "cells": " ; ".join(grp.arch), "paper_error": paper[0], "paper_skip_ratio_pct": paper[1]})
     df = pd.DataFrame(rows)
-    write_table(df, csv, md, "Table 4: NATS-Bench topology space", spec, [
+    return write_table(df, csv, md, "Table 4: NATS-Bench topology space", spec, [
         "error: mean ± std over search seeds of each found cell's test error; source `nats-bench` is a "
         "benchmark lookup (hp='200', mean over the benchmark's seeds), `local-train` a brief local "
         "training of the cell (offline, no benchmark).", SPLIT_NOTES[spec["split"]],
         "paper_* columns quote the RARTS paper (Table 4; its DARTS rows come from the NATS-Bench paper; "
         "it reports no MiLeNAS row).", CHANCE_NOTE])
-    return df
-
 
 
 WIDTH_LABELS = {**LABELS, "baseline": "Baseline", "ns": "Network Slimming", "random": "Random pruning"}
@@ -273,7 +269,7 @@ def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
     df = df.sort_values(["dataset", "source"], key=lambda c: c.map(order) if c.name == "dataset" else c,
                         kind="stable").reset_index(drop=True)
     w = spec["width"]
-    write_table(df, csv, md, f"Table 5: channel pruning of ResNet-{w['net']['kw']['depth']} on CIFAR",
+    return write_table(df, csv, md, f"Table 5: channel pruning of ResNet-{w['net']['kw']['depth']} on CIFAR",
                 spec, [
         "test_error: of the pruned network after fine-tuning (baseline: unpruned); params and FLOPs "
         "(a multiply-add counts 2) measured on the rebuilt thin network; prc_pct: channels removed "
@@ -284,7 +280,6 @@ def table5(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "paper_test_error and the TAS rows quote the RARTS paper (Table 5; its baseline, NS and TAS "
         "rows come from those papers; TAS uses knowledge distillation and is not run here).", BEST_NOTE,
         CHANCE_NOTE])
-    return df
 
 
 def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
@@ -306,7 +301,7 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     w = spec["width"]
     seeds = f"Mean ± std over seeds {w['seeds']}." if len(w["seeds"]) > 1 else f"One seed ({w['seeds'][0]})."
-    write_table(df, csv, md, f"Table 6: MobileNetV2 (width ×{w['net']['kw']['width_mult']}) on ImageNet-R",
+    return write_table(df, csv, md, f"Table 6: MobileNetV2 (width ×{w['net']['kw']['width_mult']}) on ImageNet-R",
                 spec, [
         f"{seeds} Channel scores on the expansion channels, ℓ1 penalty "
         f"{w['search']['l1']} on the scores, no fixed ratio: channels with |score| ≤ {w['threshold']} "
@@ -314,7 +309,6 @@ def table6(spec: dict, inputs, csv, md) -> pd.DataFrame:
         "prc_pct: channel pruning ratio averaged over the pruned layers. Random pruning removes random "
         f"channels of the trained baseline at {WIDTH_LABELS[w['random_like']]}'s per-layer ratio (same seed).",
         "paper_* columns quote the RARTS paper (Table 6).", BEST_NOTE, CHANCE_NOTE])
-    return df
 
 
 TABLES = {"table1": table1, "table2": table2, "table3": table3, "table4": table4, "table5": table5,
