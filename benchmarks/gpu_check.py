@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import search_step  # noqa: E402
+from rarts import gpu_pool  # noqa: E402
 from rarts.io import write_json, write_text  # noqa: E402
 
 # network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
@@ -588,16 +589,25 @@ def main(argv=None) -> dict:
                         "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
                         "CPU table at paper size)")
     args = p.parse_args(argv)
+    ranks = {net: int(n) for net, n in (r.split("=") for r in args.ranks)}
+    # a timing holds its GPUs alone (its widest ranked step's), claimed before CUDA starts: on a machine
+    # whose other GPUs run a pipeline, it waits for them rather than timing beside another job
+    pool = gpu_pool.pool(args.device)
+    want = min(max(ranks.values(), default=1), len(pool))  # a ranked step wider than the pool is skipped, as before
+    if pool:
+        print(f"gpu-check: taking {want} GPU(s) of {','.join(pool)} alone (waits while other jobs hold them)", flush=True)
+    held = gpu_pool.hold_for_job(want, args.device, alone=True)
+    if held:
+        print(f"gpu-check: holding GPU {','.join(held.ids)} alone", flush=True)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     size = args.size or ("paper" if device.type == "cuda" else "small")
     gpu = device.type == "cuda"
     args.steps, args.warmup = args.steps or (10 if gpu else 3), args.warmup if args.warmup is not None else (3 if gpu else 1)
     t0 = time.perf_counter()
-    res = {"size": size, "environment": environment(device), "steps": args.steps, "warmup": args.warmup,
-           "search_size": search_step.SIZES[size]}
+    res = {"size": size, "environment": {**environment(device), "gpus_held": held.ids if held else []},
+           "steps": args.steps, "warmup": args.warmup, "search_size": search_step.SIZES[size]}
     only, config = args.step_table_only, yaml.safe_load(Path(args.config).read_text())
-    ranks = {net: int(n) for net, n in (r.split("=") for r in args.ranks)}
     # first, while this process is small: its ranks are the job's size again (the rehearsal's 4 hold 14 GB)
     timed(res, "ranked_steps", ranked_steps, size, device, args.steps, args.warmup, ranks, args.config,
           torch.get_num_threads())

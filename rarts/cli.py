@@ -17,6 +17,17 @@ import sys
 from rarts import names
 
 
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
+    return value
+
+
+def gpu_count(text: str):
+    return text if text == "auto" else nonnegative_int(text)
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -110,6 +121,19 @@ def cmd_table(args) -> None:
 
 
 JOBS = ("search", "train", "width-train", "latency-table", "model-latency", "nats-score")  # those that train or time
+TIMING = ("latency-table", "model-latency")  # they hold their GPU alone: a shared one would time contention
+
+
+def gpus_wanted(args) -> int:
+    """The GPUs a job computes on, as its rule's `gpu` resource counts them (tests/test_gpu_pool.py
+    holds the two together on the paper's DAG)."""
+    if args.command == "search":
+        return 0 if args.algo == names.RANDOM else 1
+    if args.command == "train":
+        return args.gpus  # one torchrun rank a GPU
+    if args.command == "nats-score":
+        return 0 if args.benchmark else 1  # a benchmark lookup trains nothing
+    return 1  # width-train, latency-table, model-latency
 
 # -- parser --------------------------------------------------------------------------------
 def add_data_commands(sub) -> None:
@@ -287,6 +311,9 @@ def add_tool_commands(sub) -> None:
                     help="the step table (make gpu-check); while there is none, the reference table shipped with rarts")
     pl.add_argument("--safety", type=positive, help="runtime request = longest job × this (default: cluster.safety)")
     pl.add_argument("--profile-out", help="write a SLURM profile with the planned runtimes here")
+    pl.add_argument("--local-gpus", type=positive_int, nargs="+", metavar="G",
+                    help="also say how long the targets take on one machine with G GPUs (default: this machine's "
+                    "GPUs, or 1 2 4 8 where it has none)")
     pl.set_defaults(func=call("rarts.plan:plan_main"))
 
     rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
@@ -313,6 +340,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
     p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
     p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
+    p.add_argument("--hold-gpus", type=gpu_count, metavar="K|auto",
+                   help="claim K GPUs of this machine's pool (CUDA_VISIBLE_DEVICES, else every GPU) for the job's "
+                   "life and see only them; auto: the GPUs the job computes on, as its rule counts them "
+                   "(docs/cluster.md, \"One machine with GPUs\")")
+    p.add_argument("--gpu-slots", type=positive_int, default=1, metavar="S",
+                   help="jobs that may share one GPU of the pool (latency timing always holds its GPU alone)")
     p.add_argument("--deterministic", action="store_true",
                    help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
     sub = p.add_subparsers(dest="command", required=True)
@@ -327,13 +360,24 @@ def main(argv=None) -> None:
     runtime = {k: v for k in ("device", "threads", "mlflow") if (v := getattr(args, k)) is not None}
     if runtime and isinstance(getattr(args, "spec", None), dict):
         args.spec = {**args.spec, **runtime}
+    if args.command in TIMING and args.threads:  # locally it gets every core of --cores: never more threads than CPUs
+        args.spec["threads"] = min(args.threads, len(os.sched_getaffinity(0)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
+    from rarts.errors import USER_ERRORS
+
+    if args.command in JOBS and args.hold_gpus is not None:
+        from rarts import gpu_pool
+
+        try:  # before torch starts CUDA: the job sees only the GPUs it holds
+            k = gpus_wanted(args) if args.hold_gpus == "auto" else args.hold_gpus
+            gpu_pool.hold_for_job(k, args.device or "auto", args.gpu_slots, alone=args.command in TIMING)
+        except USER_ERRORS as exc:
+            sys.exit(f"rarts {args.command}: {exc}")
     if args.command in JOBS:
         from rarts.runtime import set_determinism
 
         set_determinism(args.deterministic)
-    from rarts.errors import USER_ERRORS
 
     usage = None
     if args.command not in ("plan", "toy", "params", "rehearsal-report"):  # what the rules run
@@ -347,5 +391,9 @@ def main(argv=None) -> None:
     except USER_ERRORS as exc:
         sys.exit(f"rarts {args.command}: {exc}")
     finally:
+        if args.command in JOBS and os.environ.get("LOCAL_RANK", "0") == "0":
+            from rarts import gpu_pool
+
+            logging.getLogger("rarts").info(gpu_pool.summary(gpu_pool.record()))
         if usage is not None:
             usage.stop(status)

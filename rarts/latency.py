@@ -4,11 +4,15 @@ penalty built from Lat is `rarts.penalties.LatencyPenalty`."""
 
 from __future__ import annotations
 
+import logging
+import os
 import statistics
+import subprocess
 import time
 
 import torch
 
+from rarts import gpu_pool
 from rarts.io import read_json, write_json
 from rarts.models import build_network
 from rarts.models.darts_ops import PRIMITIVES, Zero
@@ -17,6 +21,7 @@ from rarts.params import n_params
 from rarts.runtime import device_name, resolve_device
 from rarts.spaces import DartsSearchSpace
 
+log = logging.getLogger(__name__)
 GPU_CALLS = 20  # forward calls between two CUDA events: one synchronize per group, not per call
 
 
@@ -97,6 +102,37 @@ def device_metadata(device) -> dict:
     return {"device": device_name(torch.device(device)), "torch": torch.__version__}
 
 
+BUSY_CORES = 0.5  # other work worth more than half a core beside a CPU timing makes it a contention measurement
+
+
+def others_beside(device, sample_s: float = 1.0) -> str:
+    """What else is at work where we are about to time ("" when nothing is): other processes on our
+    GPU (nvidia-smi), or on a CPU the cores other processes keep busy while this one sleeps. A timing
+    job runs alone (docs/cluster.md); this says so in its output when it did not."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            gpu = f"GPU-{torch.cuda.get_device_properties(device).uuid}"
+            out = subprocess.run(["nvidia-smi", "--query-compute-apps=pid,process_name", "--format=csv,noheader",
+                                  "-i", gpu], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, AttributeError, subprocess.TimeoutExpired) as exc:
+            return f"not known ({type(exc).__name__})"
+        others = [line.strip() for line in out.splitlines() if line.strip() and line.split(",")[0].strip() != str(os.getpid())]
+        return f"{len(others)} other process(es) on the GPU: {'; '.join(others)}" if others else ""
+    import psutil
+
+    busy = psutil.cpu_percent(interval=sample_s) / 100 * psutil.cpu_count()
+    return f"{busy:.1f} cores busy with other work" if busy > BUSY_CORES else ""
+
+
+def timing_record(device) -> dict:
+    """`timed_alone` and, when not, what was beside the timing (also a warning in the log)."""
+    others = others_beside(device)
+    if others:
+        log.warning("timing on a shared %s: %s; the times measure contention too", torch.device(device).type, others)
+    return {"timed_alone": not others, "beside": others}
+
+
 # -- pipeline entry points ------------------------------------------------------------------
 def latency_table_main(spec: dict, out) -> dict:
     """spec: space (init_channels, layers, steps, multiplier, num_classes), resolution,
@@ -106,10 +142,12 @@ def latency_table_main(spec: dict, out) -> dict:
     device = resolve_device(spec.get("device", "auto"))
     sp = spec["space"]
     space = DartsSearchSpace.from_settings(sp, sp["num_classes"])
+    alone = timing_record(device)
     table = measure_op_table(space, spec["resolution"], spec["batch_size"], device, spec["warmup"],
                              spec["repeats"])
     result = {**table, **device_metadata(device), "batch_size": spec["batch_size"], "dtype": "float32",
-              "resolution": spec["resolution"], "space": sp, "mode": "inference (eval, no grad)"}
+              "resolution": spec["resolution"], "space": sp, "mode": "inference (eval, no grad)",
+              **alone, **gpu_pool.record()}
     write_json(out, result)
     return result
 
@@ -124,11 +162,12 @@ def model_latency_main(genotype_path, spec: dict, out) -> dict:
     torch.manual_seed(0)
     model = build_network("cifar", genotype, spec["num_classes"], init_channels=spec["init_channels"],
                           layers=spec["layers"], auxiliary=False)
+    alone = timing_record(device)
     ms = model_latency(model, spec["batch_size"], spec["resolution"], device, spec["warmup"], spec["repeats"])
     meta = read_json(genotype_path).get("meta", {})
     result = {"latency_ms": ms, "params": n_params(model), "params_M": n_params(model) / 1e6,
               "batch_size": spec["batch_size"], "resolution": spec["resolution"],
               "seed": meta.get("seed"), "standin": meta.get("standin"), "rehearsal": meta.get("rehearsal", False),
-              **device_metadata(device)}
+              **device_metadata(device), **alone, **gpu_pool.record()}
     write_json(out, result)
     return result

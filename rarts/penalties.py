@@ -30,6 +30,11 @@ class LatencyPenalty:
         with torch.no_grad():
             return float(self._expected(arch))
 
+    def identity(self) -> dict:
+        """What the penalty computes from, for a search's checkpoint fingerprint: the table's values (a
+        table measured anew at the same path must not resume a search made with the old one)."""
+        return {"lat": [t.tolist() for t in self.tables], "weight": self.weight}
+
     def record(self, arch) -> dict:
         """For the search history: the expected latency ⟨softmax(α), Lat⟩ in ms."""
         return {"expected_latency": self.expected_latency(arch)}

@@ -11,6 +11,7 @@ preparation, lookups, latency timing, tables) cost nothing here.
 from __future__ import annotations
 
 import json
+import heapq
 import math
 import shlex
 import subprocess
@@ -33,11 +34,14 @@ def dry_run_jobs(targets, configfiles, snakemake=(sys.executable, "-m", "snakema
     jobs = []
     for line in out.stdout.splitlines():
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
-            jobs.append({"rule": line.split()[1][:-1], "shell": "", "log": "", "outputs": [], "resources": {}})
+            jobs.append({"rule": line.split()[1][:-1], "shell": "", "log": "", "inputs": [], "outputs": [],
+                         "resources": {}})
         elif not jobs:
             continue
         elif line.startswith("Shell command:"):
             jobs[-1]["shell"] = line.split(":", 1)[1].strip()
+        elif line.startswith("    input: "):
+            jobs[-1]["inputs"] = line.split(":", 1)[1].strip().split(", ")
         elif line.startswith("    output: "):
             jobs[-1]["outputs"] = line.split(":", 1)[1].strip().split(", ")
         elif line.startswith("    log: "):
@@ -84,7 +88,32 @@ def job_cost(args, table: costs.StepTable, config: dict) -> tuple[int, float, in
     return 0, 0.0, 0
 
 
-def plan(targets, configfiles, bench, safety: float | None = None, snakemake=None) -> pd.DataFrame:
+def local_hours(jobs: list[dict], gpus: int) -> float | None:
+    """Hours until the last job ends on one machine with `gpus` GPUs, as Snakemake runs it there (one job
+    a GPU, `local.gpu_slots` 1): each job starts once the jobs making its inputs have ended and enough
+    GPUs are free, the longest ready job first. Jobs that do not train take no time. None when a job
+    needs more GPUs than there are (it cannot run there)."""
+    if any(j["gpus"] > gpus for j in jobs):
+        return None
+    made_by = {out: i for i, j in enumerate(jobs) for out in j["outputs"]}
+    needs = [{made_by[f] for f in j["inputs"] if f in made_by} for j in jobs]
+    ended, running, free, now = set(), [], gpus, 0.0  # running: (end, job)
+    waiting = sorted(range(len(jobs)), key=lambda i: -jobs[i]["wall_hours"])
+    while waiting or running:
+        for i in [i for i in waiting if needs[i] <= ended and jobs[i]["gpus"] <= free]:
+            if jobs[i]["gpus"] <= free:
+                waiting.remove(i)
+                free -= jobs[i]["gpus"]
+                heapq.heappush(running, (now + jobs[i]["wall_hours"], i))
+        if not running:  # only jobs whose inputs no job of the plan makes: they are never ready
+            break
+        now, i = heapq.heappop(running)
+        ended.add(i)
+        free += jobs[i]["gpus"]
+    return now
+
+
+def plan(targets, configfiles, bench, safety: float | None = None, snakemake=None, local_gpus=()) -> pd.DataFrame:
     """Per rule: jobs, steps, GPUs a job, GPU-hours, the longest job's wall hours, the runtime (minutes)
     to request for it (its wall time × `safety`, the config's `cluster.safety` by default, at least
     `min_runtime_min`, at most the partitions' `max_runtime_min`) and the wall-time windows of that
@@ -99,7 +128,8 @@ def plan(targets, configfiles, bench, safety: float | None = None, snakemake=Non
         except costs.MissingStep as exc:
             raise SystemExit(f"rarts plan: rule {job['rule']}: {exc}") from None
         rows.append({"rule": job["rule"], "steps": steps, "gpus": gpus, "gpu_hours": gpu_s / 3600,
-                     "wall_hours": gpu_s / 3600 / max(gpus, 1)})
+                     "wall_hours": gpu_s / 3600 / max(gpus, 1), "inputs": job["inputs"], "outputs": job["outputs"]})
+    local = {g: local_hours(rows, g) for g in local_gpus}
     jobs = pd.DataFrame(rows, columns=["rule", "steps", "gpus", "gpu_hours", "wall_hours"])
     df = jobs.groupby("rule", sort=False).agg(jobs=("rule", "size"), steps=("steps", "sum"), gpus=("gpus", "max"),
                                               gpu_hours=("gpu_hours", "sum"), max_job_hours=("wall_hours", "max"))
@@ -111,8 +141,16 @@ def plan(targets, configfiles, bench, safety: float | None = None, snakemake=Non
              "gpu_hours": df.gpu_hours.sum(), "max_job_hours": df.max_job_hours.max(), "runtime_min": None,
              "windows": df.windows.max()}
     df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
-    df.attrs.update(where=table.where, cluster=cluster)
+    df.attrs.update(where=table.where, cluster=cluster, local=local)
     return df
+
+
+def default_local_gpus() -> list[int]:
+    """This machine's GPU count when it has GPUs, else a few common ones."""
+    from rarts import gpu_pool
+
+    n = len(gpu_pool.pool())
+    return [n] if n else [1, 2, 4, 8]
 
 
 def load_config(configfiles) -> dict:
@@ -143,7 +181,7 @@ def write_profile(df: pd.DataFrame, out_dir, base="workflow/profiles/slurm/confi
 
 
 def plan_main(args) -> pd.DataFrame:
-    df = plan(args.targets, args.configfile, args.bench, args.safety)
+    df = plan(args.targets, args.configfile, args.bench, args.safety, local_gpus=args.local_gpus or default_local_gpus())
     cluster = df.attrs["cluster"]
     print(f"# projected from {df.attrs['where']}; runtime_min: the longest job's wall time × {cluster['safety']}, "
           f"at most {cluster['max_runtime_min']} (cluster.max_runtime_min); windows: how many of those it needs")
@@ -153,6 +191,10 @@ def plan_main(args) -> pd.DataFrame:
               f"job windows - 1 + cluster.spare_retries ({cluster['spare_retries']}) resubmissions, planned from "
               f"cluster.step_table ({cluster['step_table'] or 'the reference table'}); point it at {args.bench} "
               "if that is the table above")
+    for g, hours in df.attrs["local"].items():
+        print(f"# on one machine with {g} GPU{'s' * (g > 1)}: " + (
+            f"about {hours:.1f} h (`snakemake --cores N {' '.join(args.targets)}`: a job a GPU, each started once its "
+            "inputs are made, longest first)" if hours is not None else "a job needs more GPUs than that"))
     if args.profile_out:
         print(f"SLURM profile with these runtimes: {write_profile(df, args.profile_out)}")
     return df

@@ -70,11 +70,14 @@ EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s
 def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -> None:
     hist = read_json(run_dir / "history.json")
     name = f"search-{hist.get('space', 'darts')}-{hist['dataset']}-{hist['algorithm']}-seed{hist['seed']}"
-    run = client.create_run(experiment_id, run_name=name,
+    cost = read_json(run_dir / "cost.json") if (run_dir / "cost.json").exists() else {}
+    held = {k: cost[k] for k in ("gpus", "started", "ended") if k in cost}  # what the job held, and when
+    run = client.create_run(experiment_id, run_name=name, start_time=_ms(held.get("started")),
                             tags={"mlflow.parentRunId": parent_id, "kind": "search"})
     rid = run.info.run_id
     client.log_batch(rid, params=_params({"algorithm": hist["algorithm"], "seed": hist["seed"],
-                                          "dataset": hist["dataset"], "standin": hist["standin"]}))
+                                          "dataset": hist["dataset"], "standin": hist["standin"],
+                                          **({"gpus": ",".join(map(str, held["gpus"])) or "none"} if held else {})}))
     from mlflow.entities import Metric
 
     metrics = []
@@ -92,7 +95,12 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
     for name in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png"):
         if (run_dir / name).exists():
             client.log_artifact(rid, str(run_dir / name))
-    client.set_terminated(rid)
+    client.set_terminated(rid, end_time=_ms(held.get("ended")))
+
+
+def _ms(epoch_s: float | None) -> int | None:
+    """Epoch seconds as MLflow's milliseconds (None: now)."""
+    return None if epoch_s is None else int(epoch_s * 1000)
 
 
 def _params(d: dict):

@@ -46,11 +46,20 @@ def documented() -> list[str]:
     return commands
 
 
+def variables(command: str) -> tuple[dict, str]:
+    """A command's leading `NAME=value` words (its environment) and the rest."""
+    words, env = shlex.split(command), {}
+    while words and re.fullmatch(r"[A-Za-z_]\w*=\S*", words[0]):
+        name, value = words.pop(0).split("=", 1)
+        env[name] = value
+    return env, shlex.join(words)
+
+
 def how(command: str) -> list[str] | None:
     """The command as the test runs it, or None to skip it (SKIP says why)."""
     if command in SKIP:
         return None
-    words = shlex.split(command)
+    words = shlex.split(variables(command)[1])
     if words[0] == "snakemake":
         return [str(BIN / "snakemake"), "-n", *words[1:]]
     if words[:2] in (["make", "quick"], ["make", "rehearsal"]):
@@ -79,7 +88,8 @@ def test_a_documented_command_runs_as_written(project, cli_env, command):
     cmd = how(command)
     if cmd is None:
         pytest.skip(SKIP[command])
-    proc = subprocess.run(cmd, cwd=project, env={**cli_env, "PATH": f"{BIN}{os.pathsep}{cli_env['PATH']}"},
+    env = {**cli_env, **variables(command)[0], "PATH": f"{BIN}{os.pathsep}{cli_env['PATH']}"}
+    proc = subprocess.run(cmd, cwd=project, env=env,
                           capture_output=True, text=True, timeout=600)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0 and "Traceback" not in out, f"{command}\n{out[-3000:]}"

@@ -83,3 +83,63 @@ def test_table2_pairs_our_latency_with_the_papers(tmp_path):
     base = df[df.setting == "base"].iloc[0]
     assert base.latency_ms == "11.00 ± 1.41" and base.paper_latency_ms == 21.7 and base.n_runs == 2
     assert df[df.setting == "batch_16"].iloc[0].paper_latency_ms == 16.5
+
+
+def test_a_timing_job_runs_no_more_threads_than_cpus_and_says_what_was_beside_it(tmp_path, cli_env):
+    """As a local rule runs it (every core of --cores, here far more than the machine has): the times
+    are taken with one thread a CPU at most, and the output says whether anything else was at work."""
+    import os
+    import subprocess
+
+    from conftest import BIN
+
+    path = tmp_path / "g.json"
+    path.write_text(json.dumps(DARTS_V2.to_json()))
+    spec = dict(init_channels=4, layers=3, num_classes=10, batch_size=2, resolution=16, warmup=1, repeats=3)
+    out = subprocess.run([str(BIN / "rarts"), "--device", "cpu", "--threads", "64", "model-latency", "--genotype",
+                          str(path), "--spec", json.dumps(spec), "--out", str(tmp_path / "lat.json")],
+                         env=cli_env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads((tmp_path / "lat.json").read_text())
+    assert res["device"].endswith(f"{len(os.sched_getaffinity(0))} threads)")
+    assert isinstance(res["timed_alone"], bool) and res["timed_alone"] == (res["beside"] == "")
+    assert res["gpus"] == [] and res["started"] <= res["ended"]  # no pool here: no GPU held
+
+
+def test_others_at_work_beside_a_cpu_timing_are_named(monkeypatch):
+    import psutil
+
+    from rarts import latency
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 75.0)  # 3 of 4 cores busy elsewhere
+    monkeypatch.setattr(psutil, "cpu_count", lambda: 4)
+    rec = latency.timing_record("cpu")
+    assert rec == {"timed_alone": False, "beside": "3.0 cores busy with other work"}
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 5.0)
+    assert latency.timing_record("cpu") == {"timed_alone": True, "beside": ""}
+
+
+def test_a_search_does_not_resume_from_a_checkpoint_made_with_another_latency_table(tmp_path):
+    """The latency table is re-measured at the same path (a new machine, a rerun): the search's finished
+    checkpoint was made with the old table, so the search runs again, and ends as a fresh search with
+    the new table does."""
+    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
+    data = SearchData(x[:32], y[:32], x[32:], y[32:])
+    hp = dict(epochs=1, batch_size=8, max_steps_per_epoch=3, eval_batches=1, w_lr=0.025, w_lr_min=0.001,
+              w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2,
+              arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
+              milenas={"lam": 1.0}, darts2={"perturbed_bn_stats": "update"},
+              rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"}, latency={"table": "results/latency/cpu.json"})
+    old = [torch.ones(5, 8), torch.ones(5, 8)]
+    new = [torch.arange(8.0).repeat(5, 1), torch.arange(8.0).flip(0).repeat(5, 1)]
+
+    def search(tables, ckpt):
+        loop = SearchLoop(space, "rarts", 0, hp, data, "cpu", ckpt, arch_penalty=LatencyPenalty(tables, 1.0))
+        loop.run()
+        return loop.history[-1]["expected_latency"], [a.clone() for a in loop.algo.arch]
+
+    search(old, tmp_path / "ckpt.pt")
+    rerun, fresh = search(new, tmp_path / "ckpt.pt"), search(new, tmp_path / "fresh.pt")
+    assert rerun[0] == fresh[0] and all(torch.equal(a, b) for a, b in zip(rerun[1], fresh[1]))

@@ -3,6 +3,7 @@ and a SLURM profile whose runtimes come from the plan; and `make gpu-check`'s sc
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -89,6 +90,9 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
                  "width_train", "width_search", "width_finetune", "total"):
         assert rule in lines, rule
     assert int(lines["search_darts"][1]) == 25 and int(lines["train_cifar"][1]) == 27  # jobs
+    local = [line for line in out.stdout.splitlines() if line.startswith("# on one machine with")]
+    assert [line.split()[5] for line in local] == ["1", "2", "4", "8"], local  # this machine has no GPU
+    assert "a job needs more GPUs" in local[0] and "about" in local[2]  # ImageNet's 4 ranks
     # the longest DARTS-space search is DARTS-2's: 50 epochs of 390 steps at 0.3 s, + evaluation
     hours = 50 * (390 * 0.3 + 390 * 0.3 / 5 / 3) / 3600
     assert float(lines["search_darts"][5]) == pytest.approx(hours, abs=0.01)  # max_job_hours
@@ -109,9 +113,12 @@ def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "2",
                            "--warmup", "0", "--workers", "0", "--device", "cpu", "--no-cpu-peaks", "--ranks",
                            "imagenet=2", "--out", str(out)],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900,  # as on a 2-GPU machine: a pretend pool
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": "0,1", "RARTS_GPU_LOCKS": str(tmp_path / "locks")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     res = json.loads(out.read_text())
+    assert sorted(res["environment"]["gpus_held"]) == ["0", "1"]  # both, alone: a timing shares no GPU
+    assert "gpu-check: holding GPU" in proc.stdout
     rows = {(r["setting"], r["algorithm"]) for r in res["search_steps"]}
     for setting in ("fp32", "bf16", "channels_last"):
         assert {(setting, a) for a in ("darts1", "darts2", "milenas", "rarts")} <= rows
@@ -206,3 +213,21 @@ def test_a_failing_gpu_check_section_is_recorded_and_the_rest_goes_on():
     md = gpu_check.markdown({"size": "tiny", "environment": {"cpu": "x"}, "search_steps": res["search_steps"],
                              "network_steps": [], "input": {}, "correctness": {}, "section_wall_s": {}, "wall_s": 1.0})
     assert "CUDA out of memory" in md
+
+
+def test_the_local_plan_schedules_gpu_jobs_after_their_inputs_longest_first():
+    """Two searches, a retraining of the first's cell and a 2-GPU transfer after it, timed by hand."""
+    from rarts.plan import local_hours
+
+    def job(name, hours, gpus=1, inputs=()):
+        return {"rule": name, "wall_hours": hours, "gpus": gpus, "inputs": list(inputs), "outputs": [name]}
+
+    a, b = job("a", 2.0), job("b", 1.0)
+    c, d = job("c", 3.0, inputs=["a"]), job("d", 1.0, gpus=2, inputs=["c"])
+    # 2 GPUs: a [0, 2] and b [0, 1] side by side; c waits for a: [2, 5]; d takes both: [5, 6]
+    assert local_hours([a, b, c, d], 2) == pytest.approx(6.0)
+    # 1 GPU: a [0, 2]; then c (the longer of the ready ones) [2, 5], b [5, 6]
+    assert local_hours([a, b, c], 1) == pytest.approx(6.0)
+    assert local_hours([a, b, c, d], 1) is None  # d cannot run on one GPU
+    assert local_hours([a, b, c, d], 8) == pytest.approx(6.0)  # the chain a → c → d bounds it
+    assert local_hours([a, b], 1) == pytest.approx(3.0)

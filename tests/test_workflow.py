@@ -124,10 +124,12 @@ SHORTEST = {  # every run of the offline profile cut to one epoch of two steps
                                                   for part in ("train", "finetune", "search")))}
 
 
-def shortest_profile(workdir) -> str:
+def shortest_profile(workdir, **top) -> str:
     """The offline profile with every run one epoch of two steps: the same DAG and rules in a
-    third of the time. That the profile's runs learn is `test_learning.py`'s and `make quick`'s."""
+    third of the time. That the profile's runs learn is `test_learning.py`'s and `make quick`'s.
+    `top`: top-level keys to set besides."""
     cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
+    cfg.update(top)
     for path in SHORTEST:
         node = cfg
         for key in path:
@@ -142,9 +144,15 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert (workdir / "results" / "fig1.png").is_file()
     assert not (workdir / "results" / "search").exists(), "fig1 alone must not run searches"
 
-    profile = shortest_profile(workdir)
-    snakemake(workdir, cli_env, "--cores", "2", profile, "all")
+    # as on a machine with two GPUs (a pretend pool: the jobs claim GPUs 0 and 1 and compute on the CPU),
+    # the ImageNet transfer over two ranks, and more cores than GPUs so that CPU and GPU jobs mix
+    cli_env = {**cli_env, "CUDA_VISIBLE_DEVICES": "0,1", "RARTS_GPU_LOCKS": str(workdir / "gpu-locks")}
+    train = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())["train"]
+    train["imagenet"]["gpus"] = 2
+    profile = shortest_profile(workdir, device="cpu", train=train)
+    snakemake(workdir, cli_env, "--cores", "4", profile, "all")
     res = workdir / "results"
+    held_gpus_apart(res)
     for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json",
                  "table1.csv", "table1.md", "table2.csv", "table2.md", "table3.csv", "table3.md",
                  "table4.csv", "table4.md", "latency/cpu.json"):
@@ -184,6 +192,9 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     children = client.search_runs([run["experiment_id"]], f"tags.mlflow.parentRunId = '{run['run_id']}'")
     # every trained DARTS-space, NATS and width search (random has no curves)
     assert len(children) == 8 + 8 + 2 + 3
+    for child in children:  # what each held, and its real start and end (not when it was logged)
+        assert child.data.params["gpus"] in ("0", "1"), child.info.run_name
+        assert child.info.end_time - child.info.start_time > 500, child.info.run_name
 
     # Tables 5 and 6 from the offline profile
     t5 = pd.read_csv(res / "table5.csv")
@@ -212,6 +223,44 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert "Nothing to be done" in snakemake(workdir, cli_env, "-n", profile, "all").stdout
     snakemake(workdir, cli_env, profile, "--report", "report.html")
     assert (workdir / "report.html").stat().st_size > 10_000
+
+
+def gpu_records(res):
+    """What every GPU job of a run held and when: its cost.json (searches) or metrics.json (trainings),
+    or its latency JSON (timing jobs)."""
+    files = [*(f for d in ("search", "ablation", "width") for f in res.glob(f"{d}/**/cost.json")),
+             *res.glob("train/**/metrics.json"), *res.glob("width/**/metrics.json"),
+             *res.glob("latency/*.json"), *res.glob("ablation/**/latency.json")]
+    return {str(f.relative_to(res)): json.loads(f.read_text()) for f in files}
+
+
+def held_gpus_apart(res):
+    """On a two-GPU pool: every GPU job held GPUs of the pool, a random search none, the 2-rank ImageNet
+    transfer two distinct ones; jobs that ran at the same time never held the same GPU, and nothing ran
+    beside a timing job."""
+    records = gpu_records(res)
+    assert len(records) > 40
+    for name, rec in records.items():
+        assert set(rec["gpus"]) <= {0, 1} and rec["started"] <= rec["ended"], name
+        wanted = 0 if name.startswith("search/darts/random/") else 2 if name.startswith("train/imagenet") else 1
+        assert len(set(rec["gpus"])) == len(rec["gpus"]) == wanted, (name, rec["gpus"])
+
+    def timing(name):  # the latency table, a model's latency (not the ablation's searches)
+        return name.startswith("latency/") or name.endswith("/latency.json")
+
+    assert sum(map(timing, records)) == 10  # the table and 9 models
+    overlapping = 0
+    names = sorted(records)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ra, rb = records[a], records[b]
+            if ra["started"] < rb["ended"] and rb["started"] < ra["ended"]:
+                overlapping += 1
+                assert not set(ra["gpus"]) & set(rb["gpus"]), f"{a} and {b} held a GPU at the same time"
+                assert not (timing(a) or timing(b)), f"{a} and {b}: a job ran beside a timing"
+    assert overlapping > 0, "no two GPU jobs ran at once: the pool was not shared"
+    log = (res / "logs" / "train" / "imagenet" / "DARTS_V2.log").read_text()
+    assert "held GPU 0,1 from" in log or "held GPU 1,0 from" in log
 
 
 def _one_search_config(workdir, seeds, threads=1):

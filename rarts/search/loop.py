@@ -22,6 +22,13 @@ class SearchData:
     pad_value: tuple | None = None  # the crop's border per channel (rarts.data.black); None: 0
 
 
+def penalty_identity(penalty) -> dict:
+    """The architecture penalty's values for the fingerprint (none without a penalty, or for one whose
+    settings are all in `hp`: fingerprints of such searches stay as they were)."""
+    identity = getattr(penalty, "identity", None)
+    return {"penalty": identity()} if identity else {}
+
+
 class SearchLoop(EpochLoop):
     """Runs one (algorithm, seed) search to completion, resuming from `ckpt_path` if present."""
 
@@ -46,7 +53,8 @@ class SearchLoop(EpochLoop):
             steps = min(steps, hp["max_steps_per_epoch"])
         super().__init__(f"{algo_name} search, seed {seed}", f"{algo_name} s{seed}", hp["epochs"], steps,
                          device, ckpt_path, {"algo": algo_name, "seed": seed, "hp": hp, "space": space.kw,
-                                             "n_train": len(data.x_train)}, on_step=on_step, on_epoch=on_epoch)
+                                             "n_train": len(data.x_train), **penalty_identity(arch_penalty)},
+                         on_step=on_step, on_epoch=on_epoch)
 
     def train_step(self):
         train_batch, val_batch = self._layout(self.train_stream.next()), self._layout(self.val_stream.next())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rarts import names
+from rarts import gpu_pool, names
 from rarts.data import black, data_label, load_images, normalise
 from rarts.data.split import read_split
 from rarts.io import write_json
@@ -65,7 +65,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     meta.update(search_space.summarize(genotype))
     write_json(out_dir / "genotype.json", {**genotype.to_json(), "meta": meta})
     write_json(out_dir / "history.json", {**meta, **arch_axes, "epochs": history})
-    write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost})
+    write_json(out_dir / "cost.json", {"algorithm": algo, "seed": seed, **cost, **gpu_pool.record()})
     search_space.draw(genotype, out_dir / "cell.png",
                       title=f"{algo}, seed {seed}" + data_label(spec))
     log.info("%s seed %d: genotype written to %s", algo, seed, out_dir / "genotype.json")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from rarts import checkpoint
+from rarts import checkpoint, gpu_pool
 from rarts.data import black, imagenet, load_images, normalise
 from rarts.engine import eval_batch_size
 from rarts.io import write_json
@@ -122,7 +122,8 @@ def _train(net, genotype_ref, name, spec, out_dir, ckpt_path, on_step, dist, dev
                "params_M": n_params(model) / 1e6, "num_classes": num_classes,
                "test_error": 100 * (1 - last["test_acc"]), "test_top5_error": 100 * (1 - last["test_top5"]),
                "device": device_name(device), "world_size": dist.world, "ranks_in_sync": in_sync,
-               "threads_per_rank": torch.get_num_threads(), "wall_s": trainer.elapsed, "hp": hp, "history": history}
+               "threads_per_rank": torch.get_num_threads(), "wall_s": trainer.elapsed, **gpu_pool.record(),
+               "hp": hp, "history": history}
     if dist.main:
         write_json(Path(out_dir) / "metrics.json", metrics)
         log.info("%s: test error %.2f%% (%d params)", name, metrics["test_error"], metrics["params"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from rarts import checkpoint
+from rarts import checkpoint, gpu_pool
 from rarts.io import read_json, write_json
 from rarts.models import prunable
 from rarts.params import n_flops, n_params
@@ -70,7 +70,7 @@ def width_train_main(name: str, spec: dict, out_dir, ckpt_path, source=None, rul
                "prc": ratio["overall"], "prc_mean_over_pruned_layers": ratio["mean_over_pruned_layers"],
                "widths": genotype.brief()["widths"], "test_error": 100 * (1 - history[-1]["test_acc"]),
                "best_test_error": 100 * (1 - max(r["test_acc"] for r in history)),
-               "device": device_name(device), "wall_s": trainer.elapsed, "hp": hp, "history": history}
+               "device": device_name(device), "wall_s": trainer.elapsed, **gpu_pool.record(), "hp": hp, "history": history}
     out_dir = Path(out_dir)
     prunable.save(out_dir / "model.pt", net["name"], spec["num_classes"], net["kw"], model)
     write_json(out_dir / "genotype.json", genotype.to_json())

@@ -9,9 +9,9 @@ rule bench_search_step:
     params:
         size=BENCH["size"],
         flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
-    threads: config["threads"]
+    threads: ALONE  # a timing: nothing runs beside it
     resources:
-        **job(gpus=gpu(1 if BENCH["size"] == "paper" else 0), mem_mb=cluster.memory_mb("search", gpu()), minutes=30),
+        **job(gpus=gpu(1 if BENCH["size"] == "paper" else 0), mem_mb=cluster.memory_mb("search", on_gpu()), minutes=30),
     log:
         "results/logs/bench_search_step.log",
     conda:

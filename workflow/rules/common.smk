@@ -12,7 +12,7 @@ min_version("9.0")
 validate(config, "../schemas/config.schema.yaml")
 
 sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
-from rarts import cluster, costs, finetune, names  # noqa: E402
+from rarts import cluster, costs, finetune, gpu_pool, names  # noqa: E402
 from rarts.config import check_finite  # noqa: E402
 
 check_finite(config)
@@ -58,7 +58,11 @@ def num_classes(dataset):
 # Where and how a job runs, not what it computes: global options of `rarts` (written as `{JOB}
 # --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
 # so that changing the device, the threads or the tracking server reruns nothing.
-JOB = f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())}" + (" --deterministic" if config["deterministic"] else "")
+# `--hold-gpus auto`: each job claims the GPUs it computes on from this machine's pool (rarts.gpu_pool).
+LOCAL = config["local"]
+JOB = (f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto"
+       + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
+       + (" --deterministic" if config["deterministic"] else ""))
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
 
 
@@ -74,9 +78,41 @@ def job_spec(dataset, hp, **extra):
             "hp": job_hp(hp), **extra}
 
 
-def gpu(n=1):
-    """A job's `gpu` resource: n GPUs, none when the config runs everything on the CPU."""
+# -- one machine with GPUs (rarts.gpu_pool; README, "One machine with GPUs") ---------------------------
+# The GPUs this Snakemake's local jobs share: CUDA_VISIBLE_DEVICES, else every GPU the driver lists (none
+# under `device: cpu` unless CUDA_VISIBLE_DEVICES names some: a pretend pool, as the tests use). Jobs on a
+# cluster get theirs from SLURM.
+LOCAL_RUN = workflow.local_exec and workflow.is_main_process  # not a cluster, nor a SLURM job's own Snakemake
+GPU_POOL = gpu_pool.pool(config["device"]) if LOCAL_RUN else []
+# Snakemake counts the pool so that the user need not: no more GPU jobs run at once than it holds
+# (`--resources gpu=N` on the command line still wins, e.g. to leave GPUs to others).
+if GPU_POOL and "gpu" not in workflow.global_resources:
+    workflow.register_resource("gpu", len(GPU_POOL) * LOCAL["gpu_slots"])
+
+
+def on_gpu(n=1):
+    """The GPUs a job computes on: n, none when the config runs everything on the CPU (memory requests)."""
     return 0 if config["device"] == "cpu" else n
+
+
+def gpu(n=1):
+    """A job's `gpu` resource, the GPUs it holds: those it computes on, and on a machine with a pool
+    n even under `device: cpu` (the claims are made as on a GPU machine while the jobs run on the CPU)."""
+    return n if GPU_POOL else on_gpu(n)
+
+
+def job_threads(gpus=1):
+    """A job's `threads`. Locally with a pool, a GPU job reserves `local.cpus_per_gpu` cores for each GPU
+    it holds (its threads and DataLoader workers), so CPU jobs leave those free; else `threads`."""
+    def threads(wildcards):
+        n = gpus(wildcards) if callable(gpus) else gpus
+        return n * LOCAL["cpus_per_gpu"] if GPU_POOL and n else config["threads"]
+    return threads if callable(gpus) else threads(None)
+
+
+# A timing job (the latency table, Table 2's model latencies) takes every core when it runs here, so no
+# other job runs beside it and it times the operations, not the contention; on a cluster it asks as any job.
+ALONE = (workflow.cores or config["threads"]) if LOCAL_RUN else config["threads"]
 
 
 # -- what each job asks a cluster for (rarts.cluster; README, "Running on a SLURM cluster") ----------
@@ -108,7 +144,7 @@ def train_minutes(net, spec, ranks=1):
 
 def search_memory(net, spec, images):
     """A search's memory request: both halves of its split held in memory at its resolution."""
-    return cluster.memory_mb(net, gpu(), images=images, resolution=spec["hp"]["resolution"])
+    return cluster.memory_mb(net, on_gpu(), images=images, resolution=spec["hp"]["resolution"])
 
 
 def alternatives(choices):

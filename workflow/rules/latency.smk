@@ -13,9 +13,9 @@ rule latency_table:
                    | {"num_classes": num_classes(DARTS["dataset"])},
                    "resolution": DARTS["resolution"], "batch_size": LAT["batch_size"],
                    "warmup": LAT["warmup"], "repeats": LAT["repeats"]}),
-    threads: config["threads"]
+    threads: ALONE
     resources:
-        **job(gpus=gpu(), mem_mb=cluster.memory_mb("search", gpu())),
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("search", on_gpu())),
     log:
         f"results/logs/latency_table_{LAT['device_tag']}.log",
     conda:
@@ -65,9 +65,9 @@ rule model_latency:
         "results/ablation/latency/{setting}/seed{seed}/latency.json",
     params:
         spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"])}),
-    threads: config["threads"]
+    threads: ALONE
     resources:
-        **job(gpus=gpu(), mem_mb=cluster.memory_mb("cifar", gpu())),
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("cifar", on_gpu())),
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
     conda:

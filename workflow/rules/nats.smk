@@ -90,7 +90,7 @@ rule nats_score:
         benchmark=shlex.quote(NATS["benchmark"]),
         spec=lambda w: spec(nats_score_spec(w.dataset)),
         ckpt=lambda w: str(Path(config["checkpoints"], "nats", w.dataset)),
-    threads: config["threads"]
+    threads: job_threads(0 if NATS["benchmark"] else gpu())
     resources:
         **job(gpus=0 if NATS["benchmark"] else gpu(), minutes=lambda w: nats_score_minutes(w.dataset),
               mem_mb=cluster.BASE_MB["cpu"] + 2_000 if NATS["benchmark"] else lambda w: nats_memory(w.dataset)),

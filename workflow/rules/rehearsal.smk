@@ -6,7 +6,7 @@
 rule rehearsal_steps:
     output:
         "results/rehearsal/cpu_steps.json",
-    threads: config["threads"]
+    threads: ALONE  # a timing: nothing runs beside it
     params:  # the ImageNet transfer's step over its ranks, its input path through its workers
         ranks=TRAIN["imagenet"]["gpus"],
         workers=TRAIN["imagenet"]["workers"],

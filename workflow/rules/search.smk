@@ -21,6 +21,12 @@ def darts_search_minutes(algo):
 DARTS_MEMORY = search_memory("search", darts_search_spec(), names.IMAGES[DARTS["dataset"]][0])
 
 
+def search_gpus(wildcards):
+    """A search's GPUs: one, none for the sampled `random` baseline (searches without an `algo`
+    wildcard, the ablation's, are RARTS)."""
+    return 0 if getattr(wildcards, "algo", None) == names.RANDOM else gpu()
+
+
 def darts_run_dirs(algorithms=None):
     algos = algorithms or DARTS["algorithms"]
     return [f"results/search/darts/{a}/seed{s}" for a in algos for s in DARTS["seeds"]]
@@ -47,9 +53,9 @@ rule search_darts:
         spec=spec(darts_search_spec()),
         out_dir=out_dir,
         ckpt=checkpoint_path,
-    threads: config["threads"]
+    threads: job_threads(lambda w: search_gpus(w))
     resources:
-        **job(gpus=lambda w: 0 if w.algo == names.RANDOM else gpu(), mem_mb=DARTS_MEMORY,
+        **job(gpus=lambda w: search_gpus(w), mem_mb=DARTS_MEMORY,
               minutes=lambda w: darts_search_minutes(w.algo)),
     retries: job_retries(*map(darts_search_minutes, DARTS["algorithms"]))
     log:

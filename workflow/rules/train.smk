@@ -54,7 +54,7 @@ def train_job(net):
     """A training's resources: `train.<net>.gpus` GPUs (one torchrun rank each; gloo ranks on a CPU)."""
     hp, ranks = TRAIN[net], TRAIN[net]["gpus"]
     images = 0 if net == "imagenet" else sum(names.IMAGES[DARTS["dataset"]])  # ImageNet streams from disk
-    mem = cluster.memory_mb(net, gpu(ranks), ranks, images, hp["resolution"], hp.get("workers", 0))
+    mem = cluster.memory_mb(net, on_gpu(ranks), ranks, images, hp["resolution"], hp.get("workers", 0))
     return job(gpus=gpu(ranks), mem_mb=mem, minutes=train_minutes(net, train_spec(net), ranks))
 
 
@@ -75,7 +75,7 @@ rule train_cifar:
         out_dir=out_dir,
         ckpt=checkpoint_path,
         ranks=TRAIN["cifar"]["gpus"],
-    threads: config["threads"]
+    threads: job_threads(gpu(TRAIN["cifar"]["gpus"]))
     resources:
         **train_job("cifar"),
     retries: job_retries(train_minutes("cifar", train_spec("cifar"), TRAIN["cifar"]["gpus"]))
@@ -100,6 +100,7 @@ use rule train_cifar as train_imagenet with:
         net="imagenet",
         spec=spec(train_spec("imagenet")),
         ranks=TRAIN["imagenet"]["gpus"],
+    threads: job_threads(gpu(TRAIN["imagenet"]["gpus"]))
     resources:
         **train_job("imagenet"),
     retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))

@@ -45,7 +45,7 @@ def width_images(dataset):
 def width_job(dataset, net, hp, minutes):
     """The resources of a width-search rule's jobs (each argument a function of the wildcards)."""
     def mem(w):
-        return cluster.memory_mb(net(w), gpu(), images=width_images(dataset(w)), resolution=hp(w)["resolution"])
+        return cluster.memory_mb(net(w), on_gpu(), images=width_images(dataset(w)), resolution=hp(w)["resolution"])
     return job(gpus=gpu(), mem_mb=mem, minutes=minutes)
 
 
@@ -120,7 +120,7 @@ rule width_train:
         prune="",
         out_dir=out_dir,
         ckpt=checkpoint_path,
-    threads: config["threads"]
+    threads: job_threads(gpu())
     resources:
         **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
                     lambda w: width_train_minutes(w.table, w.dataset, w.kind)),
