@@ -25,6 +25,10 @@ class MissingStep(KeyError):
         return self.args[0]
 
 
+ALLOCATOR_SLACK = 1.2  # torch's caching allocator holds more than its peak of live tensors
+CUDA_CONTEXT_MIB = 600  # what each process's CUDA context and kernels take on the GPU
+
+
 class StepTable:
     """Seconds a step: search steps by algorithm (DARTS space), training steps by network, each at the
     batch size it was measured with (a network's step over several ranks, where measured, by its rank
@@ -47,6 +51,17 @@ class StepTable:
                        for r in (ranked if isinstance(ranked, list) else []) if r.get("median_step_s") is not None}
         self.edges = {r["network"]: r for r in bench.get("edge_steps") or []}
         self.decode_rate = bench.get("input", {}).get("imagenet_jpeg_decoding", {}).get("images_per_s")
+        peaks = [r["peak_mem_MiB"] for r in bench["search_steps"] + bench["network_steps"]
+                 if r.get("setting", "fp32") == "fp32" and r.get("peak_mem_MiB")]
+        self.peak_gpu_mib = max(peaks) if self.on_gpu and peaks else None  # the largest single job measured
+        self.gpu_mib = 1024 * env["gpu_memory_GiB"] if env.get("gpu_memory_GiB") else None
+
+    def slots_that_fit(self) -> int | None:
+        """How many of the largest measured job fit on one of the measured GPUs at once (`local.gpu_slots`):
+        its peak with the allocator's slack, plus each process's CUDA context; None without GPU peaks."""
+        if not (self.peak_gpu_mib and self.gpu_mib):
+            return None
+        return max(1, int(self.gpu_mib // (self.peak_gpu_mib * ALLOCATOR_SLACK + CUDA_CONTEXT_MIB)))
 
     @classmethod
     def load(cls, path=None, required: bool = False) -> "StepTable":

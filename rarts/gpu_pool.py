@@ -157,6 +157,7 @@ def claim(k: int, ids: list[str], slots: int = 1, alone: bool = False, directory
     t0 = time.time()
     gate = _lock(directory / "gate.lock", fcntl.LOCK_EX, wait=True)  # claimers take turns
     held: dict[str, list[int]] = {}
+    waited = False
     try:
         while True:
             busy = []
@@ -170,10 +171,10 @@ def claim(k: int, ids: list[str], slots: int = 1, alone: bool = False, directory
                     busy += blocked
             if len(held) == k:
                 break
-            if not busy:
-                raise DeviceError(f"cannot claim {k} GPUs of {ids}")
-            log.info("waiting for %d GPU(s) of the pool %s (%s)", k - len(held), ",".join(ids),
-                     "held alone" if alone else f"{slots} job(s) a GPU")
+            if not waited:
+                log.info("waiting for %d GPU(s) of the pool %s (%s)", k - len(held), ",".join(ids),
+                         "held alone" if alone else f"{slots} job(s) a GPU")
+            waited = True
             _wait_for_any(busy)
     except BaseException:
         for fds in held.values():

@@ -141,7 +141,8 @@ def plan(targets, configfiles, bench, safety: float | None = None, snakemake=Non
              "gpu_hours": df.gpu_hours.sum(), "max_job_hours": df.max_job_hours.max(), "runtime_min": None,
              "windows": df.windows.max()}
     df = pd.concat([df, pd.DataFrame([total])], ignore_index=True)
-    df.attrs.update(where=table.where, cluster=cluster, local=local)
+    df.attrs.update(where=table.where, cluster=cluster, local=local, slots=table.slots_that_fit(),
+                    slots_set=config["local"]["gpu_slots"])
     return df
 
 
@@ -195,6 +196,10 @@ def plan_main(args) -> pd.DataFrame:
         print(f"# on one machine with {g} GPU{'s' * (g > 1)}: " + (
             f"about {hours:.1f} h (`snakemake --cores N {' '.join(args.targets)}`: a job a GPU, each started once its "
             "inputs are made, longest first)" if hours is not None else "a job needs more GPUs than that"))
+    fit, slots = df.attrs["slots"], df.attrs["slots_set"]
+    print(f"# local.gpu_slots (now {slots}): " + (
+        f"up to {fit} of the largest measured job fit on one of the table's GPUs at once" if fit else
+        "`make gpu-check` on your GPU measures the jobs' peaks; then this line says how many fit on one GPU"))
     if args.profile_out:
         print(f"SLURM profile with these runtimes: {write_profile(df, args.profile_out)}")
     return df

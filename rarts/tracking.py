@@ -252,6 +252,9 @@ def run_live(loop, spec: dict, run_name: str, params: dict) -> list[dict]:
     (from the main rank only)."""
     if not loop.dist.main:
         return loop.run()
-    with LiveRun(spec, run_name, params) as live:
+    from rarts import gpu_pool
+
+    held = ",".join(map(str, gpu_pool.record()["gpus"])) or "none"  # the GPUs this job holds (rarts.gpu_pool)
+    with LiveRun(spec, run_name, {**params, "gpus": held}) as live:
         loop.on_epoch = live.log
         return loop.run()

@@ -83,10 +83,13 @@ def test_concurrent_jobs_log_live_and_nothing_is_lost(server, tmp_path, cli_env)
     root = tmp_path / "cifar10"
     standin.write_cifar_standin("cifar10", root)
     write_split(tmp_path / "split.json", "cifar10", 1438, seed=0)
-    env = {**cli_env, "MLFLOW_TRACKING_URI": server}
+    # four jobs on a pretend two-GPU pool, as the rules run them: two at a time, each on a GPU of its own
+    env = {**cli_env, "MLFLOW_TRACKING_URI": server, "CUDA_VISIBLE_DEVICES": "0,1",
+           "RARTS_GPU_LOCKS": str(tmp_path / "gpu-locks")}
     procs = []
     for algo in ("darts1", "milenas", "rarts", "darts2"):
         cmd = _search_cmd(root, tmp_path / "split.json", tmp_path / algo, tmp_path / f"{algo}.pt", algo=algo)
+        cmd[1:1] = ["--device", "cpu", "--hold-gpus", "auto"]
         spec = json.loads(cmd[cmd.index("--spec") + 1])
         spec["mlflow"] = {"tracking_uri": "", "experiment": "live-test"}
         cmd[cmd.index("--spec") + 1] = json.dumps(spec)
@@ -103,6 +106,7 @@ def test_concurrent_jobs_log_live_and_nothing_is_lost(server, tmp_path, cli_env)
         history = client.get_metric_history(run.info.run_id, "val_acc")
         assert sorted(m.step for m in history) == [1, 2]  # every epoch of every job arrived
         assert {"train_loss", "val_loss", "lr", "wall_s"} <= set(run.data.metrics)
+        assert run.data.params["gpus"] in ("0", "1")  # the GPU the job held
 
 
 def test_live_runs_of_crashed_jobs_end_failed_or_killed(server):

@@ -231,3 +231,17 @@ def test_the_local_plan_schedules_gpu_jobs_after_their_inputs_longest_first():
     assert local_hours([a, b, c, d], 1) is None  # d cannot run on one GPU
     assert local_hours([a, b, c, d], 8) == pytest.approx(6.0)  # the chain a → c → d bounds it
     assert local_hours([a, b], 1) == pytest.approx(3.0)
+
+
+def test_the_plan_says_how_many_jobs_fit_on_one_gpu():
+    """Slots from measured peaks: an 80 GiB GPU and a largest job of 10 GiB: (10 × 1.2 + 0.6) GiB a job
+    → 6 fit; a CPU table or the reference table has no GPU peaks to go by."""
+    bench = {**BENCH, "environment": {**BENCH["environment"], "gpu_memory_GiB": 80.0},
+             "search_steps": [{**r, "peak_mem_MiB": 10240.0 if r["algorithm"] == "darts2" else 4096.0}
+                              for r in BENCH["search_steps"]]}
+    assert StepTable(bench).slots_that_fit() == int(80 * 1024 // (10240 * 1.2 + 600)) == 6
+    bench["network_steps"] = [*bench["network_steps"], {"network": "imagenet", "median_step_s": 1.0, "batch_size": 128,
+                                                         "peak_mem_MiB": 30000.0}]
+    assert StepTable(bench).slots_that_fit() == 2  # the largest job decides
+    assert StepTable(BENCH).slots_that_fit() is None  # no GPU memory recorded
+    assert StepTable.load(None).slots_that_fit() is None  # the reference table
