@@ -192,10 +192,12 @@ def plan_main(args) -> pd.DataFrame:
               f"job windows - 1 + cluster.spare_retries ({cluster['spare_retries']}) resubmissions, planned from "
               f"cluster.step_table ({cluster['step_table'] or 'the reference table'}); point it at {args.bench} "
               "if that is the table above")
+    widest = df[df.rule != "total"].sort_values("gpus").iloc[-1]
     for g, hours in df.attrs["local"].items():
         print(f"# on one machine with {g} GPU{'s' * (g > 1)}: " + (
             f"about {hours:.1f} h (`snakemake --cores N {' '.join(args.targets)}`: a job a GPU, each started once its "
-            "inputs are made, longest first)" if hours is not None else "a job needs more GPUs than that"))
+            "inputs are made, longest first)" if hours is not None else
+            f"{widest.rule} needs {widest.gpus} GPUs a job (fewer ranks: train.<net>.gpus)"))
     fit, slots = df.attrs["slots"], df.attrs["slots_set"]
     print(f"# local.gpu_slots (now {slots}): " + (
         f"up to {fit} of the largest measured job fit on one of the table's GPUs at once" if fit else

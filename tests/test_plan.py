@@ -92,7 +92,7 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
     assert int(lines["search_darts"][1]) == 25 and int(lines["train_cifar"][1]) == 27  # jobs
     local = [line for line in out.stdout.splitlines() if line.startswith("# on one machine with")]
     assert [line.split()[5] for line in local] == ["1", "2", "4", "8"], local  # this machine has no GPU
-    assert "a job needs more GPUs" in local[0] and "about" in local[2]  # ImageNet's 4 ranks
+    assert "train_imagenet needs 4 GPUs" in local[0] and "about" in local[2]  # ImageNet's 4 ranks
     # the longest DARTS-space search is DARTS-2's: 50 epochs of 390 steps at 0.3 s, + evaluation
     hours = 50 * (390 * 0.3 + 390 * 0.3 / 5 / 3) / 3600
     assert float(lines["search_darts"][5]) == pytest.approx(hours, abs=0.01)  # max_job_hours
