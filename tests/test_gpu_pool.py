@@ -188,3 +188,28 @@ def test_a_training_with_more_ranks_than_the_pool_stops_with_one_line(tmp_path, 
     assert out.returncode == 1 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("rarts train: this job asks for 4 GPUs and this machine's "
                                                          "GPU pool has 2 (0,1")
+
+
+@pytest.mark.slow
+def test_a_pool_changes_local_runs_only(cli_env, tmp_path):
+    """With GPUs visible to the Snakemake process, a local run counts them and its GPU jobs hold them (even
+    under `device: cpu`: a pretend pool) and reserve their cores; a run through the SLURM profile asks the
+    cluster exactly as without them (no GPUs under `device: cpu`, the config's threads), and a report
+    (no --cores) still builds its DAG."""
+    from test_workflow import copy_workflow
+
+    work = copy_workflow(tmp_path)
+    (work / "cpu.yaml").write_text("device: cpu\nlocal: {cpus_per_gpu: 3}\n")
+    env = {**cli_env, "CUDA_VISIBLE_DEVICES": "0,1"}
+
+    def dry(*args):
+        out = subprocess.run([str(BIN / "snakemake"), "-n", *args, "results/search/darts/rarts/seed0/genotype.json",
+                              "--configfile", "config/quick.yaml", "cpu.yaml"], cwd=work, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr[-3000:]
+        return out.stdout
+
+    local = dry("--cores", "8")
+    assert "gpu=1," in local and "threads: 3" in local
+    cluster = dry("--workflow-profile", "workflow/profiles/slurm")
+    assert "gpu=0," in cluster and "threads: 3" not in cluster and "gpu=1," not in cluster

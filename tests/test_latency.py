@@ -31,10 +31,9 @@ def test_op_table_shape_and_none_is_free():
     assert np.array(table["lat"]["reduce"]).shape == (5, 8)
 
 
-def test_a_larger_latency_weight_finds_a_faster_cell(tmp_path):
+def tiny_search(**hp):
+    """A small DARTS space, 64 random images split in two halves, and search settings (`hp` overrides)."""
     space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
-    table = measure_op_table(space, 8, 8, "cpu", warmup=1, repeats=3)
-    tables = [torch.tensor(table["lat"][k]) for k in ("normal", "reduce")]
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
     data = SearchData(x[:32], y[:32], x[32:], y[32:])
@@ -42,7 +41,14 @@ def test_a_larger_latency_weight_finds_a_faster_cell(tmp_path):
               w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2,
               arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
               milenas={"lam": 1.0},
-              darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"})
+              darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"}) | hp
+    return space, data, hp
+
+
+def test_a_larger_latency_weight_finds_a_faster_cell(tmp_path):
+    space, data, hp = tiny_search()
+    table = measure_op_table(space, 8, 8, "cpu", warmup=1, repeats=3)
+    tables = [torch.tensor(table["lat"][k]) for k in ("normal", "reduce")]
     expected = {}
     for weight in (0.0, 1.0):
         pen = LatencyPenalty(tables, weight)
@@ -123,15 +129,7 @@ def test_a_search_does_not_resume_from_a_checkpoint_made_with_another_latency_ta
     """The latency table is re-measured at the same path (a new machine, a rerun): the search's finished
     checkpoint was made with the old table, so the search runs again, and ends as a fresh search with
     the new table does."""
-    space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 3, 8, 8, generator=g), torch.randint(0, 10, (64,), generator=g)
-    data = SearchData(x[:32], y[:32], x[32:], y[32:])
-    hp = dict(epochs=1, batch_size=8, max_steps_per_epoch=3, eval_batches=1, w_lr=0.025, w_lr_min=0.001,
-              w_momentum=0.9, w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2,
-              arch_betas=[0.5, 0.999], arch_weight_decay=0.0, augment={"crop_padding": 0, "hflip": False},
-              milenas={"lam": 1.0}, darts2={"perturbed_bn_stats": "update"},
-              rarts={"lam": 1.0, "beta": 0.5, "y_init": "copy"}, latency={"table": "results/latency/cpu.json"})
+    space, data, hp = tiny_search(epochs=1, max_steps_per_epoch=3, latency={"table": "results/latency/cpu.json"})
     old = [torch.ones(5, 8), torch.ones(5, 8)]
     new = [torch.arange(8.0).repeat(5, 1), torch.arange(8.0).flip(0).repeat(5, 1)]
 

@@ -82,7 +82,10 @@ def job_spec(dataset, hp, **extra):
 # The GPUs this Snakemake's local jobs share: CUDA_VISIBLE_DEVICES, else every GPU the driver lists (none
 # under `device: cpu` unless CUDA_VISIBLE_DEVICES names some: a pretend pool, as the tests use). Jobs on a
 # cluster get theirs from SLURM.
-LOCAL_RUN = workflow.local_exec and workflow.is_main_process  # not a cluster, nor a SLURM job's own Snakemake
+# A run whose jobs run here, started by the user (not a SLURM job's own Snakemake). While the Snakefile is
+# read, Snakemake has not yet named its executor; but a cluster run must give --jobs (its `_nodes`), and
+# Snakemake turns a local run's --jobs into --cores.
+LOCAL_RUN = workflow.is_main_process and workflow.global_resources["_nodes"].value is None
 GPU_POOL = gpu_pool.pool(config["device"]) if LOCAL_RUN else []
 # Snakemake counts the pool so that the user need not: no more GPU jobs run at once than it holds
 # (`--resources gpu=N` on the command line still wins, e.g. to leave GPUs to others).
@@ -112,7 +115,7 @@ def job_threads(gpus=1):
 
 # A timing job (the latency table, Table 2's model latencies) takes every core when it runs here, so no
 # other job runs beside it and it times the operations, not the contention; on a cluster it asks as any job.
-ALONE = (workflow.cores or config["threads"]) if LOCAL_RUN else config["threads"]
+ALONE = (workflow.global_resources["_cores"].value or config["threads"]) if LOCAL_RUN else config["threads"]
 
 
 # -- what each job asks a cluster for (rarts.cluster; README, "Running on a SLURM cluster") ----------
