@@ -9,7 +9,13 @@ SMK_FLAGS ?=   # extra snakemake flags, e.g. `make quick SMK_FLAGS=-n` for a dry
 # The torch build: by default the registry's 2.14.1 (CUDA 13: NVIDIA driver >= 580, GPUs from compute
 # capability 7.5). For another CUDA, the same version from PyTorch's index, e.g.
 # `make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126` (drivers >= 560, V100 and 1080 Ti too).
-TORCH_INDEX ?=
+# The choice is remembered (.venv/.torch-index) and kept by every later target until it is made again;
+# `TORCH_INDEX=registry` goes back to the registry's build.
+TORCH_CHOICE := $(VENV)/.torch-index
+ifeq ($(origin TORCH_INDEX),undefined)
+TORCH_INDEX := $(shell cat $(TORCH_CHOICE) 2>/dev/null)
+endif
+INDEX := $(filter-out registry,$(TORCH_INDEX))
 TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/table5.csv`
 
 # the rules call the `rarts` console script: the venv's bin comes first on PATH
@@ -20,16 +26,16 @@ export PATH := $(abspath $(BIN)):$(PATH)
 setup: $(STAMP)
 
 # torch/torchvision are installed first, by exact version, so no resolver can pull another build; a
-# stamp per build, so a new TORCH_INDEX reinstalls them (pyproject's ==2.14.1 matches every local build).
-TORCH_STAMP := $(VENV)/.torch-$(if $(TORCH_INDEX),$(subst :,_,$(subst /,_,$(TORCH_INDEX))),registry)
+# stamp per build, so a new choice reinstalls them (pyproject's ==2.14.1 matches every local build).
+TORCH_STAMP := $(VENV)/.torch-$(if $(INDEX),$(subst :,_,$(subst /,_,$(INDEX))),registry)
 
 $(TORCH_STAMP):
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q --force-reinstall --no-deps torch==2.14.1 torchvision==0.29.1 \
-		$(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
-	rm -f $(VENV)/.torch-* && touch $@
+		$(if $(INDEX),--index-url $(INDEX))
+	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 $(if $(INDEX),--extra-index-url $(INDEX))
+	rm -f $(VENV)/.torch-* && echo $(or $(INDEX),registry) > $(TORCH_CHOICE) && touch $@
 
 $(STAMP): pyproject.toml $(TORCH_STAMP)
 	$(BIN)/python -m pip install -q -e '.[test]'

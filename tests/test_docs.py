@@ -22,6 +22,7 @@ SKIP = {
     "make test": "it is this suite",
     "make setup": "the suite runs inside the environment it makes",
     "make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126": "PyTorch's index is out of reach here",
+    "make setup TORCH_INDEX=registry": "it reinstalls torch; tests/test_setup.py reads what it runs (make -n)",
     "make gpu-check": "a GPU node's command; its CPU run at the tiny size is tests/test_plan.py's",
     "export SBATCH_ACCOUNT=myproject": "sets a variable for sbatch",
     "mlflow ui --backend-store-uri sqlite:///results/mlflow.db": "starts a server (tests/test_mlflow_server.py runs one)",

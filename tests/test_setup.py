@@ -1,0 +1,57 @@
+"""The Makefile's set-up: the torch build a user chose with `make setup TORCH_INDEX=…` stays chosen
+for every later target (read with `make -n`, which prints what make would run)."""
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import REPO
+
+CU126 = "https://download.pytorch.org/whl/cu126"
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The Makefile and pyproject.toml beside a `.venv` that `make setup TORCH_INDEX=<cu126>` left."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(REPO / name, tmp_path / name)
+    venv = tmp_path / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").write_text("#!/bin/sh\n")
+    (venv / "bin" / "python").chmod(0o755)
+    (venv / ".torch-index").write_text(CU126 + "\n")
+    (venv / ".torch-https___download.pytorch.org_whl_cu126").touch()
+    later = time.time() + 5  # installed after pyproject.toml was written
+    (venv / ".installed").touch()
+    os.utime(venv / ".installed", (later, later))
+    return tmp_path
+
+
+def make_n(project, *args):
+    env = {k: v for k, v in os.environ.items() if k != "TORCH_INDEX"}
+    out = subprocess.run(["make", "-n", *args], cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+@pytest.mark.parametrize("target", ["quick", "test", "rehearsal", "gpu-check", "setup"])
+def test_later_targets_keep_the_chosen_torch_build(project, target):
+    out = make_n(project, target)
+    assert "pip install" not in out, out  # nothing reinstalled: CUDA 12.6's build stays
+
+
+def test_a_lost_install_comes_back_from_the_chosen_index(project):
+    (project / ".venv" / ".torch-https___download.pytorch.org_whl_cu126").unlink()
+    out = make_n(project, "quick")
+    assert f"--index-url {CU126}" in out and f"echo {CU126} > .venv/.torch-index" in out
+
+
+def test_choosing_again_switches_and_is_remembered(project):
+    out = make_n(project, "setup", "TORCH_INDEX=registry")
+    assert "--force-reinstall" in out and "--index-url" not in out and "echo registry > .venv/.torch-index" in out
+    (project / ".venv" / ".torch-index").write_text("registry\n")  # what that setup leaves
+    (project / ".venv" / ".torch-registry").touch()
+    assert "pip install" not in make_n(project, "test")
