@@ -47,7 +47,7 @@ def requests(cluster: dict, threads: int, gpus, mem_mb, minutes) -> dict:
     """The resources of the jobs of one rule. `gpus`, `mem_mb` and `minutes` (its planned wall time)
     are numbers or functions of a job's wildcards; `cluster` is the config section.
 
-    gpu: the GPUs (the local scheduler reads it too); cpus_per_task: GPUs × `cpus_per_gpu`, or the
+    gpu: the GPUs (the local scheduler reads it too); slurm_account: `account` when named; cpus_per_task: GPUs × `cpus_per_gpu`, or the
     rule's threads without GPUs (the plugin uses cpus_per_task whenever it is set); nodes: 1 (a job's
     GPUs on one node); mem_mb; slurm_partition: `gpu_partition` or `cpu_partition` ("" leaves the
     choice to the plugin: the cluster's default partition); runtime: minutes × safety × attempt,
@@ -58,10 +58,13 @@ def requests(cluster: dict, threads: int, gpus, mem_mb, minutes) -> dict:
     def runtime(wildcards, attempt):
         return min(cluster["max_runtime_min"], wall_min(cluster, _at(minutes, wildcards)) * attempt)
 
+    # the account the jobs are charged to: named, or left to the plugin (which asks sacctmgr for your
+    # default account and passes it with -A, so SBATCH_ACCOUNT in the environment does not reach sbatch)
+    account = {"slurm_account": cluster["account"]} if cluster["account"] else {}
     return {"gpu": lambda wildcards: _at(gpus, wildcards),
             "cpus_per_task": lambda wildcards: _at(gpus, wildcards) * cluster["cpus_per_gpu"] or threads,
             "nodes": 1, "mem_mb": lambda wildcards: int(_at(mem_mb, wildcards)),
-            "slurm_partition": partition, "runtime": runtime}
+            "slurm_partition": partition, "runtime": runtime, **account}
 
 
 def wall_min(cluster: dict, minutes: float) -> int:

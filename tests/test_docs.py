@@ -24,7 +24,6 @@ SKIP = {
     "make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126": "PyTorch's index is out of reach here",
     "make setup TORCH_INDEX=registry": "it reinstalls torch; tests/test_setup.py reads what it runs (make -n)",
     "make gpu-check": "a GPU node's command; its CPU run at the tiny size is tests/test_plan.py's",
-    "export SBATCH_ACCOUNT=myproject": "sets a variable for sbatch",
     "mlflow ui --backend-store-uri sqlite:///results/mlflow.db": "starts a server (tests/test_mlflow_server.py runs one)",
     "python benchmarks/search_step.py --size small --threads 1": "80 s of timing; tests/test_benchmarks.py runs it at the tiny size",
     "python benchmarks/search_step.py --size paper --device cuda --amp --channels-last": "needs a GPU",

@@ -2,6 +2,7 @@
 and a SLURM profile whose runtimes come from the plan; and `make gpu-check`'s script on CPU."""
 
 import json
+from pathlib import Path
 import math
 import os
 import subprocess
@@ -156,8 +157,8 @@ def test_runtime_requests_are_capped_and_retries_cover_the_windows():
     asks for its cpus_per_gpu on the GPU partition, a CPU job for its threads on the CPU one."""
     from rarts import cluster
 
-    c = {"gpu_partition": "g", "cpu_partition": "c", "cpus_per_gpu": 6, "max_runtime_min": 120, "min_runtime_min": 10,
-         "safety": 1.5, "spare_retries": 2, "step_table": ""}
+    c = {"gpu_partition": "g", "cpu_partition": "c", "account": "", "cpus_per_gpu": 6, "max_runtime_min": 120,
+         "min_runtime_min": 10, "safety": 1.5, "spare_retries": 2, "step_table": ""}
     gpu_job = cluster.requests(c, 4, gpus=2, mem_mb=9000, minutes=100)
     w = object()
     assert [gpu_job["runtime"](w, attempt) for attempt in (1, 2, 3)] == [120, 120, 120]
@@ -167,6 +168,25 @@ def test_runtime_requests_are_capped_and_retries_cover_the_windows():
     cpu_job = cluster.requests(c, 4, gpus=0, mem_mb=lambda w: 1234, minutes=lambda w: 2)
     assert [cpu_job["runtime"](w, a) for a in (1, 2, 20)] == [10, 20, 120]  # at least 10, × attempt, capped
     assert (cpu_job["cpus_per_task"](w), cpu_job["slurm_partition"](w), cpu_job["mem_mb"](w)) == (4, "c", 1234)
+    assert "slurm_account" not in cpu_job  # the plugin's own default account
+    assert cluster.requests({**c, "account": "proj1"}, 4, 0, 1000, 1)["slurm_account"] == "proj1"  # sbatch -A proj1
+
+
+def test_every_plugin_setting_in_the_slurm_profile_is_one_the_plugin_reads():
+    """A `slurm-*` key of the profile is a setting of the installed plugin that its code uses (2.8.0
+    declares `no_account` and never reads it): no setting in the profile does nothing."""
+    import re
+
+    import snakemake_executor_plugin_slurm as plugin
+
+    source = "".join(p.read_text() for p in Path(plugin.__file__).parent.glob("*.py"))
+    profile = yaml.safe_load((REPO / "workflow" / "profiles" / "slurm" / "config.yaml").read_text())
+    keys = [k for k in profile if k.startswith("slurm-")]
+    assert keys
+    for key in keys:
+        name = key[len("slurm-"):].replace("-", "_")
+        assert re.search(rf"^\s+{name}: ", source, re.M), f"{key}: not a setting of the plugin"
+        assert re.search(rf"\.{name}\b", source), f"{key}: the plugin declares it and never reads it"
 
 
 def test_memory_requests_count_ranks_workers_and_data():
