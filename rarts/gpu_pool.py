@@ -91,6 +91,10 @@ def _lock(path: Path, mode: int, wait: bool = False) -> int | None:
     except BlockingIOError:
         os.close(fd)
         return None
+    except OSError as exc:  # a file system without flock: claims there would guard nothing
+        os.close(fd)
+        raise DeviceError(f"cannot claim GPUs: {path.parent} refuses flock ({exc.strerror}); point "
+                          f"{LOCKS_VARIABLE} at a folder on a local disk (the default is {LOCK_DIR})") from exc
     return fd
 
 

@@ -198,6 +198,32 @@ def test_a_dead_snakemakes_locks_are_cleared_and_a_live_ones_kept(tmp_path):
         first.communicate("\n")
 
 
+def test_without_flock_the_locks_step_aside_as_documented(tmp_path, monkeypatch, caplog):
+    """On a file system that refuses flock (ENOLCK from Lustre without `-o flock`): the Snakefile still
+    loads and clears nothing (docs/recovery.md: `snakemake --unlock`), a job runs with a warning that its
+    checkpoint is unguarded, and a GPU claim names the folder to move."""
+    import errno
+    import fcntl
+
+    from rarts import gpu_pool, locks
+    from rarts.errors import DeviceError
+
+    def refuse(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(fcntl, "flock", refuse)
+    stale = tmp_path / ".snakemake" / "locks" / "0.output.lock"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("results/x\n")
+    assert locks.claim_workdir(tmp_path / ".snakemake") == [] and stale.exists()
+    ran = []
+    with locks.exclusive(tmp_path / "ckpt.lock", "rarts search, seed 0"):
+        ran.append(True)
+    assert ran and "refuses flock" in caplog.text and "not guarded" in caplog.text
+    with pytest.raises(DeviceError, match="refuses flock.*RARTS_GPU_LOCKS"):
+        gpu_pool.claim(1, ["0"], directory=tmp_path / "gpu-locks")
+
+
 # -- 9: numbers ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_the_config_rejects_non_finite_numbers_by_name(value):
