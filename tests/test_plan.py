@@ -265,3 +265,16 @@ def test_the_plan_says_how_many_jobs_fit_on_one_gpu():
     assert StepTable(bench).slots_that_fit() == 2  # the largest job decides
     assert StepTable(BENCH).slots_that_fit() is None  # no GPU memory recorded
     assert StepTable.load(None).slots_that_fit() is None  # the reference table
+
+
+def test_imagenets_memory_request_counts_both_loaders_workers(monkeypatch):
+    """Each ImageNet rank keeps a training and an evaluation DataLoader with `workers` workers each
+    (persistent): 4 ranks × (the GPU base + 2 × 8 workers × 600 MB) on the paper config."""
+    from rarts import cluster, plan
+
+    monkeypatch.chdir(REPO)
+    jobs = plan.dry_run_jobs(["results/train/imagenet/DARTS_V2/metrics.json"], [], (str(BIN / "snakemake"),))
+    job = next(j for j in jobs if j["rule"] == "train_imagenet")
+    hp = paper_config()["train"]["imagenet"]
+    assert (hp["gpus"], hp["workers"]) == (4, 8)
+    assert job["resources"]["mem_mb"] == 4 * (cluster.BASE_MB["gpu"] + 2 * 8 * cluster.WORKER_MB)

@@ -54,7 +54,8 @@ def train_job(net):
     """A training's resources: `train.<net>.gpus` GPUs (one torchrun rank each; gloo ranks on a CPU)."""
     hp, ranks = TRAIN[net], TRAIN[net]["gpus"]
     images = 0 if net == "imagenet" else sum(names.IMAGES[DARTS["dataset"]])  # ImageNet streams from disk
-    mem = cluster.memory_mb(net, on_gpu(ranks), ranks, images, hp["resolution"], hp.get("workers", 0))
+    workers = 2 * hp.get("workers", 0)  # a rank's training and evaluation loaders each keep their workers
+    mem = cluster.memory_mb(net, on_gpu(ranks), ranks, images, hp["resolution"], workers)
     return job(gpus=gpu(ranks), mem_mb=mem, minutes=train_minutes(net, train_spec(net), ranks))
 
 
