@@ -43,10 +43,18 @@ def provenance() -> dict:
             versions[f"version.{pkg}"] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[f"version.{pkg}"] = "not installed"
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
+    # where the logging step ran (the submit host on a cluster): each job's own device is on its run
+    host = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
         f"cpu ({platform.machine()}, {os.cpu_count()} cores)"
-    return {"git.commit": commit, "git.dirty": str(dirty), "device": device,
+    return {"git.commit": commit, "git.dirty": str(dirty), "logged_on": f"{platform.node()}: {host}",
             "python": platform.python_version(), **versions}
+
+
+def job_devices(search_runs) -> str:
+    """The devices the searches ran on, from their cost.json (not the logging host's)."""
+    costs = (Path(r) / "cost.json" for r in search_runs)
+    devices = {read_json(c).get("device") for c in costs if c.exists()} - {None, "none (sampled)"}
+    return "; ".join(sorted(devices)) or "none recorded"
 
 
 def _experiment_id(client, name: str, artifact_root: str | None = None) -> str:
@@ -73,7 +81,8 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
     cost = read_json(run_dir / "cost.json") if (run_dir / "cost.json").exists() else {}
     held = {k: cost[k] for k in ("gpus", "started", "ended") if k in cost}  # what the job held, and when
     run = client.create_run(experiment_id, run_name=name, start_time=_ms(held.get("started")),
-                            tags={"mlflow.parentRunId": parent_id, "kind": "search"})
+                            tags={"mlflow.parentRunId": parent_id, "kind": "search",
+                                  "device": cost.get("device", "not recorded")})
     rid = run.info.run_id
     client.log_batch(rid, params=_params({"algorithm": hist["algorithm"], "seed": hist["seed"],
                                           "dataset": hist["dataset"], "standin": hist["standin"],
@@ -126,7 +135,8 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
         for child in client.search_runs([exp_id], filter_string=f"tags.mlflow.parentRunId = '{old.info.run_id}'"):
             client.delete_run(child.info.run_id)
         client.delete_run(old.info.run_id)
-    parent = client.create_run(exp_id, run_name=name, tags={"kind": "reproduction", **provenance()})
+    parent = client.create_run(exp_id, run_name=name, tags={"kind": "reproduction", **provenance(),
+                                                            "devices": job_devices(search_runs)})
     pid = parent.info.run_id
     try:
         _log_all(client, exp_id, pid, config, artifacts, search_runs)

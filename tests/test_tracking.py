@@ -18,6 +18,8 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     (run_dir / "history.json").write_text(json.dumps(
         {"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "standin": True, "epochs": epochs}))
     (run_dir / "genotype.json").write_text("{}")
+    (run_dir / "cost.json").write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "gpus": [1],
+                                                   "started": 1.7e9, "ended": 1.7e9 + 60}))
     spec = {"tracking_uri": "", "experiment": "test-exp", "run_name": "t",
             "store_dir": str(tmp_path / "store")}
     out = tmp_path / "mlflow_run.json"
@@ -30,6 +32,11 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     run = client.get_run(res["run_id"])
     assert run.data.params["config.search.darts.epochs"] == "2"
     assert "git.commit" in run.data.tags and "version.torch" in run.data.tags
+    # the job's device, not the logging host's (a CPU here)
+    assert run.data.tags["devices"] == "NVIDIA H100 80GB HBM3" and "device" not in run.data.tags
+    child = client.search_runs([res["experiment_id"]], f"tags.mlflow.parentRunId = '{res['run_id']}'")[0]
+    assert child.data.tags["device"] == "NVIDIA H100 80GB HBM3" and child.data.params["gpus"] == "1"
+    assert (child.info.start_time, child.info.end_time) == (1.7e12, 1.7e12 + 60_000)  # when the job ran
     files = {f.path for f in client.list_artifacts(res["run_id"], "tables")}
     assert files == {"tables/table.csv"}
     local = client.download_artifacts(res["run_id"], "tables/table.csv", str(tmp_path / "dl"))
