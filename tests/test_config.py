@@ -115,3 +115,33 @@ def test_every_config_key_has_a_description():
 
     walk(schema, "config")
     assert undocumented == []
+
+
+@pytest.mark.slow
+def test_a_slurm_run_without_a_gpu_partition_stops_before_submitting(tmp_path, cli_env):
+    """Through the SLURM profile with the partitions left "": the run stops while the Snakefile is read,
+    naming the key; told that the default partition has the GPUs, or run locally or as a dry run, it
+    does not."""
+    import subprocess
+
+    from conftest import BIN
+    from test_workflow import copy_workflow
+
+    work = copy_workflow(tmp_path)
+    (work / "default-gpus.yaml").write_text("cluster: {default_partition_has_gpus: true}\n")
+    env = {k: v for k, v in cli_env.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    target = "results/search/darts/rarts/seed0/genotype.json"
+
+    def run(*args, files=("config/quick.yaml",), target=target):
+        return subprocess.run([str(BIN / "snakemake"), *args, target, "--configfile", *files], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    # a target no rule makes: once the Snakefile is read the run fails at once, before the plugin starts
+    nothing = "no/such/target.txt"
+    stopped = run("--workflow-profile", "workflow/profiles/slurm", target=nothing)
+    assert stopped.returncode != 0 and "config cluster.gpu_partition is empty" in stopped.stderr
+    told = run("--workflow-profile", "workflow/profiles/slurm", files=("config/quick.yaml", "default-gpus.yaml"),
+               target=nothing)
+    assert "No rule to produce" in told.stderr and "gpu_partition is empty" not in told.stderr
+    assert run("-n", "--workflow-profile", "workflow/profiles/slurm").returncode == 0  # a dry run shows the DAG
+    assert run("-n", "--cores", "2").returncode == 0

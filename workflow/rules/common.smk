@@ -120,6 +120,14 @@ ALONE = (workflow.global_resources["_cores"].value or config["threads"]) if LOCA
 
 # -- what each job asks a cluster for (rarts.cluster; README, "Running on a SLURM cluster") ----------
 CLUSTER = config["cluster"]
+# A cluster run (Snakemake leaves --cores unset only for one: a dry run or a local one has it) whose GPU
+# jobs would go to the cluster's default partition, which has no GPUs on most clusters, so they would sit
+# pending: stop before anything is submitted, unless the user says the default partition is the GPU one.
+SUBMITTING = workflow.global_resources["_nodes"].value is not None and workflow.global_resources["_cores"].value is None
+if SUBMITTING and on_gpu() and not CLUSTER["gpu_partition"] and not CLUSTER["default_partition_has_gpus"]:
+    raise ValueError("config cluster.gpu_partition is empty, so every GPU job would go to the cluster's default "
+                     "partition: name your GPU partition (config/site.example.yaml), or set "
+                     "cluster.default_partition_has_gpus: true if the default partition has the GPUs")
 STEP_TABLE = cluster.step_table(CLUSTER)  # wall times are planned from it, as `rarts plan` plans
 
 
