@@ -21,7 +21,7 @@ TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/ta
 # the rules call the `rarts` console script: the venv's bin comes first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: quick rehearsal paper-dry test test-fast setup clean gpu-check
+.PHONY: quick rehearsal data paper-dry test test-fast setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -53,6 +53,12 @@ quick: $(STAMP)
 rehearsal: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --resources=mem_mb=$(MEM_MB) $(SMK_FLAGS) $(TARGETS) \
 		--configfile config/rehearsal.yaml $(CONFIG)
+
+# The downloads (CIFAR-10/100, MD5-checked), where the network is: on a cluster's login node before
+# submitting (a SLURM run would also do it there, on the submit host, never in a compute job)
+data: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) results/data/cifar10/ready.json results/data/cifar100/ready.json \
+		--configfile config/config.yaml $(CONFIG)
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all

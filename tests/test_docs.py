@@ -62,7 +62,7 @@ def how(command: str) -> list[str] | None:
     words = shlex.split(variables(command)[1])
     if words[0] == "snakemake":
         return [str(BIN / "snakemake"), "-n", *words[1:]]
-    if words[:2] in (["make", "quick"], ["make", "rehearsal"]):
+    if words[:2] in (["make", "quick"], ["make", "rehearsal"], ["make", "data"]):
         return ["make", *words[1:], "STAMP=", f"BIN={BIN}", "SMK_FLAGS=-n"]
     if words[0] in ("rarts", "python", "cp"):
         return [str(BIN / words[0]) if words[0] != "cp" else "cp", *words[1:]]

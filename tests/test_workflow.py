@@ -74,7 +74,7 @@ def test_paper_dag_has_every_search(workdir, cli_env):
 def test_paper_dag_for_table5_shows_every_training(workdir, cli_env):
     out = snakemake(workdir, cli_env, "-n", "results/table5.csv").stdout
     counts = job_counts(out)
-    expected = {"prepare_data": 2, "search_split": 2, "width_train": 4, "width_search": 2,
+    expected = {"prepare_cifar": 2, "search_split": 2, "width_train": 4, "width_search": 2,
                 "width_finetune": 8, "width_table": 1}
     assert {k: counts.get(k) for k in expected} == expected and counts["total"] == sum(expected.values())
     for run in ("baseline", "sparse", "ns-40", "ns-60", "rarts-40", "rarts-60", "search-rarts"):

@@ -1,11 +1,13 @@
 # Dataset preparation: download + MD5 check (or the offline stand-in), and the search split.
 
 
+# ImageNet's check (1.33 M decodes) is a job of its own; CIFAR's download runs where the network is
+# (prepare_cifar, below: on the submit host of a cluster run, whose compute nodes are often offline).
 rule prepare_data:
     output:
         "results/data/{dataset}/ready.json",
     wildcard_constraints:
-        dataset="cifar10|cifar100|imagenet",
+        dataset="imagenet",
     params:
         spec=lambda w: spec(dataset_spec(w.dataset)),
     threads: config["threads"]  # ImageNet: images are decoded in parallel to verify them
@@ -18,6 +20,16 @@ rule prepare_data:
         ENV
     shell:
         "{RARTS} --threads {threads} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+
+
+use rule prepare_data as prepare_cifar with:
+    wildcard_constraints:
+        dataset="cifar10|cifar100",
+    resources:
+        **job(mem_mb=cluster.BASE_MB["cpu"] + 2_000, minutes=10),
+
+
+localrules: prepare_cifar  # `make data` runs it before a cluster run; a cluster run runs it on the submit host
 
 
 rule search_split:
