@@ -57,15 +57,22 @@ def job_devices(search_runs) -> str:
     return "; ".join(sorted(devices)) or "none recorded"
 
 
+# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, evaluation runs)
+KIND_TAG, TRAINING = "mlflow.experimentKind", "custom_model_development"
+
+
 def _experiment_id(client, name: str, artifact_root: str | None = None) -> str:
-    """The experiment's id, creating it if needed (a concurrent job may create it first)."""
+    """The experiment's id, creating it if needed (a concurrent job may create it first), marked as
+    model-training work (an experiment made before the mark included) so the UI opens it on its runs."""
     exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_root)
-    except Exception:  # another job created it between the two calls
-        return client.get_experiment_by_name(name).experiment_id
+    if exp is None:
+        try:
+            return client.create_experiment(name, artifact_location=artifact_root, tags={KIND_TAG: TRAINING})
+        except Exception:  # another job created it between the two calls
+            exp = client.get_experiment_by_name(name)
+    if exp.tags.get(KIND_TAG) != TRAINING:
+        client.set_experiment_tag(exp.experiment_id, KIND_TAG, TRAINING)
+    return exp.experiment_id
 
 
 def _runs_named(client, experiment_id: str, name: str, kind: str) -> list:

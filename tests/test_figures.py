@@ -86,6 +86,7 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     assert "ours (mean ± std over seeds)" in [t.get_text() for t in ax.get_legend().get_texts()]
     html = (tmp_path / "t.html").read_text()
     assert "<table" in html and "a note on the protocol" in html and "ENAS" in html
+    assert html.startswith("<!doctype html>") and '<meta charset="utf-8">' in html  # "±" reads as "±"
     assert (tmp_path / "t.png").stat().st_size > 0 and (tmp_path / "t.pdf").stat().st_size > 0
 
     # one run a row (the offline profile's Table 6): the legend claims no spread over seeds

@@ -31,6 +31,8 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     client = MlflowClient(res["tracking_uri"])
     run = client.get_run(res["run_id"])
     assert run.data.params["config.search.darts.epochs"] == "2"
+    # opened in MLflow's model-training view, not its GenAI one
+    assert client.get_experiment(res["experiment_id"]).tags["mlflow.experimentKind"] == "custom_model_development"
     assert "git.commit" in run.data.tags and "version.torch" in run.data.tags
     # the job's device, not the logging host's (a CPU here)
     assert run.data.tags["devices"] == "NVIDIA H100 80GB HBM3" and "device" not in run.data.tags

@@ -69,5 +69,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
         save_figure(fig, path)
     plt.close(fig)
     body = df.astype(object).where(df.notna(), "").to_html(index=False, border=0)
-    write_text(html, f"<h3>{title}</h3>" + (f"<p><b>{standin}</b></p>" if standin else "") + body
-               + "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul>")
+    # a whole page that names its encoding: opened from MLflow or a folder, "±" must not read "Â±"
+    write_text(html, f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+               + f"<h3>{title}</h3>" + (f"<p><b>{standin}</b></p>" if standin else "") + body
+               + "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul></body></html>\n")
