@@ -100,8 +100,8 @@ def local_hours(jobs: list[dict], gpus: int) -> float | None:
     ended, running, free, now = set(), [], gpus, 0.0  # running: (end, job)
     waiting = sorted(range(len(jobs)), key=lambda i: -jobs[i]["wall_hours"])
     while waiting or running:
-        for i in [i for i in waiting if needs[i] <= ended and jobs[i]["gpus"] <= free]:
-            if jobs[i]["gpus"] <= free:
+        for i in list(waiting):  # longest first: each ready job that fits starts now
+            if needs[i] <= ended and jobs[i]["gpus"] <= free:
                 waiting.remove(i)
                 free -= jobs[i]["gpus"]
                 heapq.heappush(running, (now + jobs[i]["wall_hours"], i))

@@ -53,9 +53,9 @@ rule search_darts:
         spec=spec(darts_search_spec()),
         out_dir=out_dir,
         ckpt=checkpoint_path,
-    threads: job_threads(lambda w: search_gpus(w))
+    threads: job_threads(search_gpus)
     resources:
-        **job(gpus=lambda w: search_gpus(w), mem_mb=DARTS_MEMORY,
+        **job(gpus=search_gpus, mem_mb=DARTS_MEMORY,
               minutes=lambda w: darts_search_minutes(w.algo)),
     retries: job_retries(*map(darts_search_minutes, DARTS["algorithms"]))
     log:
