@@ -21,7 +21,7 @@ TARGETS ?= all   # what `make quick` builds, e.g. `make quick TARGETS=results/ta
 # the rules call the `rarts` console script: the venv's bin comes first on PATH
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: quick rehearsal data paper-dry test test-fast setup clean gpu-check
+.PHONY: quick rehearsal data paper-dry controller test test-fast setup clean gpu-check
 
 setup: $(STAMP)
 
@@ -62,6 +62,14 @@ data: $(STAMP)
 
 paper-dry: $(STAMP)
 	$(BIN)/snakemake -n all
+
+# A SLURM run's controller as a CPU job of its own (workflow/scripts/controller.sh): it outlives the
+# login session and requeues itself near its time limit. CONTROLLER_FLAGS: sbatch's, e.g.
+# `-p cpu -t 7-00:00:00` (the longest your CPU partition allows); its log: results/logs/controller-<id>.log
+CONTROLLER_FLAGS ?=
+controller: $(STAMP)
+	mkdir -p results/logs
+	sbatch $(CONTROLLER_FLAGS) workflow/scripts/controller.sh $(TARGETS) --configfile config/config.yaml $(CONFIG)
 
 # GPU readiness (benchmarks/gpu_check.py): paper size on a GPU (≤ 8 min), small size on a CPU;
 # writes results/bench/gpu_check.json (the step table `rarts plan` reads) and .md

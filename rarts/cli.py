@@ -348,6 +348,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="jobs that may share one GPU of the pool (latency timing always holds its GPU alone)")
     p.add_argument("--deterministic", action="store_true",
                    help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
+    p.add_argument("--take-over", action="store_true",
+                   help="a job whose checkpoint an older process holds (left by a killed Snakemake, or its own "
+                   "previous attempt) asks that one to checkpoint and stop, waits, and resumes; default: stop at once")
     sub = p.add_subparsers(dest="command", required=True)
 
     for add in (add_data_commands, add_job_commands, add_result_commands, add_tool_commands):
@@ -375,8 +378,10 @@ def main(argv=None) -> None:
         except USER_ERRORS as exc:
             sys.exit(f"rarts {args.command}: {exc}")
     if args.command in JOBS:
+        from rarts import locks
         from rarts.runtime import set_determinism
 
+        locks.take_over = args.take_over
         set_determinism(args.deterministic)
 
     usage = None

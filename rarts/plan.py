@@ -57,6 +57,8 @@ def parse_command(shell: str):
     from rarts.cli import build_parser
 
     words = shlex.split(shell.split(" 2> ")[0])
+    if words[:1] == ["exec"]:  # the workflow's jobs replace their shell (rarts.signal_relay)
+        words = words[1:]
     return build_parser().parse_args(words[1:]) if words and Path(words[0]).name == "rarts" else None
 
 

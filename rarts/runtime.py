@@ -7,6 +7,7 @@ import os
 import platform
 import signal
 import subprocess
+import time
 from dataclasses import dataclass
 
 import torch
@@ -229,16 +230,20 @@ def ignore_sigterm(_worker_id=None) -> None:
 
 def with_fault_injection(on_step, request_stop=None, rank: int = 0):
     """Tests: with RARTS_FAULT_AT_STEP=N the process SIGKILLs itself after global step N; with
-    RARTS_STOP_AT_STEP=N0,N1,… rank r asks for a stop (as SIGTERM does) after global step N_r."""
+    RARTS_STOP_AT_STEP=N0,N1,… rank r asks for a stop (as SIGTERM does) after global step N_r; with
+    RARTS_STEP_SLEEP_S=x every step takes x seconds longer (an epoch longer than a wall-time limit, in
+    little compute)."""
     fault_at = int(os.environ.get("RARTS_FAULT_AT_STEP", "0"))
     stops = os.environ.get("RARTS_STOP_AT_STEP", "").split(",")
     stop_at = int(stops[rank]) if rank < len(stops) and stops[rank].strip() else 0
-    if not fault_at and not stop_at:
+    sleep_s = float(os.environ.get("RARTS_STEP_SLEEP_S", "0"))
+    if not fault_at and not stop_at and not sleep_s:
         return on_step
 
     def hook(global_step):
         if on_step is not None:
             on_step(global_step)
+        time.sleep(sleep_s)
         if global_step == stop_at and request_stop is not None:
             request_stop()
         if global_step == fault_at:

@@ -6,9 +6,16 @@ slurmctld and slurmd, and on teardown stops only the daemons it started, by PID,
 config it replaced. Where SLURM cannot be brought up, `start` raises Unavailable with the reason.
 One cluster runs at a time on a machine (a file lock from start to stop).
 
-Two partitions over the one node, as on a real GPU cluster: `cpu` (the default, MaxTime
-CPU_MAX_MIN) and `gpu` (not the default, MaxTime GPU_MAX_MIN); a job asking for more time than its
-partition allows stays pending (PartitionTimeLimit).
+Partitions over the one node, as on a real GPU cluster: `cpu` (the default, MaxTime CPU_MAX_MIN) and
+`gpu` (not the default, MaxTime GPU_MAX_MIN); a job asking for more time than its partition allows
+stays pending (PartitionTimeLimit). For preemption by partition priority (PreemptType
+preempt/partition_prio): `gpu` requeues the jobs it loses the node to (PreemptMode=REQUEUE),
+`gpucancel` cancels them (PreemptMode=CANCEL), and a job in `urgent` (a higher PriorityTier) takes
+the node from either.
+
+`proctrack` is "cgroup" (what most clusters run: SIGTERM reaches only the processes slurmstepd
+started, the job step's tasks) where this machine's cgroups allow it, or "linuxproc" (every process of
+the job).
 """
 
 from __future__ import annotations
@@ -48,9 +55,19 @@ def ensure_installed() -> None:
             raise Unavailable(f"{' '.join(cmd)} failed: {proc.stderr[-500:]}")
 
 
+KILL_WAIT_S = 30  # SLURM's default: from a job's SIGTERM to its SIGKILL
+# AuthInfo=cred_expire also holds a requeued job back (SLURM's default 120 s; 10 s keeps the tests short)
+
+
+def cgroup_v1_freezer() -> bool:
+    """Whether proctrack/cgroup can run here (cgroup v1 with a freezer hierarchy, as on this machine)."""
+    return Path("/sys/fs/cgroup/freezer").is_dir() and os.access("/sys/fs/cgroup/freezer", os.W_OK)
+
+
 class LocalSlurm:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, proctrack: str = "linuxproc"):
         self.tmp = tmp
+        self.proctrack = proctrack
         self.lock = None
         self.pids: list[int] = []
         self.backups: dict[Path, Path] = {}
@@ -100,14 +117,18 @@ SlurmctldHost=localhost
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=cred_expire=10
 StateSaveLocation={t}/state
 SlurmdSpoolDir={t}/spool
 SlurmctldPidFile={t}/slurmctld.pid
 SlurmdPidFile={t}/slurmd.pid
 SlurmctldLogFile={t}/slurmctld.log
 SlurmdLogFile={t}/slurmd.log
-ProctrackType=proctrack/linuxproc
+ProctrackType=proctrack/{self.proctrack}
 TaskPlugin=task/none
+KillWait={KILL_WAIT_S}
+PreemptType=preempt/partition_prio
+PreemptMode=REQUEUE
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 JobAcctGatherType=jobacct_gather/none
@@ -119,8 +140,12 @@ SlurmdParameters=config_overrides
 GresTypes=gpu
 NodeName=localhost CPUs=32 RealMemory=512000 Gres=gpu:2 State=UNKNOWN
 PartitionName=cpu Nodes=localhost Default=YES MaxTime={CPU_MAX_MIN} State=UP
-PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
+PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP PriorityTier=1 PreemptMode=REQUEUE
+PartitionName=gpucancel Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP PriorityTier=1 PreemptMode=CANCEL
+PartitionName=urgent Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP PriorityTier=10 PreemptMode=OFF
 """)
+        if self.proctrack == "cgroup":  # cgroup/v1 with its freezer; no memory or device constraints
+            self._write(CONF_DIR / "cgroup.conf", f"{MARK}\nCgroupPlugin=cgroup/v1\nCgroupAutomount=yes\n")
         self._write(CONF_DIR / "gres.conf", f"{MARK}\nName=gpu File={gpus[0]},{gpus[1]}\n")
 
     def _daemon(self, cmd, pidfile: Path) -> None:
@@ -164,7 +189,7 @@ PartitionName=gpu Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP
             time.sleep(0.2)
         for path, backup in self.backups.items():
             shutil.copy2(backup, path)
-        for name in ("slurm.conf", "gres.conf"):
+        for name in ("slurm.conf", "gres.conf", "cgroup.conf"):
             path = CONF_DIR / name
             if path not in self.backups and path.exists() and MARK in path.read_text():
                 path.unlink()

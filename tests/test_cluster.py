@@ -1,9 +1,12 @@
-"""The SLURM path for real: a local single-node SLURM with a CPU (default) and a GPU partition runs
-slices of the offline pipeline through `--executor slurm` with the project's profile. GPU rules
-land on the GPU partition with the CPUs, GPUs, one node, memory and capped wall time the config
-asks for, CPU rules on the CPU partition; a job given GPUs this machine cannot use stops instead
-of running on the CPU; a job cancelled mid-training is retried and resumes to the uninterrupted
-result."""
+"""The SLURM path for real: a local single-node SLURM with a CPU (default), a GPU and preemption
+partitions runs slices of the offline pipeline through `--executor slurm` with the project's profile,
+under proctrack/cgroup where this machine allows it (SIGTERM reaches only a job step's tasks, as on
+most clusters). GPU rules land on the GPU partition with the CPUs, GPUs, one node, memory and capped
+wall time the config asks for, CPU rules on the CPU partition; a job given GPUs this machine cannot
+use stops instead of running on the CPU. A cluster's faults: a training stopped by its time limit, a
+scancel or a preemption (REQUEUE and CANCEL) resumes from the step where SIGTERM stopped it, a killed
+Snakemake's rerun takes its running job over, and the controller job requeues itself, each to the
+uninterrupted result without a hang or a spent retry."""
 
 import json
 import os
@@ -18,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO
-from slurm_cluster import CONF_DIR, CPU_MAX_MIN, LocalSlurm, Unavailable
+from slurm_cluster import CONF_DIR, CPU_MAX_MIN, LocalSlurm, Unavailable, cgroup_v1_freezer
 
 # one worker runs them all under `pytest -n`: they share a module-wide slurm (should a second worker
 # bring one up anyway, LocalSlurm's lock makes it wait for the first to stop)
@@ -36,11 +39,14 @@ CLUSTER = {"cluster": {"gpu_partition": "gpu", "cpu_partition": "cpu", "cpus_per
 
 
 _CLUSTER = None  # the running LocalSlurm, whose state a timed-out run reports
+# what most clusters run (SIGTERM reaches only a job step's tasks), where this machine allows it; the
+# whole-tree case is tests/test_cluster_linuxproc.py
+PROCTRACK = "cgroup" if cgroup_v1_freezer() else "linuxproc"
 
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    cluster = LocalSlurm(tmp_path_factory.mktemp("slurm"), PROCTRACK)
     try:
         cluster.start()
     except (Unavailable, OSError, subprocess.SubprocessError) as exc:
@@ -158,30 +164,162 @@ def _running_job_ids():
     return [j for j in out.split() if j]
 
 
-def test_cancelled_training_is_retried_and_resumes_to_the_same_result(slurm, tmp_path, cli_env):
-    longer = {"cluster": {**CLUSTER["cluster"], "spare_retries": 1},  # the retry that resumes
-              "device": "cpu", "train": {"cifar": {"epochs": 4, "max_steps_per_epoch": 10}}}
-    target = "results/train/cifar/DARTS_V2/metrics.json"
-    ref = scratch(tmp_path / "ref", longer)
-    finish(snakemake(ref, cli_env, target, "--cores", "2", *QUICK, "config/extra.yaml"))
+# -- faults: a time limit, a scancel, preemption, a killed controller ------------------------------
+# One CIFAR retraining, 2 epochs of STEPS steps; in the SLURM runs each step is paced (RARTS_STEP_SLEEP_S)
+# so that a stop lands inside an epoch on any host (the log has no progress bar to watch: no terminal). Pacing changes no number: every run must end with
+# the history of one uninterrupted run, and every retry must resume from the step where it stopped.
+STEPS = 12
+TARGET = "results/train/cifar/DARTS_V2/metrics.json"
+TRAINING = {"device": "cpu", "train": {"cifar": {"epochs": 2, "max_steps_per_epoch": STEPS}}}
+TRAIN_LOG = "results/logs/train/cifar/DARTS_V2.log"
+CKPT = "results/.checkpoints/train/cifar/DARTS_V2/ckpt.pt"
 
-    wd = scratch(tmp_path / "slurm", longer)
-    proc = snakemake(wd, cli_env, target, *SLURM_FLAGS, *QUICK, "config/extra.yaml")
-    ckpt = wd / "results" / ".checkpoints" / "train" / "cifar" / "DARTS_V2" / "ckpt.pt"
-    deadline = time.time() + 600
-    while not ckpt.exists():  # wait for the end of epoch 1: the job is mid-training
-        assert proc.poll() is None, proc.communicate()[0][-4000:]
-        assert time.time() < deadline, "no checkpoint appeared"
-        time.sleep(0.5)
-    jobs = _running_job_ids()
-    assert jobs, "the training job is not running"
-    subprocess.run(["scancel", *jobs], check=True)
-    out = finish(proc)
-    assert "resumed from" in (wd / "results" / "logs" / "train" / "cifar" / "DARTS_V2.log").read_text()
-    got = json.loads((wd / target).read_text())
-    want = json.loads((ref / target).read_text())
+
+def training(**cluster):
+    return {**TRAINING, "cluster": {**CLUSTER["cluster"], **cluster}}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted training, run locally (no pacing): its history."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    ref = scratch(tmp_path_factory.mktemp("reference"), training())
+    finish(snakemake(ref, env, TARGET, "--cores", "2", *QUICK, "config/extra.yaml"))
+    return json.loads((ref / TARGET).read_text())["history"]
+
+
+def same_history(wd, reference, out=""):
+    got = json.loads((wd / TARGET).read_text())["history"]
     for key in ("train_loss", "test_loss", "test_acc"):
-        assert [h[key] for h in got["history"]] == [h[key] for h in want["history"]], (key, out[-2000:])
+        assert [h[key] for h in got] == [h[key] for h in reference], (key, out[-3000:])
+
+
+PACE = 1.0  # seconds a step; an epoch about 12 s
+
+
+def start_training(wd, env, pace=PACE, *flags):
+    env = {**env, "RARTS_STEP_SLEEP_S": str(pace)}
+    return snakemake(wd, env, TARGET, *SLURM_FLAGS, *flags, *QUICK, "config/extra.yaml")
+
+
+def wait_for(proc, what, predicate, timeout=300):
+    deadline = time.time() + timeout
+    while not predicate():
+        assert proc.poll() is None, proc.communicate()[0][-4000:]
+        assert time.time() < deadline, f"{what} did not happen in {timeout} s\n{cluster_state()}"
+        time.sleep(0.5)
+
+
+def into_the_second_epoch(proc, wd):
+    """Wait for the checkpoint of the first epoch, then a few paced steps more."""
+    wait_for(proc, "the first epoch's checkpoint", lambda: (wd / CKPT).exists())
+    time.sleep(3 * PACE)
+
+
+def resumed_mid_epoch(wd):
+    """The last attempt resumed inside an epoch: from a checkpoint after step 1..STEPS, before the
+    epoch's evaluation, which only the SIGTERM stop writes (an epoch's own checkpoint is at step 0, and
+    a SIGKILL writes none). The attempt that stopped wrote the same log, which the retry replaced."""
+    text = (wd / TRAIN_LOG).read_text()
+    resumes = re.findall(r"resumed from \S+ at epoch (\d+), step (\d+)", text)
+    assert resumes, f"the last attempt did not resume:\n{text[-3000:]}"
+    epoch, step = map(int, resumes[-1])
+    assert 0 < step <= STEPS, (epoch, step, text[-3000:])
+    return epoch, step
+
+
+def test_a_time_limit_mid_epoch_checkpoints_and_the_retry_resumes_there(slurm, tmp_path, cli_env, reference):
+    """An epoch longer than the job's wall time (1 minute): SLURM's SIGTERM at the limit reaches the
+    training through the job step (under proctrack/cgroup only the step's task gets it), the training
+    checkpoints after its step in flight, and the retry resumes from that step."""
+    wd = scratch(tmp_path, training(max_runtime_min=1, min_runtime_min=1, spare_retries=3))
+    proc = start_training(wd, cli_env, 4)  # 24 steps of 4 s: the first job's limit falls inside the run
+    out = finish(proc, timeout=900)
+    assert "TIMEOUT" in out, out[-3000:]
+    resumed_mid_epoch(wd)
+    same_history(wd, reference, out)
+
+
+def test_a_scancelled_training_checkpoints_mid_epoch_and_resumes(slurm, tmp_path, cli_env, reference):
+    wd = scratch(tmp_path, training(spare_retries=1))
+    proc = start_training(wd, cli_env)
+    into_the_second_epoch(proc, wd)
+    subprocess.run(["scancel", *_running_job_ids()], check=True)
+    out = finish(proc)
+    resumed_mid_epoch(wd)
+    same_history(wd, reference, out)
+
+
+def preempt() -> None:
+    """A job in the urgent partition that needs every CPU of the node: it takes them from the training."""
+    subprocess.run(["sbatch", "-p", "urgent", "-c", "32", "-t", "1", "-o", "/dev/null", "--wrap", "sleep 2"],
+                   check=True, capture_output=True)
+
+
+@pytest.mark.parametrize("partition", ["gpu", "gpucancel"])  # PreemptMode=REQUEUE, PreemptMode=CANCEL
+def test_a_preempted_training_resumes_and_the_run_never_hangs(slurm, tmp_path, cli_env, reference, partition):
+    """REQUEUE: SLURM requeues the job itself (`slurm-requeue` in the profile). CANCEL: the job ends
+    PREEMPTED, which the plugin would wait on forever; the controller requeues it (rarts.preemption).
+    No retry is spent (spare_retries 0): the same SLURM job runs again and resumes."""
+    # under `device: cpu` the training is a CPU job: both kinds go to the partition under test
+    wd = scratch(tmp_path, training(gpu_partition=partition, cpu_partition=partition, spare_retries=0))
+    proc = start_training(wd, cli_env)
+    into_the_second_epoch(proc, wd)
+    jobs = _running_job_ids()
+    preempt()
+    out = finish(proc, timeout=600)
+    resumed_mid_epoch(wd)
+    same_history(wd, reference, out)
+    states = subprocess.run(["scontrol", "show", "job", jobs[0]], capture_output=True, text=True).stdout
+    assert "Restarts=1" in states, states  # the same job, requeued once
+    if partition == "gpucancel":
+        assert f"SLURM job {jobs[0]} was preempted (cancelled): requeued" in out
+
+
+def test_a_killed_controllers_rerun_takes_over_its_running_job(slurm, tmp_path, cli_env, reference):
+    """Snakemake SIGKILLed while its training runs (a login session ends): the same command again
+    resubmits the job, whose copy asks the orphaned one to checkpoint and stop, and resumes from its
+    step. No retry is spent (spare_retries 0) and no step is done twice."""
+    wd = scratch(tmp_path, training(spare_retries=0))
+    first = start_training(wd, cli_env)
+    into_the_second_epoch(first, wd)
+    orphan = _running_job_ids()
+    first.kill()
+    first.communicate()
+    assert _running_job_ids() == orphan  # the job outlives its controller
+    out = finish(start_training(wd, cli_env), timeout=600)
+    assert "removed the lock" in out  # no --unlock needed
+    resumed_mid_epoch(wd)
+    assert "took the checkpoint over" in (wd / TRAIN_LOG).read_text()
+    same_history(wd, reference, out)
+
+
+def job_state(job: str) -> dict:
+    out = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True).stdout
+    return dict(re.findall(r"(\S+?)=(\S*)", out))
+
+
+def test_the_controller_job_requeues_itself_and_finishes_the_run(slurm, tmp_path, cli_env, reference):
+    """`make controller`'s job (workflow/scripts/controller.sh), given 2 minutes: USR1 a minute before
+    its limit, it requeues itself while the training runs on; its next start submits the training
+    anew, which takes the running one over and resumes from its step; the run ends identical."""
+    wd = scratch(tmp_path, training(spare_retries=0))
+    (wd / "results" / "logs").mkdir(parents=True)
+    env = {k: v for k, v in cli_env.items() if not k.startswith(("SBATCH_", "SLURM_"))}
+    env["RARTS_STEP_SLEEP_S"] = "4"  # 24 steps: the training outlives the controller's first start
+    job = subprocess.run(["sbatch", "--parsable", "-p", "cpu", "-t", "2", "--signal=B:USR1@60",
+                          "workflow/scripts/controller.sh", TARGET, *SLURM_FLAGS[2:], *QUICK, "config/extra.yaml"],
+                         cwd=wd, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    deadline = time.time() + 900
+    while job_state(job).get("JobState") not in ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT"):
+        assert time.time() < deadline, f"the controller did not end in 900 s\n{cluster_state()}"
+        time.sleep(2)
+    log = (wd / "results" / "logs" / f"controller-{job}.log").read_text()
+    state = job_state(job)
+    assert state["JobState"] == "COMPLETED" and int(state["Restarts"]) >= 1, (state, log[-4000:])
+    assert "requeueing SLURM job" in log and "snakemake ended with status 0" in log
+    resumed_mid_epoch(wd)
+    same_history(wd, reference, log)
 
 
 def test_a_second_cluster_waits_for_the_first_and_leaves_its_config(slurm, tmp_path):

@@ -24,6 +24,8 @@ SKIP = {
     "make setup TORCH_INDEX=https://download.pytorch.org/whl/cu126": "PyTorch's index is out of reach here",
     "make setup TORCH_INDEX=registry": "it reinstalls torch; tests/test_setup.py reads what it runs (make -n)",
     "make gpu-check": "a GPU node's command; its CPU run at the tiny size is tests/test_plan.py's",
+    'make controller CONFIG=site.yaml CONTROLLER_FLAGS="-p cpu -t 7-00:00:00"':
+        "it submits a SLURM job; tests/test_cluster.py runs its script on the local SLURM (and test_setup its make line)",
     "mlflow ui --backend-store-uri sqlite:///results/mlflow.db": "starts a server (tests/test_mlflow_server.py runs one)",
     "python benchmarks/search_step.py --size small --threads 1": "80 s of timing; tests/test_benchmarks.py runs it at the tiny size",
     "python benchmarks/search_step.py --size paper --device cuda --amp --channels-last": "needs a GPU",

@@ -247,8 +247,9 @@ def test_the_toy_cli_rejects_bad_numbers_by_name(args, bad, capsys):
 
 
 def test_locks_module_has_no_torch():
-    """The Snakefile imports rarts.locks, rarts.names and rarts.config at every parse: no torch."""
-    code = "import sys, rarts.locks, rarts.names, rarts.config; print('torch' in sys.modules)"
+    """The Snakefile imports these at every parse (in every job step too): no torch."""
+    code = ("import sys, rarts.locks, rarts.names, rarts.config, rarts.signal_relay, rarts.preemption; "
+            "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 

@@ -37,7 +37,7 @@ def make_n(project, *args):
     return out.stdout
 
 
-@pytest.mark.parametrize("target", ["quick", "test", "rehearsal", "gpu-check", "setup"])
+@pytest.mark.parametrize("target", ["quick", "test", "rehearsal", "gpu-check", "controller", "setup"])
 def test_later_targets_keep_the_chosen_torch_build(project, target):
     out = make_n(project, target)
     assert "pip install" not in out, out  # nothing reinstalled: CUDA 12.6's build stays
@@ -55,3 +55,11 @@ def test_choosing_again_switches_and_is_remembered(project):
     (project / ".venv" / ".torch-index").write_text("registry\n")  # what that setup leaves
     (project / ".venv" / ".torch-registry").touch()
     assert "pip install" not in make_n(project, "test")
+
+
+def test_the_controller_target_submits_its_script_with_the_users_flags_and_config(project):
+    """What `make controller` runs (its script runs on the local SLURM in tests/test_cluster.py)."""
+    out = make_n(project, "controller", "CONFIG=site.yaml", "CONTROLLER_FLAGS=-p cpu -t 7-00:00:00")
+    line = [x for x in out.splitlines() if x.startswith("sbatch")][0].split()
+    assert line[:6] == ["sbatch", "-p", "cpu", "-t", "7-00:00:00", "workflow/scripts/controller.sh"], line
+    assert line[6:] == ["all", "--configfile", "config/config.yaml", "site.yaml"], line

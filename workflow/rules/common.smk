@@ -16,11 +16,14 @@ from rarts import cluster, costs, finetune, gpu_pool, names  # noqa: E402
 from rarts.config import check_finite  # noqa: E402
 
 check_finite(config)
+from rarts import signal_relay  # noqa: E402
 from rarts.locks import claim_workdir  # noqa: E402
 
 if workflow.is_main_process:  # a Snakemake killed earlier leaves its locks: clear them (see README)
     for stale in claim_workdir():
         print(f"rarts: removed the lock {stale} left by a Snakemake that was killed", file=sys.stderr)
+elif signal_relay.in_job_step():  # the job step SLURM signals: pass SIGTERM on to the job (docs/cluster.md)
+    signal_relay.install()
 
 RARTS = "rarts"  # the package's console script; every rule goes through it
 ALL_TARGETS = []  # tables and figures; the MLflow rule logs them all
@@ -59,8 +62,11 @@ def num_classes(dataset):
 # --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
 # so that changing the device, the threads or the tracking server reruns nothing.
 # `--hold-gpus auto`: each job claims the GPUs it computes on from this machine's pool (rarts.gpu_pool).
+# `--take-over`: a job resubmitted while a killed Snakemake's copy still runs stops that copy and
+# resumes from its checkpoint (rarts.locks). `exec`: the job replaces the rule's shell, so the SIGTERM
+# a SLURM job step passes on reaches it (rarts.signal_relay); a shell between would die at once.
 LOCAL = config["local"]
-JOB = (f"{RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto"
+JOB = (f"exec {RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
        + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
        + (" --deterministic" if config["deterministic"] else ""))
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
@@ -91,6 +97,14 @@ GPU_POOL = gpu_pool.pool(config["device"]) if LOCAL_RUN else []
 # (`--resources gpu=N` on the command line still wins, e.g. to leave GPUs to others).
 if GPU_POOL and "gpu" not in workflow.global_resources:
     workflow.register_resource("gpu", len(GPU_POOL) * LOCAL["gpu_slots"])
+
+
+onstart:
+    # a SLURM run's controller (not dry runs, reports or unlocks): jobs cancelled by preemption are requeued
+    if getattr(workflow.executor_plugin, "name", None) == "slurm":
+        from rarts import preemption
+
+        preemption.watch()
 
 
 def on_gpu(n=1):
