@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import sys
 
 from rarts import names
@@ -49,6 +50,12 @@ def positive(text: str) -> float:
 
 def nonnegative(text: str) -> float:
     return finite(text, 0.0)
+
+
+def device_name(text: str) -> str:
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda or cuda:N")
+    return text
 
 
 def _json_arg(text: str) -> dict:
@@ -333,11 +340,18 @@ def add_tool_commands(sub) -> None:
     m.set_defaults(func=call("rarts.tracking:log_reproduction", "spec", "config", "artifacts", "search_runs", "out"))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a bad argument told in one line (not the whole usage above it)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="rarts", description=__doc__.splitlines()[0])
+    p = Parser(prog="rarts", description=__doc__.splitlines()[0])
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     # where a job runs, not what it computes: these fill the --spec's keys of the same names
-    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (the spec's `device`)")
+    p.add_argument("--device", type=device_name, help="auto | cpu | cuda | cuda:N (the spec's `device`)")
     p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
     p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
     p.add_argument("--hold-gpus", type=gpu_count, metavar="K|auto",

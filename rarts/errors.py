@@ -18,9 +18,18 @@ class DiskFull(OSError):
     """A write failed for lack of space: the message names the file."""
 
 
+class InputError(ValueError):
+    """A file or value the user gave is missing, unreadable or malformed: the message names the file
+    (or the option) and what is wrong with it, with the missing key where one is missing."""
+
+
+class MissingFile(InputError, FileNotFoundError):
+    """InputError for a path that does not exist (still a FileNotFoundError to callers that expect one)."""
+
+
 class DeviceError(RuntimeError):
     """The job was given GPUs (or asked for CUDA) that this torch build cannot use: the message names
     the build, the driver and the GPUs found, and how to install a matching build."""
 
 
-USER_ERRORS = (DatasetError, NonFiniteLoss, Busy, DiskFull, DeviceError)
+USER_ERRORS = (DatasetError, NonFiniteLoss, Busy, DiskFull, DeviceError, InputError)

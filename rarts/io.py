@@ -54,7 +54,31 @@ def write_json(path, obj: Any) -> None:
 
 
 def read_json(path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file's value; InputError naming the file when it is missing, unreadable or not JSON."""
+    from rarts.errors import InputError, MissingFile
+
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise MissingFile(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+
+
+def require(obj: Any, keys, where: str) -> None:
+    """InputError naming the first of `keys` that the JSON object `obj` (read from `where`) lacks."""
+    from rarts.errors import InputError
+
+    if not isinstance(obj, dict):
+        raise InputError(f"{where}: expected a JSON object with {', '.join(map(repr, keys))}, "
+                         f"found {type(obj).__name__}")
+    for key in keys:
+        if key not in obj:
+            raise InputError(f"{where}: missing the key {key!r} (it needs {', '.join(map(repr, keys))})")
 
 
 def write_text(path, text: str) -> None:

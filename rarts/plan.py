@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import heapq
 import math
+import re
 import shlex
 import subprocess
 import sys
@@ -24,13 +25,20 @@ import yaml
 from rarts import cluster as cluster_requests, costs
 from rarts.names import PASSES
 
+def dry_run_error(output: str) -> str:
+    """The cause Snakemake gives, from its `…Exception:` or `…Error` line on (else its last lines)."""
+    lines = output.strip().splitlines()
+    starts = [i for i, line in enumerate(lines) if re.match(r"^\w*(Exception|Error)\b", line)]
+    return "\n".join(lines[starts[-1]:] if starts else lines[-8:])[-3000:]
+
+
 def dry_run_jobs(targets, configfiles, snakemake=(sys.executable, "-m", "snakemake")) -> list[dict]:
     """Rule and shell command of every job the targets need (`snakemake -n --forceall -p`)."""
     # the targets first: a `--configfile` takes every file after it (Snakemake 9 keeps only a flag's last use)
     cmd = [*snakemake, "-n", "--forceall", "-p", *targets, *(["--configfile", *configfiles] if configfiles else [])]
     out = subprocess.run(cmd, capture_output=True, text=True)
-    if out.returncode != 0:
-        raise SystemExit(f"rarts plan: snakemake's dry run failed:\n{out.stderr[-3000:]}")
+    if out.returncode != 0:  # Snakemake writes its error to stdout, after the run's header
+        raise SystemExit(f"rarts plan: snakemake's dry run failed: {dry_run_error(out.stderr + out.stdout)}")
     jobs = []
     for line in out.stdout.splitlines():
         if line.startswith(("rule ", "localrule ")) and line.endswith(":"):

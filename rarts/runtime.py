@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import signal
 import subprocess
 import time
@@ -123,6 +124,8 @@ def resolve_device(name: str, local_rank: int = 0, world: int = 1) -> torch.devi
     """The device a job runs on. `auto` is CUDA when a usable GPU is there, the CPU when none is and
     none was given; a job given GPUs (GPU_VARIABLES) or told `cuda` that cannot use them stops with
     DeviceError instead of running on the CPU. Under torchrun each rank takes GPU `local_rank`."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise DeviceError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N")
     given = gpus_given()
     if name == "auto":
         if not torch.cuda.is_available() and not given:

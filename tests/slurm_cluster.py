@@ -193,6 +193,7 @@ PartitionName=urgent Nodes=localhost Default=NO MaxTime={GPU_MAX_MIN} State=UP P
             path = CONF_DIR / name
             if path not in self.backups and path.exists() and MARK in path.read_text():
                 path.unlink()
+        self.pids, self.backups = [], {}  # a stopped cluster may start again
         if self.lock is not None:
             self.lock.close()  # releases the flock: the next cluster may start
             self.lock = None

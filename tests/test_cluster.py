@@ -23,9 +23,9 @@ import yaml
 from conftest import BIN, REPO
 from slurm_cluster import CONF_DIR, CPU_MAX_MIN, LocalSlurm, Unavailable, cgroup_v1_freezer
 
-# one worker runs them all under `pytest -n`: they share a module-wide slurm (should a second worker
+# one worker runs them all (`--dist loadfile`): they share a module-wide slurm (should a second worker
 # bring one up anyway, LocalSlurm's lock makes it wait for the first to stop)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("slurm")]
+pytestmark = [pytest.mark.slow]
 
 SLURM_FLAGS = ["--workflow-profile", "workflow/profiles/slurm", "--slurm-status-command", "squeue",
                "--slurm-init-seconds-before-status-checks", "1"]
@@ -40,7 +40,7 @@ CLUSTER = {"cluster": {"gpu_partition": "gpu", "cpu_partition": "cpu", "cpus_per
 
 _CLUSTER = None  # the running LocalSlurm, whose state a timed-out run reports
 # what most clusters run (SIGTERM reaches only a job step's tasks), where this machine allows it; the
-# whole-tree case is tests/test_cluster_linuxproc.py
+# whole-tree case is the `linuxproc` fixture's
 PROCTRACK = "cgroup" if cgroup_v1_freezer() else "linuxproc"
 
 
@@ -248,6 +248,28 @@ def test_a_scancelled_training_checkpoints_mid_epoch_and_resumes(slurm, tmp_path
     out = finish(proc)
     resumed_mid_epoch(wd)
     same_history(wd, reference, out)
+
+
+@pytest.fixture
+def linuxproc(slurm, tmp_path):
+    """The whole-tree case: for one test the local SLURM runs proctrack/linuxproc, which sends SIGTERM to
+    every process of a job (the job step's Snakemake, the relay's target and the training itself), so
+    the training hears it twice; then the module's cluster comes back."""
+    if slurm.proctrack == "linuxproc":
+        yield slurm
+        return
+    slurm.stop()
+    other = LocalSlurm(tmp_path / "linuxproc-slurm", "linuxproc")
+    (tmp_path / "linuxproc-slurm").mkdir()
+    try:
+        yield other.start()
+    finally:
+        other.stop()
+        slurm.start()
+
+
+def test_a_scancelled_training_checkpoints_once_under_linuxproc_too(linuxproc, tmp_path, cli_env, reference):
+    test_a_scancelled_training_checkpoints_mid_epoch_and_resumes(linuxproc, tmp_path, cli_env, reference)
 
 
 def preempt() -> None:

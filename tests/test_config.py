@@ -40,11 +40,35 @@ def test_paper_and_quick_configs_validate():
     (lambda c: c["width"]["table6"]["search"].__setitem__("l1", -1.0), "l1"),
 ])
 def test_bad_config_names_the_key(mutate, key):
+    from rarts.config import schema_problem
+
     cfg = copy.deepcopy(paper())
     mutate(cfg)
     with pytest.raises(WorkflowError) as err:
         validate(cfg, SCHEMA)
     assert key in str(err.value)
+    problem = schema_problem(cfg, yaml.safe_load(Path(SCHEMA).read_text()))  # what the Snakefile says first
+    assert key in problem and len(problem.splitlines()) <= 3, problem
+
+
+@pytest.mark.parametrize("overlay,says", [
+    ("serach:\n  darts:\n    seeds: [0]\n", "config: unknown key 'serach'; did you mean 'search'?"),
+    ("search:\n  darts:\n    epochz: 3\n", "config.search.darts: unknown key 'epochz'; did you mean 'epochs'?"),
+    ("search:\n  darts:\n    seeds: [0, -1]\n", "config.search.darts.seeds[1]: -1 is less than the minimum of 0"),
+])
+def test_a_config_mistake_is_a_few_lines_naming_the_key_and_the_nearest(tmp_path, overlay, says):
+    """Through Snakemake's own parse of the workflow: the cause first, in a few lines, not the whole
+    config and schema."""
+    import subprocess
+
+    from conftest import BIN
+
+    (tmp_path / "mine.yaml").write_text(overlay)
+    out = subprocess.run([str(BIN / "snakemake"), "-n", "all", "--configfile", "config/quick.yaml",
+                          str(tmp_path / "mine.yaml")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    text = out.stdout + out.stderr
+    assert out.returncode != 0 and says in text, text[-3000:]
+    assert len(text.splitlines()) < 15, text[-3000:]
 
 
 def _enums(node):

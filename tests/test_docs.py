@@ -14,8 +14,8 @@ import pytest
 from conftest import BIN, REPO
 from test_workflow import copy_workflow
 
-# one worker runs them all under `pytest -n`: they share a module-wide docs
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("docs")]
+# one worker runs them all (`--dist loadfile`): they share a module-wide project copy
+pytestmark = [pytest.mark.slow]
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 SKIP = {

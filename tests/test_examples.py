@@ -31,3 +31,22 @@ def test_a_found_genotype_is_retrained(tmp_path):
     final, history = example("retrain_genotype").main(["--genotype", str(genotype), "--epochs", "2",
                                                        "--out", str(tmp_path / "run")])
     assert len(history) == 2 and final["acc"] > 0.5  # chance is 0.1
+
+
+@pytest.mark.parametrize("name", ["own_search", "retrain_genotype"])
+def test_an_example_says_its_cost_and_shows_its_progress(tmp_path, cli_env, name):
+    """As a user runs it: `--help` has whole sentences and the expected time; a run prints a line an
+    epoch; its default output lands under the ignored results/."""
+    import subprocess
+    import sys
+
+    script = str(REPO / "examples" / f"{name}.py")
+    help_text = subprocess.run([sys.executable, script, "--help"], capture_output=True, text=True).stdout
+    assert "seconds on 2 CPU cores" in help_text
+    description = help_text.split("\n\n")[1]
+    assert description.rstrip().endswith(".") and "  " not in description.strip(), description
+    run = subprocess.run([sys.executable, script, "--epochs", "2"], cwd=tmp_path, env=cli_env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "epoch 1/2" in run.stderr and "epoch 2/2" in run.stderr, run.stderr[-2000:]
+    assert (tmp_path / "results" / "examples").is_dir() and not (tmp_path / "own_search").exists()

@@ -16,8 +16,8 @@ from mlflow.tracking import MlflowClient
 from conftest import BIN
 from test_search_loop import _search_cmd
 
-# one worker runs them all under `pytest -n`: they share a module-wide mlflow-server
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("mlflow-server")]
+# one worker runs them all (`--dist loadfile`): they share a module-wide server
+pytestmark = [pytest.mark.slow]
 
 
 def free_port():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rarts.io import read_json, write_json
+from rarts.io import read_json, require, write_json
 from rarts.names import IMAGES
 
 NATS_BENCH_SIZES = {ds: IMAGES[ds] for ds in ("cifar10", "cifar100")}  # (train, test)
@@ -58,6 +58,7 @@ def write_split(path, dataset: str, n: int, seed: int, portion: float = 0.5) -> 
 
 def read_split(path) -> dict:
     split = read_json(path)
+    require(split, ("train", "val"), str(path))
     if split.get("val_from", "train") == "train" and set(split["train"]) & set(split["val"]):
         raise ValueError(f"{path}: D_t and D_v overlap")
     return split

@@ -101,11 +101,25 @@ def load_genotype(name_or_path: str) -> Genotype:
     """A published genotype by name (DARTS_V1, DARTS_V2), a JSON file, or inline JSON."""
     if name_or_path in PUBLISHED:
         return PUBLISHED[name_or_path]
-    text = name_or_path
-    if not name_or_path.lstrip().startswith("{"):
-        path = Path(name_or_path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no genotype named {name_or_path!r} (known: "
-                                    f"{sorted(PUBLISHED)}) and no such JSON file")
-        text = path.read_text()
-    return Genotype.from_json(json.loads(text))
+    from rarts.errors import InputError, MissingFile
+    from rarts.io import read_json, require
+
+    if name_or_path.lstrip().startswith("{"):
+        where = "the inline genotype"
+        try:
+            obj = json.loads(name_or_path)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{where} is not valid JSON ({exc.msg}, column {exc.colno})") from None
+    else:
+        where = name_or_path
+        if not Path(name_or_path).exists():
+            raise MissingFile(f"no genotype named {name_or_path!r} (known: {sorted(PUBLISHED)}) and no such JSON file")
+        obj = read_json(name_or_path)
+    require(obj, ("normal", "normal_concat", "reduce", "reduce_concat"), where)
+    for cell in ("normal", "reduce"):
+        for edge in obj[cell] if isinstance(obj[cell], list) else [obj[cell]]:
+            if not (isinstance(edge, list) and len(edge) == 2 and isinstance(edge[0], str) and isinstance(edge[1], int)):
+                raise InputError(f"{where}: the {cell} cell's edge {edge!r} is not an [operation, input] pair")
+            if edge[0] not in PRIMITIVES:
+                raise InputError(f"{where}: unknown operation {edge[0]!r} in the {cell} cell (known: {', '.join(PRIMITIVES)})")
+    return Genotype.from_json(obj)

@@ -5,15 +5,21 @@ import shlex
 import sys
 from pathlib import Path
 
+import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
-validate(config, "../schemas/config.schema.yaml")
-
 sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
+from rarts.config import check_finite, schema_problem  # noqa: E402
+
+# our message first (the key, where, the nearest valid keys); Snakemake's validate then fills defaults
+SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
+if problem := schema_problem(config, yaml.safe_load(SCHEMA.read_text())):
+    raise WorkflowError(f"invalid config (workflow/schemas/config.schema.yaml says what each key means):\n{problem}")
+validate(config, "../schemas/config.schema.yaml")
 from rarts import cluster, costs, finetune, gpu_pool, names  # noqa: E402
-from rarts.config import check_finite  # noqa: E402
 
 check_finite(config)
 from rarts import signal_relay  # noqa: E402
