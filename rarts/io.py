@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from rarts.errors import DiskFull
+from rarts.errors import DiskFull, InputError, MissingFile
 
 
 def _umask() -> int:
@@ -55,8 +55,6 @@ def write_json(path, obj: Any) -> None:
 
 def read_json(path) -> Any:
     """A JSON file's value; InputError naming the file when it is missing, unreadable or not JSON."""
-    from rarts.errors import InputError, MissingFile
-
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -71,8 +69,6 @@ def read_json(path) -> Any:
 
 def require(obj: Any, keys, where: str) -> None:
     """InputError naming the first of `keys` that the JSON object `obj` (read from `where`) lacks."""
-    from rarts.errors import InputError
-
     if not isinstance(obj, dict):
         raise InputError(f"{where}: expected a JSON object with {', '.join(map(repr, keys))}, "
                          f"found {type(obj).__name__}")

@@ -105,13 +105,25 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
         for cell, weights in rec["alpha"].items():
             for e, row in enumerate(weights):
                 for k, v in enumerate(row):
-                    metrics.append(Metric(f"alpha.{cell}.e{e:02d}.op{k}", float(v), 0, rec["epoch"]))
+                    metrics.append(Metric(alpha_metric(cell, e, k, hist), float(v), 0, rec["epoch"]))
     for i in range(0, len(metrics), 1000):
         client.log_batch(rid, metrics=metrics[i:i + 1000])
     for name in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png"):
         if (run_dir / name).exists():
             client.log_artifact(rid, str(run_dir / name))
     client.set_terminated(rid, end_time=_ms(held.get("ended")))
+
+
+def alpha_metric(cell: str, edge: int, op: int, hist: dict) -> str:
+    """An α series' name by edge and operation, e.g. `alpha/normal/e03 c-1 to 1/sep_conv_3x3` (MLflow's
+    charts group a name's part before a slash into a section of its own, apart from the losses). The
+    history names its edges and operations (`edges`, `ops`); indices where it does not."""
+    edges, ops = hist.get("edges") or [], hist.get("ops") or []
+    where = f"e{edge:02d}"
+    if edge < len(edges):  # "c₋₂→0" in ASCII, which MLflow's names require
+        where += " " + edges[edge].replace("₋₂", "-2").replace("₋₁", "-1").replace("→", " to ")
+    what = ops[op] if op < len(ops) else f"op{op}"
+    return f"alpha/{cell}/{where}/{what}"
 
 
 def _ms(epoch_s: float | None) -> int | None:

@@ -16,7 +16,8 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
                "val_acc": 0.1 * e, "lr": 0.02, "wall_s": float(e),
                "alpha": {"normal": [[0.5, 0.5]], "reduce": [[0.25, 0.75]]}} for e in (1, 2)]
     (run_dir / "history.json").write_text(json.dumps(
-        {"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "standin": True, "epochs": epochs}))
+        {"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "standin": True, "epochs": epochs,
+         "ops": ["none", "skip_connect"], "edges": ["c₋₂→0"]}))  # what a search writes (search/run.py)
     (run_dir / "genotype.json").write_text("{}")
     (run_dir / "cost.json").write_text(json.dumps({"device": "NVIDIA H100 80GB HBM3", "gpus": [1],
                                                    "started": 1.7e9, "ended": 1.7e9 + 60}))
@@ -48,7 +49,8 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     assert len(children) == 1
     curve = client.get_metric_history(children[0].info.run_id, "val_acc")
     assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [(1, 0.1), (2, 0.2)]
-    assert client.get_metric_history(children[0].info.run_id, "alpha.reduce.e00.op1")[0].value == 0.75
+    # α by edge and operation, in a chart section of its own
+    assert client.get_metric_history(children[0].info.run_id, "alpha/reduce/e00 c-2 to 0/skip_connect")[0].value == 0.75
     # a second reproduction goes to the same experiment
     res2 = tracking.log_reproduction(spec, {}, [], [], out)
     assert res2["experiment_id"] == res["experiment_id"] and res2["run_id"] != res["run_id"]

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rarts.errors import InputError, MissingFile
+from rarts.io import read_json, require
 from rarts.models.darts_ops import PRIMITIVES
 
 
@@ -101,9 +103,6 @@ def load_genotype(name_or_path: str) -> Genotype:
     """A published genotype by name (DARTS_V1, DARTS_V2), a JSON file, or inline JSON."""
     if name_or_path in PUBLISHED:
         return PUBLISHED[name_or_path]
-    from rarts.errors import InputError, MissingFile
-    from rarts.io import read_json, require
-
     if name_or_path.lstrip().startswith("{"):
         where = "the inline genotype"
         try:
