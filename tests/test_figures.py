@@ -87,6 +87,9 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     html = (tmp_path / "t.html").read_text()
     assert "<table" in html and "a note on the protocol" in html and "ENAS" in html
     assert html.startswith("<!doctype html>") and '<meta charset="utf-8">' in html  # "±" reads as "±"
+    header = __import__("re").findall(r"<th>(\w+)</th>", html)
+    assert header == ["method", "source", "test_error_mean", "test_error_std", "paper_test_error", "chance_error"]
+    assert pd.read_csv(tmp_path / "t.csv").columns[-1] == "paper_test_error"  # the CSV keeps its order
     assert (tmp_path / "t.png").stat().st_size > 0 and (tmp_path / "t.pdf").stat().st_size > 0
 
     # one run a row (the offline profile's Table 6): the legend claims no spread over seeds

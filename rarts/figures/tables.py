@@ -38,6 +38,22 @@ def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
 
 
 ROW_INCHES, LABEL_CHARS = 1.6, 16
+# compact cells that wrap, so that a wide table fits a report's page without scrolling sideways
+STYLE = ("<style>table{border-collapse:collapse;font:12px sans-serif}td,th{padding:2px 6px;"
+         "border-bottom:1px solid #ddd;text-align:left;vertical-align:top}th{background:#f4f4f4}"
+         "</style>")
+
+
+def beside_ours(df: pd.DataFrame) -> pd.DataFrame:
+    """The table's columns with each paper_<name> moved right after our column(s) of that name
+    (`paper_test_error` after `test_error_mean` and `test_error_std`): read side by side, not at the far
+    right of a wide table. The CSV keeps its own order."""
+    columns = [c for c in df.columns if not c.startswith("paper_")]
+    for paper in [c for c in df.columns if c.startswith("paper_")]:
+        stem = paper[len("paper_"):]
+        ours = [i for i, c in enumerate(columns) if c == stem or c.startswith(stem + "_")]
+        columns.insert(ours[-1] + 1 if ours else len(columns), paper)
+    return df[columns]
 
 
 def make_table_view(table: str, csv, md, png, pdf, html) -> None:
@@ -68,8 +84,8 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     for path in (png, pdf):
         save_figure(fig, path)
     plt.close(fig)
-    body = df.astype(object).where(df.notna(), "").to_html(index=False, border=0)
+    body = beside_ours(df).astype(object).where(df.notna(), "").to_html(index=False, border=0)
     # a whole page that names its encoding: opened from MLflow or a folder, "±" must not read "Â±"
-    write_text(html, f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title></head><body>'
+    write_text(html, f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{title}</title>{STYLE}</head><body>'
                + f"<h3>{title}</h3>" + (f"<p><b>{standin}</b></p>" if standin else "") + body
                + "<ul>" + "".join(f"<li>{n}</li>" for n in notes) + "</ul></body></html>\n")
