@@ -255,7 +255,8 @@ def add_result_commands(sub) -> None:
     rp.add_argument("--inputs", nargs="+", required=True, help="the tables' CSVs and skip_connections.csv")
     rp.add_argument("--csv", required=True)
     rp.add_argument("--md", required=True)
-    rp.set_defaults(func=call("rarts.reproduction:reproduction_main", "spec", "inputs", "csv", "md"))
+    rp.add_argument("--rst", help="the Snakemake report's first page: the claims and the verdicts")
+    rp.set_defaults(func=call("rarts.reproduction:reproduction_main", "spec", "inputs", "csv", "md", "rst"))
 
     g = sub.add_parser("fig2", help="draw the cells of the best RARTS search")
     g.add_argument("--runs", nargs="+", required=True, help="search output folders")
@@ -331,6 +332,10 @@ def add_tool_commands(sub) -> None:
     rr.add_argument("--md", required=True)
     rr.set_defaults(func=call("rarts.rehearsal:report_main"))
 
+    mv = sub.add_parser("mlflow-relocate", help="after moving results/: point its MLflow store at its artifacts again")
+    mv.add_argument("results", nargs="?", default="results", help="the moved results folder (default: results)")
+    mv.set_defaults(func=call("rarts.tracking:relocate_main", "results"))
+
     m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
     m.add_argument("--spec", type=_json_arg, required=True)
     m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
@@ -399,7 +404,7 @@ def main(argv=None) -> None:
         set_determinism(args.deterministic)
 
     usage = None
-    if args.command not in ("plan", "toy", "params", "rehearsal-report"):  # what the rules run
+    if args.command not in ("plan", "toy", "params", "rehearsal-report", "mlflow-relocate"):  # what the rules run
         from rarts.usage import for_this_job
 
         usage = for_this_job()

@@ -125,7 +125,24 @@ def claims(tables: dict[str, pd.DataFrame], skips: pd.DataFrame | None) -> list[
     return out
 
 
-def reproduction_main(spec: dict, inputs, csv, md) -> pd.DataFrame:
+def front_page(verdicts: pd.DataFrame, found: list[dict], data: str | None, counts: dict) -> str:
+    """The report's first page (reStructuredText): the claims and every verdict, our values beside the
+    paper's. Snakemake renders it through Jinja, so no braces."""
+    title = "RARTS reproduced: our runs beside the paper's"
+    lines = [title, "=" * len(title), ""]
+    if data:
+        lines += [f"**Every row is not comparable: the runs used {data}.**", ""]
+    lines += ["The paper's claims", "------------------", "",
+              *([f"- {r['row']}: **{r['verdict']}**" for r in found] or ["- none could be checked on this run"]), "",
+              "Every row of ours beside the paper's", "------------------------------------", "",
+              f"Verdict counts: {', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'}. A verdict agrees when "
+              f"the difference is within {TOLERANCE_SE:g} combined standard errors (results/reproduction.md says how "
+              "each is made). Tables, figures and each search are in the categories on the left.", "",
+              verdicts.to_markdown(index=False, tablefmt="rst"), ""]
+    return "\n".join(lines).replace("{", "(").replace("}", ")")
+
+
+def reproduction_main(spec: dict, inputs, csv, md, rst=None) -> pd.DataFrame:
     """spec: standin, rehearsal. inputs: the tables' CSVs (results/tableN.csv) and the skip counts of
     the DARTS-space searches (results/search/darts/skip_connections.csv)."""
     data = data_kind(spec)
@@ -152,4 +169,7 @@ def reproduction_main(spec: dict, inputs, csv, md) -> pd.DataFrame:
               "- Table 2's milliseconds depend on the device: compare the trend (the claims above).",
               f"- Verdict counts: {counts}.", ""]
     write_text(md, "\n".join(lines))
+    if rst:
+        rows_only = df[df.table != "claim"].round(3)
+        write_text(rst, front_page(rows_only.astype(object).where(rows_only.notna(), ""), found, data, counts))
     return df

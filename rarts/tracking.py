@@ -287,3 +287,39 @@ def run_live(loop, spec: dict, run_name: str, params: dict) -> list[dict]:
     with LiveRun(spec, run_name, {**params, "gpus": held}) as live:
         loop.on_epoch = live.log
         return loop.run()
+
+
+def relocate(store_dir) -> int:
+    """After `results/` moved: point the SQLite store's experiments and runs at the artifacts where
+    they now lie (`<store_dir>/mlartifacts`), so `mlflow ui` opens them again. MLflow records artifact
+    locations as absolute URIs. The rows changed (0: already in place)."""
+    import sqlite3
+
+    from rarts.errors import InputError, MissingFile
+
+    store = Path(store_dir).resolve()
+    db = store / "mlflow.db"
+    if not db.is_file():
+        raise MissingFile(f"{db}: no MLflow store here (give the moved results folder)")
+    here = (store / "mlartifacts").as_uri()
+    con = sqlite3.connect(db)
+    try:
+        roots = {loc for (loc,) in con.execute("SELECT artifact_location FROM experiments")
+                 if loc and loc.rstrip("/").endswith("/mlartifacts")}
+        changed = 0
+        for old in roots - {here}:
+            changed += con.execute("UPDATE experiments SET artifact_location = ? || substr(artifact_location, ?) "
+                                   "WHERE artifact_location LIKE ? || '%'", (here, len(old) + 1, old)).rowcount
+            changed += con.execute("UPDATE runs SET artifact_uri = ? || substr(artifact_uri, ?) "
+                                   "WHERE artifact_uri LIKE ? || '%'", (here, len(old) + 1, old)).rowcount
+        con.commit()
+    except sqlite3.DatabaseError as exc:
+        raise InputError(f"{db}: not an MLflow store ({exc})") from None
+    finally:
+        con.close()
+    return changed
+
+
+def relocate_main(results) -> None:
+    changed = relocate(results)
+    print(f"{changed} experiment and run records now point at {Path(results).resolve() / 'mlartifacts'}")

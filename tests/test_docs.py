@@ -27,6 +27,7 @@ SKIP = {
     'make controller CONFIG=site.yaml CONTROLLER_FLAGS="-p cpu -t 7-00:00:00"':
         "it submits a SLURM job; tests/test_cluster.py runs its script on the local SLURM (and test_setup its make line)",
     "mlflow ui --backend-store-uri sqlite:///results/mlflow.db": "starts a server (tests/test_mlflow_server.py runs one)",
+    "rarts mlflow-relocate results": "needs a moved store: tests/test_tracking.py moves one and runs it",
     "python benchmarks/search_step.py --size small --threads 1": "80 s of timing; tests/test_benchmarks.py runs it at the tiny size",
     "python benchmarks/search_step.py --size paper --device cuda --amp --channels-last": "needs a GPU",
 }

@@ -47,8 +47,17 @@ def test_verdicts_on_tables_built_from_known_numbers(tmp_path):
     pd.DataFrame({"algorithm": ["rarts", "rarts", "darts1", "darts2"], "skip_connect_normal": [1, 0, 4, 5]}).to_csv(
         tmp_path / "skip_connections.csv", index=False)
     df = reproduction_main({"standin": False}, [tmp_path / "table1.csv", tmp_path / "table4.csv",
-                                                tmp_path / "skip_connections.csv"], tmp_path / "r.csv", tmp_path / "r.md")
+                                                tmp_path / "skip_connections.csv"], tmp_path / "r.csv", tmp_path / "r.md",
+                           tmp_path / "r.rst")
     got = dict(zip(df.row, df.verdict))
+    # the report's first page: the claims and every verdict, as reStructuredText docutils renders
+    from docutils.core import publish_parts
+
+    page = publish_parts((tmp_path / "r.rst").read_text(), writer_name="html",
+                         settings_overrides={"report_level": 2, "halt_level": 2})["html_body"]
+    assert "The paper&#x27;s claims" in page or "The paper's claims" in page
+    assert "<table" in page and "cifar10 · RARTS" in page and "<th class=\"head\">paper</th>" in page
+    assert "0.441" in page and "0.440959" not in page  # rounded as in reproduction.md
     assert got["RARTS"] == "agrees"  # 2.70 ± 0.05 (n 3) vs 2.65 ± 0.07 (n 5)
     assert got["DARTS-2"] == "disagrees (the paper's n not stated: its std taken as one run's)"  # 3.35 vs 2.76 ± 0.09
     assert got["DARTS-2 (published DARTS_V2 cell, retrained)"] == "agrees (ours n = 1)"  # 2.9 vs 2.76 ± 0.09

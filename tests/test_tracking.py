@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 from mlflow.tracking import MlflowClient
 
 from rarts import tracking
@@ -105,3 +106,36 @@ def test_a_server_that_fails_mid_run_turns_live_logging_off_once(monkeypatch, ca
     run.log({"epoch": 2, "train_loss": 0.4})  # off after the first failure: no second warning
     assert run.run_id is None
     assert sum("live logging" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_a_moved_results_folder_opens_again_after_relocate(tmp_path, monkeypatch, cli_env):
+    """MLflow records artifact locations as absolute URIs: after `results/` moves, `rarts
+    mlflow-relocate` points the store at its artifacts again, as MLflow's client reads them."""
+    import shutil
+    import subprocess
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    table = tmp_path / "table.csv"
+    pd.DataFrame({"method": ["RARTS"], "error": [2.6]}).to_csv(table, index=False)
+    old = tmp_path / "old" / "results"
+    spec = {"tracking_uri": "", "experiment": "exp", "run_name": "t", "store_dir": str(old)}
+    res = tracking.log_reproduction(spec, {}, [str(table)], [], tmp_path / "run.json")
+    new = tmp_path / "new" / "results"
+    new.parent.mkdir()
+    shutil.move(str(old), str(new))
+
+    def read_table():
+        client = MlflowClient(f"sqlite:///{new / 'mlflow.db'}")
+        local = client.download_artifacts(res["run_id"], "tables/table.csv", str(tmp_path / "dl"))
+        return pd.read_csv(local)["error"].tolist()
+
+    from mlflow.exceptions import MlflowException
+
+    with pytest.raises((OSError, MlflowException)):  # before: the store looks where results/ was
+        read_table()
+    done = subprocess.run(["rarts", "mlflow-relocate", str(new)], env=cli_env, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("2 experiment and run records"), done.stderr
+    assert read_table() == [2.6]
+    assert tracking.relocate(new) == 0  # once is enough
+    bad = subprocess.run(["rarts", "mlflow-relocate", str(tmp_path / "old")], env=cli_env, capture_output=True, text=True)
+    assert bad.returncode == 1 and "no MLflow store here" in bad.stderr and "Traceback" not in bad.stderr

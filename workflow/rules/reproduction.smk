@@ -10,6 +10,7 @@ rule reproduction:
     output:
         csv=report("results/reproduction.csv", category="Tables", caption="../report/reproduction.rst"),
         md="results/reproduction.md",
+        rst="results/reproduction.rst",  # the report's first page (Snakefile)
     params:
         spec=spec(SYNTHETIC),
     resources:
@@ -20,7 +21,7 @@ rule reproduction:
         ENV
     shell:
         "{RARTS} reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
-        "--md {output.md} 2> {log}"
+        "--md {output.md} --rst {output.rst} 2> {log}"
 
 
-ALL_TARGETS += ["results/reproduction.csv", "results/reproduction.md"]
+ALL_TARGETS += ["results/reproduction.csv", "results/reproduction.md", "results/reproduction.rst"]
