@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import re
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -114,6 +115,73 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
     client.set_terminated(rid, end_time=_ms(held.get("ended")))
 
 
+JOB_EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_top5", "lr", "wall_s")
+JOB_FINAL_METRICS = ("test_error", "test_top5_error", "best_test_error", "params_M", "flops", "prc", "wall_s")
+TRAINED_FOR = {"cifar": "table1", "imagenet": "table3"}  # results/train/<net>/… feeds this table
+
+
+def job_place(path: Path, m: dict) -> dict:
+    """Which table, row and seed a training's metrics.json feeds, from where the workflow writes it:
+    results/train/<net>/<name>/ (Tables 1 and 3) or results/width/<table>/<dataset>/<method>/seed<s>/."""
+    parts = path.parts[path.parts.index("results") + 1:] if "results" in path.parts else path.parts
+    if parts[0] == "width":
+        return {"table": parts[1], "row": f"{parts[2]} · {parts[3]}", "method": parts[3], "seed": parts[4][4:]}
+    return {"table": TRAINED_FOR.get(parts[1], parts[1]), "row": m["name"], "method": m["name"],
+            "seed": str((m.get("hp") or {}).get("seed", ""))}
+
+
+def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None:
+    """A training behind a table's number as a nested run: its table, row, method, seed and data kind,
+    when it ran, on what, its per-epoch curves and its final numbers."""
+    from mlflow.entities import Metric
+
+    m = read_json(path)
+    place = job_place(path, m)
+    data = "stand-in" if m.get("standin") else "rehearsal" if m.get("rehearsal") else "real"
+    name = f"{place['table']}-{place['row']}-seed{place['seed']}".replace(" · ", "-")
+    run = client.create_run(experiment_id, run_name=name, start_time=_ms(m.get("started")),
+                            tags={"mlflow.parentRunId": parent_id, "kind": "training", **place, "data": data,
+                                  "dataset": m.get("dataset", ""), "device": m.get("device", "not recorded")})
+    rid = run.info.run_id
+    hp = {f"hp.{k}": v for k, v in (m.get("hp") or {}).items()}
+    client.log_batch(rid, params=_params({"net": m.get("net") if isinstance(m.get("net"), str) else "width",
+                                          "gpus": ",".join(map(str, m.get("gpus") or [])) or "none", **hp})[:100])
+    metrics = [Metric(k, float(rec[k]), 0, rec["epoch"]) for rec in m.get("history", [])
+               for k in JOB_EPOCH_METRICS if isinstance(rec.get(k), (int, float))]
+    last = len(m.get("history", []))
+    metrics += [Metric(f"final/{k}", float(m[k]), 0, last) for k in JOB_FINAL_METRICS if isinstance(m.get(k), (int, float))]
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(rid, metrics=metrics[i:i + 1000])
+    client.log_artifact(rid, str(path))
+    client.set_terminated(rid, end_time=_ms(m.get("ended")))
+
+
+def metric_name(*parts: str) -> str:
+    """A metric name MLflow accepts (letters, digits, `_-. :/`), the parts joined by slashes."""
+    return "/".join(re.sub(r"[^\w.\- :]", "_", str(p)) for p in parts)
+
+
+def _log_verdicts(client, pid: str, path: Path) -> None:
+    """The pipeline run's headline numbers from results/reproduction.csv: each compared row, ours and the
+    paper's under separate names, and how many rows got each verdict."""
+    import pandas as pd
+    from mlflow.entities import Metric
+
+    df = pd.read_csv(path)
+    rows = df[df.table != "claim"]
+    metrics = []
+    for r in rows.itertuples():
+        for who, value in (("ours", r.ours_mean), ("paper", r.paper)):
+            if pd.notna(value):
+                metrics.append(Metric(metric_name(r.table, r.row, who), float(value), 0, 0))
+    for verdict, n in rows.verdict.str.split(" \\(").str[0].value_counts().items():
+        metrics.append(Metric(metric_name("verdicts", verdict), float(n), 0, 0))
+    claims = df[df.table == "claim"]
+    metrics.append(Metric("verdicts/claims shown", float(claims.verdict.str.startswith("shown").sum()), 0, 0))
+    for i in range(0, len(metrics), 1000):
+        client.log_batch(pid, metrics=metrics[i:i + 1000])
+
+
 def alpha_metric(cell: str, edge: int, op: int, hist: dict) -> str:
     """An α series' name by edge and operation, e.g. `alpha/normal/e03 c-1 to 1/sep_conv_3x3` (MLflow's
     charts group a name's part before a slash into a section of its own, apart from the losses). The
@@ -137,7 +205,7 @@ def _params(d: dict):
     return [Param(k, str(v)[:6000]) for k, v in d.items()]
 
 
-def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> dict:
+def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out, job_runs=()) -> dict:
     """spec: tracking_uri, experiment, store_dir, run_name."""
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -158,19 +226,19 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out) -> d
                                                             "devices": job_devices(search_runs)})
     pid = parent.info.run_id
     try:
-        _log_all(client, exp_id, pid, config, artifacts, search_runs)
+        _log_all(client, exp_id, pid, config, artifacts, search_runs, job_runs)
     except BaseException:
         client.set_terminated(pid, status="FAILED")
         raise
     client.set_terminated(pid)
     result = {"tracking_uri": uri, "experiment": spec["experiment"], "experiment_id": exp_id,
               "run_id": pid, "artifact_uri": client.get_run(pid).info.artifact_uri,
-              "search_runs": len(search_runs)}
+              "search_runs": len(search_runs), "job_runs": len(job_runs)}
     write_json(out, result)
     return result
 
 
-def _log_all(client, exp_id: str, pid: str, config: dict, artifacts, search_runs) -> None:
+def _log_all(client, exp_id: str, pid: str, config: dict, artifacts, search_runs, job_runs=()) -> None:
     import pandas as pd
 
     client.log_dict(pid, config, "config.json")
@@ -184,6 +252,11 @@ def _log_all(client, exp_id: str, pid: str, config: dict, artifacts, search_runs
             client.log_artifact(pid, str(path), artifact_path=sub)
     for run_dir in map(Path, search_runs):
         _log_search_run(client, exp_id, pid, run_dir)
+    for path in map(Path, job_runs):
+        _log_job_run(client, exp_id, pid, path)
+    verdicts = next((Path(a) for a in artifacts if Path(a).name == "reproduction.csv" and Path(a).exists()), None)
+    if verdicts is not None:
+        _log_verdicts(client, pid, verdicts)
 
 
 # -- live logging from running jobs ---------------------------------------------------------

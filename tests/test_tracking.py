@@ -25,8 +25,18 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     spec = {"tracking_uri": "", "experiment": "test-exp", "run_name": "t",
             "store_dir": str(tmp_path / "store")}
     out = tmp_path / "mlflow_run.json"
-    res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table)],
-                                    [str(run_dir)], out)
+    # a training behind Table 5, where the workflow writes it, and the verdicts
+    job = tmp_path / "results" / "width" / "table5" / "cifar10" / "rarts-40" / "seed0" / "metrics.json"
+    job.parent.mkdir(parents=True)
+    job.write_text(json.dumps({"name": "table5-cifar10-rarts-40-seed0", "standin": True, "test_error": 7.5,
+                               "params_M": 0.7, "device": "cpu", "gpus": [], "started": 1.7e9, "ended": 1.7e9 + 90,
+                               "hp": {"lr": 0.1}, "history": [{"epoch": 1, "test_acc": 0.5}, {"epoch": 2, "test_acc": 0.9}]}))
+    verdicts = tmp_path / "reproduction.csv"
+    pd.DataFrame({"table": ["table5", "claim"], "row": ["cifar10 · RARTS-40%", "RARTS beats DARTS"],
+                  "ours_mean": [7.5, None], "paper": [5.96, None],
+                  "verdict": ["not comparable: stand-in data", "shown (3 < 4)"]}).to_csv(verdicts, index=False)
+    res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table), str(verdicts)],
+                                    [str(run_dir)], out, [str(job)])
     assert json.loads(out.read_text())["run_id"] == res["run_id"]
     assert res["tracking_uri"] == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
@@ -38,15 +48,26 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     assert "git.commit" in run.data.tags and "version.torch" in run.data.tags
     # the job's device, not the logging host's (a CPU here)
     assert run.data.tags["devices"] == "NVIDIA H100 80GB HBM3" and "device" not in run.data.tags
-    child = client.search_runs([res["experiment_id"]], f"tags.mlflow.parentRunId = '{res['run_id']}'")[0]
+    child = client.search_runs([res["experiment_id"]], f"tags.mlflow.parentRunId = '{res['run_id']}' and tags.kind = 'search'")[0]
     assert child.data.tags["device"] == "NVIDIA H100 80GB HBM3" and child.data.params["gpus"] == "1"
     assert (child.info.start_time, child.info.end_time) == (1.7e12, 1.7e12 + 60_000)  # when the job ran
     files = {f.path for f in client.list_artifacts(res["run_id"], "tables")}
-    assert files == {"tables/table.csv"}
+    assert files == {"tables/table.csv", "tables/reproduction.csv"}
     local = client.download_artifacts(res["run_id"], "tables/table.csv", str(tmp_path / "dl"))
     assert pd.read_csv(local)["error"].tolist() == [2.6]
+    trained = client.search_runs([res["experiment_id"]], "tags.kind = 'training'")
+    assert len(trained) == 1 and (trained[0].info.start_time, trained[0].info.end_time) == (1.7e12, 1.7e12 + 90_000)
+    tags = trained[0].data.tags
+    assert (tags["table"], tags["row"], tags["method"], tags["seed"], tags["data"]) == \
+        ("table5", "cifar10 · rarts-40", "rarts-40", "0", "stand-in")
+    assert [m.value for m in sorted(client.get_metric_history(trained[0].info.run_id, "test_acc"),
+                                    key=lambda m: m.step)] == [0.5, 0.9]
+    assert trained[0].data.metrics["final/test_error"] == 7.5 and trained[0].data.params["hp.lr"] == "0.1"
+    headline = client.get_run(res["run_id"]).data.metrics
+    assert headline["table5/cifar10 _ RARTS-40_/ours"] == 7.5 and headline["table5/cifar10 _ RARTS-40_/paper"] == 5.96
+    assert headline["verdicts/not comparable: stand-in data"] == 1 and headline["verdicts/claims shown"] == 1
     children = client.search_runs([res["experiment_id"]],
-                                  f"tags.mlflow.parentRunId = '{res['run_id']}'")
+                                  f"tags.mlflow.parentRunId = '{res['run_id']}' and tags.kind = 'search'")
     assert len(children) == 1
     curve = client.get_metric_history(children[0].info.run_id, "val_acc")
     assert [(m.step, m.value) for m in sorted(curve, key=lambda m: m.step)] == [(1, 0.1), (2, 0.2)]

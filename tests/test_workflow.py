@@ -190,11 +190,28 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     for search in ("search/darts/rarts/seed0", "search/nats/cifar100/darts2/seed0"):
         assert (res / search / "dynamics.png").is_file(), search
     children = client.search_runs([run["experiment_id"]], f"tags.mlflow.parentRunId = '{run['run_id']}'")
+    searches = [c for c in children if c.data.tags["kind"] == "search"]
+    trainings = [c for c in children if c.data.tags["kind"] == "training"]
     # every trained DARTS-space, NATS and width search (random has no curves)
-    assert len(children) == 8 + 8 + 2 + 3
-    for child in children:  # what each held, and its real start and end (not when it was logged)
+    assert len(searches) == 8 + 8 + 2 + 3 and len(children) == len(searches) + len(trainings)
+    for child in searches:  # what each held, and its real start and end (not when it was logged)
         assert child.data.params["gpus"] in ("0", "1"), child.info.run_name
         assert child.info.end_time - child.info.start_time > 500, child.info.run_name
+    # every training behind a table: its table, row, seed and data kind, real times, curves and final numbers
+    per_table = pd.Series([c.data.tags["table"] for c in trainings]).value_counts().to_dict()
+    assert set(per_table) == {"table1", "table3", "table5", "table6"}
+    t5_ours, t6_rows = pd.read_csv(res / "table5.csv").query("source == 'ours'"), pd.read_csv(res / "table6.csv")
+    assert per_table["table5"] == len(t5_ours) and per_table["table6"] == len(t6_rows)  # one seed a row
+    for child in trainings:
+        assert child.data.tags["data"] == "stand-in" and child.data.tags["seed"] != "", child.info.run_name
+        assert child.info.end_time - child.info.start_time > 500, child.info.run_name
+        assert client.get_metric_history(child.info.run_id, "test_acc") and "final/test_error" in child.data.metrics
+    # the pipeline run: our and the paper's headline numbers apart, and the verdict counts
+    metrics = client.get_run(run["run_id"]).data.metrics
+    compared = pd.read_csv(res / "reproduction.csv").query("table != 'claim'")
+    assert metrics["verdicts/not comparable: stand-in data"] == len(compared)
+    assert any(k.startswith("table5/") and k.endswith("/ours") for k in metrics)
+    assert any(k.startswith("table1/") and k.endswith("/paper") for k in metrics)
 
     # Tables 5 and 6 from the offline profile
     t5 = pd.read_csv(res / "table5.csv")

@@ -1,5 +1,13 @@
-# The last step of `all`: one MLflow run with the config, every table and figure, provenance,
-# and a nested run per search. A local, single-writer rule (see rarts/tracking.py).
+# The last step of `all`: one MLflow run with the config, every table and figure, provenance, the
+# tables' headline numbers and verdict counts, and a nested run per search and per training behind a
+# table. A local, single-writer rule (see rarts/tracking.py).
+TABLE_TRAININGS = {  # the trainings whose numbers each table reports (their metrics.json)
+    "table1": lambda: expand(rules.train_cifar.output, name=cifar_train_names()),
+    "table3": lambda: expand(rules.train_imagenet.output, name=["RARTS", *TRAIN["imagenet"]["compare"]]),
+    "table5": lambda: width_table_inputs("table5"),
+    "table6": lambda: width_table_inputs("table6"),
+}
+JOB_RUNS = [m for t, runs in TABLE_TRAININGS.items() if f"results/{t}.csv" in ALL_TARGETS for m in runs()]
 
 
 rule log_mlflow:
@@ -7,6 +15,7 @@ rule log_mlflow:
         artifacts=ALL_TARGETS,
         histories=[f"{d}/history.json" for d in SEARCH_RUNS],
         dynamics=[f"{d}/dynamics.png" for d in DYNAMICS_RUNS],  # logged in each search's nested run
+        jobs=JOB_RUNS,
     output:
         "results/mlflow_run.json",
     params:
@@ -19,7 +28,7 @@ rule log_mlflow:
         ENV
     shell:
         "{RARTS} log-mlflow --spec {params.spec} --config {params.config} "
-        "--artifacts {input.artifacts} --search-runs {params.runs} --out {output} 2> {log}"
+        "--artifacts {input.artifacts} --search-runs {params.runs} --job-runs {input.jobs} --out {output} 2> {log}"
 
 
 localrules: log_mlflow
