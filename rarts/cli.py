@@ -341,7 +341,7 @@ def add_tool_commands(sub) -> None:
     m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
     m.add_argument("--artifacts", nargs="*", default=[])
     m.add_argument("--search-runs", nargs="*", default=[])
-    m.add_argument("--job-runs", nargs="*", default=[], help="the trainings' metrics.json behind the tables")
+    m.add_argument("--job-runs", nargs="*", default=[], help="the jobs' files behind the tables: metrics.json, latency.json, scores.json")
     m.add_argument("--out", required=True)
     m.set_defaults(func=call("rarts.tracking:log_reproduction", "spec", "config", "artifacts", "search_runs", "out",
                              "job_runs"))

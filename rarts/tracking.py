@@ -5,6 +5,7 @@ single local step does (SQLite stores corrupt under concurrent first writers).""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import platform
 import re
@@ -130,30 +131,66 @@ def job_place(path: Path, m: dict) -> dict:
             "seed": str((m.get("hp") or {}).get("seed", ""))}
 
 
-def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None:
-    """A training behind a table's number as a nested run: its table, row, method, seed and data kind,
-    when it ran, on what, its per-epoch curves and its final numbers."""
+def _nested_run(client, experiment_id: str, parent_id: str, name: str, tags: dict, params: dict, finals: dict,
+                history=(), started=None, ended=None, artifact=None) -> None:
+    """One job behind a table's number as a run nested under the pipeline's: its tags (table, row,
+    method, seed, data kind, device), when it ran, its per-epoch curves and its final numbers."""
     from mlflow.entities import Metric
 
-    m = read_json(path)
-    place = job_place(path, m)
-    data = "stand-in" if m.get("standin") else "rehearsal" if m.get("rehearsal") else "real"
-    name = f"{place['table']}-{place['row']}-seed{place['seed']}".replace(" · ", "-")
-    run = client.create_run(experiment_id, run_name=name, start_time=_ms(m.get("started")),
-                            tags={"mlflow.parentRunId": parent_id, "kind": "training", **place, "data": data,
-                                  "dataset": m.get("dataset", ""), "device": m.get("device", "not recorded")})
+    run = client.create_run(experiment_id, run_name=name, start_time=_ms(started),
+                            tags={"mlflow.parentRunId": parent_id, **{k: str(v) for k, v in tags.items()}})
     rid = run.info.run_id
-    hp = {f"hp.{k}": v for k, v in (m.get("hp") or {}).items()}
-    client.log_batch(rid, params=_params({"net": m.get("net") if isinstance(m.get("net"), str) else "width",
-                                          "gpus": ",".join(map(str, m.get("gpus") or [])) or "none", **hp})[:100])
-    metrics = [Metric(k, float(rec[k]), 0, rec["epoch"]) for rec in m.get("history", [])
+    client.log_batch(rid, params=_params(params)[:100])
+    metrics = [Metric(k, float(rec[k]), 0, rec["epoch"]) for rec in history
                for k in JOB_EPOCH_METRICS if isinstance(rec.get(k), (int, float))]
-    last = len(m.get("history", []))
-    metrics += [Metric(f"final/{k}", float(m[k]), 0, last) for k in JOB_FINAL_METRICS if isinstance(m.get(k), (int, float))]
+    metrics += [Metric(f"final/{k}", float(v), 0, len(history)) for k, v in finals.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
     for i in range(0, len(metrics), 1000):
         client.log_batch(rid, metrics=metrics[i:i + 1000])
-    client.log_artifact(rid, str(path))
-    client.set_terminated(rid, end_time=_ms(m.get("ended")))
+    if artifact is not None:
+        client.log_artifact(rid, str(artifact))
+    client.set_terminated(rid, end_time=_ms(ended))
+
+
+def data_kind(record: dict) -> str:
+    return "stand-in" if record.get("standin") else "rehearsal" if record.get("rehearsal") else "real"
+
+
+def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None:
+    """A training behind Table 1, 3, 5 or 6 (its metrics.json)."""
+    m = read_json(path)
+    place = job_place(path, m)
+    name = f"{place['table']}-{place['row']}-seed{place['seed']}".replace(" · ", "-")
+    hp = {f"hp.{k}": v for k, v in (m.get("hp") or {}).items()}
+    _nested_run(client, experiment_id, parent_id, name,
+                {"kind": "training", **place, "data": data_kind(m), "dataset": m.get("dataset", ""),
+                 "device": m.get("device", "not recorded")},
+                {"net": m["net"] if isinstance(m.get("net"), str) else "width",
+                 "gpus": ",".join(map(str, m.get("gpus") or [])) or "none", **hp},
+                {k: m.get(k) for k in JOB_FINAL_METRICS}, m.get("history", []), m.get("started"), m.get("ended"), path)
+
+
+def _log_latency_run(client, experiment_id: str, parent_id: str, path: Path) -> None:
+    """A latency measurement behind Table 2: results/ablation/latency/<setting>/seed<s>/latency.json."""
+    m = read_json(path)
+    setting, seed = path.parent.parent.name, path.parent.name[4:]
+    _nested_run(client, experiment_id, parent_id, f"table2-{setting}-seed{seed}",
+                {"kind": "latency", "table": "table2", "row": setting, "method": "rarts", "seed": seed,
+                 "data": data_kind(m), "device": m.get("device", "not recorded")},
+                {"batch_size": m.get("batch_size"), "resolution": m.get("resolution"),
+                 "gpus": ",".join(map(str, m.get("gpus") or [])) or "none"},
+                {k: m.get(k) for k in ("latency_ms", "params_M")}, (), m.get("started"), m.get("ended"), path)
+
+
+def _log_score_runs(client, experiment_id: str, parent_id: str, path: Path) -> None:
+    """Table 4's lookups (results/nats/<dataset>/scores.json): a run per searched cell, scored in one job
+    (the file records no times: the run's are the logging's)."""
+    for r in read_json(path):
+        _nested_run(client, experiment_id, parent_id, f"table4-{r['dataset']}-{r['algorithm']}-seed{r['seed']}",
+                    {"kind": "lookup", "table": "table4", "row": f"{r['dataset']} · {r['algorithm']}",
+                     "method": r["algorithm"], "seed": r["seed"], "data": data_kind(r), "source": r.get("source", "")},
+                    {"arch": r.get("arch", ""), "hp": r.get("hp", "")},
+                    {k: r.get(k) for k in ("test_error", "skip_ratio", "params_M", "flops_M")})
 
 
 def metric_name(*parts: str) -> str:
@@ -253,7 +290,12 @@ def _log_all(client, exp_id: str, pid: str, config: dict, artifacts, search_runs
     for run_dir in map(Path, search_runs):
         _log_search_run(client, exp_id, pid, run_dir)
     for path in map(Path, job_runs):
-        _log_job_run(client, exp_id, pid, path)
+        if path.name == "latency.json":
+            _log_latency_run(client, exp_id, pid, path)
+        elif path.name == "scores.json":
+            _log_score_runs(client, exp_id, pid, path)
+        else:
+            _log_job_run(client, exp_id, pid, path)
     verdicts = next((Path(a) for a in artifacts if Path(a).name == "reproduction.csv" and Path(a).exists()), None)
     if verdicts is not None:
         _log_verdicts(client, pid, verdicts)

@@ -35,8 +35,17 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     pd.DataFrame({"table": ["table5", "claim"], "row": ["cifar10 · RARTS-40%", "RARTS beats DARTS"],
                   "ours_mean": [7.5, None], "paper": [5.96, None],
                   "verdict": ["not comparable: stand-in data", "shown (3 < 4)"]}).to_csv(verdicts, index=False)
+    latency = tmp_path / "results" / "ablation" / "latency" / "batch_16" / "seed1" / "latency.json"
+    latency.parent.mkdir(parents=True)
+    latency.write_text(json.dumps({"latency_ms": 4.2, "params_M": 1.1, "batch_size": 1, "resolution": 32, "seed": 1,
+                                   "standin": True, "device": "cpu", "gpus": [], "started": 1.7e9, "ended": 1.7e9 + 5}))
+    scores = tmp_path / "results" / "nats" / "cifar10" / "scores.json"
+    scores.parent.mkdir(parents=True)
+    scores.write_text(json.dumps([{"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "arch": "|x~0|",
+                                   "skip_ratio": 0.0, "source": "local-train", "test_error": 33.4, "params_M": 0.04,
+                                   "flops_M": None, "standin": True}]))
     res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table), str(verdicts)],
-                                    [str(run_dir)], out, [str(job)])
+                                    [str(run_dir)], out, [str(job), str(latency), str(scores)])
     assert json.loads(out.read_text())["run_id"] == res["run_id"]
     assert res["tracking_uri"] == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
@@ -63,6 +72,12 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     assert [m.value for m in sorted(client.get_metric_history(trained[0].info.run_id, "test_acc"),
                                     key=lambda m: m.step)] == [0.5, 0.9]
     assert trained[0].data.metrics["final/test_error"] == 7.5 and trained[0].data.params["hp.lr"] == "0.1"
+    timed = client.search_runs([res["experiment_id"]], "tags.kind = 'latency'")[0]
+    assert (timed.data.tags["table"], timed.data.tags["row"], timed.data.tags["seed"]) == ("table2", "batch_16", "1")
+    assert timed.data.metrics["final/latency_ms"] == 4.2 and timed.info.end_time - timed.info.start_time == 5000
+    looked_up = client.search_runs([res["experiment_id"]], "tags.kind = 'lookup'")[0]
+    assert looked_up.data.tags["row"] == "cifar10 · rarts" and looked_up.data.metrics["final/test_error"] == 33.4
+    assert "final/flops_M" not in looked_up.data.metrics  # unknown stays unlogged
     headline = client.get_run(res["run_id"]).data.metrics
     assert headline["table5/cifar10 _ RARTS-40_/ours"] == 7.5 and headline["table5/cifar10 _ RARTS-40_/paper"] == 5.96
     assert headline["verdicts/not comparable: stand-in data"] == 1 and headline["verdicts/claims shown"] == 1
