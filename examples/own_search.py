@@ -41,27 +41,14 @@ class ActivationSpace(SearchSpace):
     def __init__(self, features=64, hidden=64, layers=3, classes=10):
         self.kw = dict(features=features, hidden=hidden, layers=layers, classes=classes)
 
-    @classmethod
-    def from_settings(cls, hp, num_classes):
-        return cls(classes=num_classes)
-
     def build_network(self):
         return ActivationMLP(**self.kw)
 
     def init_arch(self, device="cpu"):
         return [(1e-3 * torch.randn(self.kw["layers"], len(OPS))).to(device).requires_grad_()]
 
-    def derive(self, arch):
+    def derive(self, arch):  # drawing, random cells and the rest have defaults (rarts.spaces.base)
         return Choice([list(OPS)[k] for k in arch[0].argmax(1).tolist()])
-
-    def random_genotype(self, rng):
-        return Choice([list(OPS)[k] for k in rng.integers(len(OPS), size=self.kw["layers"])])
-
-    def summarize(self, genotype):
-        return {"activations": genotype.ops}
-
-    def draw(self, genotype, path, title):
-        pass  # nothing to draw here
 
 
 class Choice:
@@ -74,10 +61,9 @@ class Choice:
     brief = to_json
 
 
-HP = dict(epochs=4, batch_size=64, max_steps_per_epoch=0, eval_batches=0, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9,
-          w_weight_decay=3e-4, w_nesterov=False, grad_clip=5.0, arch_lr=3e-2, arch_betas=[0.5, 0.999],
-          arch_weight_decay=1e-3, augment={"crop_padding": 0, "hflip": False}, milenas={"lam": 1.0},
-          darts2={"perturbed_bn_stats": "update"}, rarts={"lam": 1.0, "beta": 1.0, "y_init": "copy"})
+# what differs from the paper's settings (rarts.search.hparams.PAPER): a short search of a small MLP,
+# no image augmentation
+HP = dict(epochs=4, w_lr=0.05, arch_lr=3e-2, augment={"crop_padding": 0, "hflip": False})
 
 
 COST = "Takes 5 to 15 seconds on 2 CPU cores (4 epochs of the digits; --epochs scales it); a line an epoch."  # measured with `time`

@@ -50,3 +50,35 @@ def test_an_example_says_its_cost_and_shows_its_progress(tmp_path, cli_env, name
     assert run.returncode == 0, run.stderr[-2000:]
     assert "epoch 1/2" in run.stderr and "epoch 2/2" in run.stderr, run.stderr[-2000:]
     assert (tmp_path / "results" / "examples").is_dir() and not (tmp_path / "own_search").exists()
+
+
+def test_a_space_needs_only_what_a_search_needs(tmp_path):
+    """The example's space defines its network, its α and how α derives a genotype; random cells,
+    drawing and the search settings come from the package's defaults."""
+    import numpy as np
+
+    own = example("own_search")
+    space = own.ActivationSpace()
+    found = space.random_genotype(np.random.default_rng(0))
+    assert len(found.ops) == 3 and set(found.ops) <= set(own.OPS)
+    assert space.random_genotype(np.random.default_rng(0)).ops == found.ops  # drawn from the rng given
+    assert len(own.HP) == 4  # the settings it changes, not all seventeen
+    space.draw(found, tmp_path / "cell.png", "found")  # a default figure: its brief() as text
+    assert (tmp_path / "cell.png").stat().st_size > 1000
+
+
+def test_search_settings_default_to_the_papers_and_name_a_typo(tmp_path):
+    import yaml
+
+    from rarts.errors import InputError
+    from rarts.search.hparams import PAPER, search_hp
+
+    paper_config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["search"]["darts"]
+    assert {k: paper_config[k] for k in PAPER} == PAPER  # one set of the paper's values, held together
+    hp = search_hp({"epochs": 3, "rarts": {"beta": 0.5}})
+    assert hp["epochs"] == 3 and hp["rarts"] == {"lam": 1.0, "beta": 0.5, "y_init": "copy"} and hp["w_lr"] == 0.025
+    assert search_hp({"layers": 5})["layers"] == 5  # a space's own setting passes through
+    with pytest.raises(InputError, match=r"unknown search setting 'w_lrr'; did you mean 'w_lr'"):
+        search_hp({"w_lrr": 0.1})
+    with pytest.raises(InputError, match=r"unknown search setting rarts.bta; did you mean 'beta'"):
+        search_hp({"rarts": {"bta": 0.1}})

@@ -75,17 +75,13 @@ def test_a_space_lacking_a_method_fails_when_built():
     class Half(SearchSpace):
         name = "half"
 
-        @classmethod
-        def from_settings(cls, hp, num_classes):
-            return cls()
-
         def build_network(self):
             return None
 
         def init_arch(self, device="cpu"):
             return []
 
-    with pytest.raises(TypeError, match="derive.*draw|draw.*derive"):
+    with pytest.raises(TypeError, match="derive"):  # what a search needs; drawing and the rest have defaults
         Half()
 
 

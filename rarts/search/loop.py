@@ -11,6 +11,7 @@ from rarts import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
 from rarts.engine import EpochLoop, eval_batch_size, evaluate
 from rarts.search.algorithms import build_algorithm
+from rarts.search.hparams import search_hp
 
 
 @dataclass
@@ -32,8 +33,11 @@ def penalty_identity(penalty) -> dict:
 class SearchLoop(EpochLoop):
     """Runs one (algorithm, seed) search to completion, resuming from `ckpt_path` if present."""
 
-    def __init__(self, space, algo_name: str, seed: int, hp: dict, data: SearchData, device,
+    def __init__(self, space, algo_name: str, seed: int, hp: dict | None, data: SearchData, device,
                  ckpt_path, arch_penalty=None, on_step=None, on_epoch=None):
+        """hp: what differs from the paper's settings (rarts.search.hparams; None: the paper's)."""
+        given = hp or {}
+        hp = search_hp(given)
         self.algo_name, self.seed, self.hp, self.data = algo_name, seed, hp, data
         device = torch.device(device)
         checkpoint.seed_everything(seed)
@@ -52,7 +56,7 @@ class SearchLoop(EpochLoop):
         if hp.get("max_steps_per_epoch"):
             steps = min(steps, hp["max_steps_per_epoch"])
         super().__init__(f"{algo_name} search, seed {seed}", f"{algo_name} s{seed}", hp["epochs"], steps,
-                         device, ckpt_path, {"algo": algo_name, "seed": seed, "hp": hp, "space": space.kw,
+                         device, ckpt_path, {"algo": algo_name, "seed": seed, "hp": given, "space": space.kw,
                                              "n_train": len(data.x_train), **penalty_identity(arch_penalty)},
                          on_step=on_step, on_epoch=on_epoch)
 

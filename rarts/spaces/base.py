@@ -6,21 +6,17 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 
 import numpy as np
+import torch
 import torch.nn.functional as F
 
 
 class SearchSpace(ABC):
     """A space has a `name`, `arch_names` (one per architecture tensor), `kw` (what rebuilds it: its
-    checkpoint fingerprint), the abstract methods below (a space lacking one fails when it is
-    built) and the defaults after them."""
+    checkpoint fingerprint) and the three abstract methods a search needs (a space lacking one fails
+    when it is built); the rest have defaults, which the pipeline's spaces override."""
 
     name, arch_names = "", ()
     op_names: tuple[str, ...] = ()  # the operations along each edge's α (what the history plots)
-
-    @classmethod
-    @abstractmethod
-    def from_settings(cls, hp: dict, num_classes: int) -> "SearchSpace":
-        """The space of a config section."""
 
     @abstractmethod
     def build_network(self):
@@ -34,17 +30,34 @@ class SearchSpace(ABC):
     def derive(self, arch):
         """The genotype the architecture says (with `to_json()` and `brief()`)."""
 
-    @abstractmethod
+    @classmethod
+    def from_settings(cls, hp: dict, num_classes: int) -> "SearchSpace":
+        """The space of a config section (how the pipeline builds it; a library search builds its own)."""
+        raise NotImplementedError(f"{cls.__name__} cannot be built from a config section: give it a "
+                                  "from_settings(hp, num_classes) to run it from the pipeline")
+
     def random_genotype(self, rng: np.random.Generator):
-        """A genotype drawn at random (the random baseline)."""
+        """A genotype drawn at random (the random baseline): by default the one that α drawn from a
+        standard normal derives."""
+        arch = [torch.from_numpy(rng.standard_normal(tuple(a.shape))).float() for a in self.init_arch()]
+        return self.derive(arch)
 
-    @abstractmethod
     def summarize(self, genotype) -> dict:
-        """A genotype's headline numbers (its search's meta)."""
+        """A genotype's headline numbers (its search's meta); none by default."""
+        return {}
 
-    @abstractmethod
     def draw(self, genotype, path, title: str) -> None:
-        """The genotype as a figure, through `rarts.figures`."""
+        """The genotype as a figure: by default its `brief()` as text."""
+        import matplotlib.pyplot as plt
+
+        from rarts.io import save_figure
+
+        fig, ax = plt.subplots(figsize=(6, 1.6))
+        ax.axis("off")
+        ax.set_title(title, fontsize=10)
+        ax.text(0.02, 0.5, str(genotype.brief()), fontsize=9, va="center", family="monospace", wrap=True)
+        save_figure(fig, path)
+        plt.close(fig)
 
     def edge_names(self) -> list[str]:
         """A label per row of an α tensor ("j→i": node j feeds node i); none for other spaces."""
