@@ -44,19 +44,26 @@ $(STAMP): pyproject.toml $(TORCH_STAMP)
 CONFIG ?=      # your own config files, overlaid on the profile's: `make quick CONFIG=mine.yaml`
 MEM_MB ?= 20000   # what local jobs may hold at once (each rule declares its mem_mb)
 
+# Your CONFIG files, checked first: a missing or malformed one named with its line (Snakemake would
+# give a traceback, or "not valid JSON or YAML" without the file)
+CHECK_CONFIG = $(if $(strip $(CONFIG)),$(BIN)/rarts check-config $(CONFIG),true)
+
 # One `--configfile` after the targets takes every file: a second flag would replace the first
 quick: $(STAMP)
+	$(CHECK_CONFIG)
 	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) $(TARGETS) --configfile config/quick.yaml $(CONFIG)
 
 # The paper config at paper size on synthetic data, a few steps of two epochs a run (config/rehearsal.yaml);
 # its report: results/rehearsal/report.md
 rehearsal: $(STAMP)
+	$(CHECK_CONFIG)
 	$(BIN)/snakemake --cores $(CORES) --resources=mem_mb=$(MEM_MB) $(SMK_FLAGS) $(TARGETS) \
 		--configfile config/rehearsal.yaml $(CONFIG)
 
 # The downloads (CIFAR-10/100, MD5-checked), where the network is: on a cluster's login node before
 # submitting (a SLURM run would also do it there, on the submit host, never in a compute job)
 data: $(STAMP)
+	$(CHECK_CONFIG)
 	$(BIN)/snakemake --cores $(CORES) $(SMK_FLAGS) results/data/cifar10/ready.json results/data/cifar100/ready.json \
 		--configfile config/config.yaml $(CONFIG)
 
@@ -68,6 +75,7 @@ paper-dry: $(STAMP)
 # `-p cpu -t 7-00:00:00` (the longest your CPU partition allows); its log: results/logs/controller-<id>.log
 CONTROLLER_FLAGS ?=
 controller: $(STAMP)
+	$(CHECK_CONFIG)
 	mkdir -p results/logs
 	sbatch $(CONTROLLER_FLAGS) workflow/scripts/controller.sh $(TARGETS) --configfile config/config.yaml $(CONFIG)
 

@@ -332,6 +332,10 @@ def add_tool_commands(sub) -> None:
     rr.add_argument("--md", required=True)
     rr.set_defaults(func=call("rarts.rehearsal:report_main"))
 
+    cc = sub.add_parser("check-config", help="say in one line what is wrong with config overlays (before Snakemake reads them)")
+    cc.add_argument("files", nargs="+", help="YAML overlays, as given to --configfile")
+    cc.set_defaults(func=call("rarts.config:check_overlays_main", "files"))
+
     mv = sub.add_parser("mlflow-relocate", help="after moving results/: point its MLflow store at its artifacts again")
     mv.add_argument("results", nargs="?", default="results", help="the moved results folder (default: results)")
     mv.set_defaults(func=call("rarts.tracking:relocate_main", "results"))
@@ -406,7 +410,7 @@ def main(argv=None) -> None:
         set_determinism(args.deterministic)
 
     usage = None
-    if args.command not in ("plan", "toy", "params", "rehearsal-report", "mlflow-relocate"):  # what the rules run
+    if args.command not in ("plan", "toy", "params", "rehearsal-report", "mlflow-relocate", "check-config"):  # what the rules run
         from rarts.usage import for_this_job
 
         usage = for_this_job()

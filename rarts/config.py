@@ -57,3 +57,32 @@ def schema_problem(config: dict, schema: dict) -> str | None:
         return "\n".join(lines)
     message = error.message if len(error.message) < 300 else error.message[:300] + " …"
     return f"{where}: {message}"
+
+
+def check_overlay(path) -> dict:
+    """A config overlay as Snakemake's `--configfile` would read it, or InputError naming the file and,
+    for broken YAML, the line and column (Snakemake says only "not valid JSON or YAML")."""
+    from pathlib import Path
+
+    import yaml
+
+    from rarts.errors import InputError, MissingFile
+
+    path = Path(path)
+    if not path.is_file():
+        raise MissingFile(f"{path}: no such config file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise InputError(f"{path}, line {mark.line + 1}, column {mark.column + 1}: not valid YAML ({exc.problem})") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise InputError(f"{path}: cannot be read as YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config file holds keys and values (a YAML mapping), not {type(data).__name__}")
+    return data
+
+
+def check_overlays_main(paths) -> None:
+    for path in paths:
+        check_overlay(path)

@@ -7,6 +7,7 @@ import subprocess
 
 import pytest
 
+from conftest import REPO
 from test_search_loop import _search_cmd, standin_split  # noqa: F401 (a fixture)
 
 GENOTYPE = {"normal": [["sep_conv_3x3", 0]] * 8, "normal_concat": [2, 3, 4, 5],
@@ -84,3 +85,19 @@ def test_plan_of_an_unknown_target_gives_snakemakes_cause(cli_env):
                           text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "No rule to produce results/nothing.csv" in proc.stderr, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("text,says", [
+    (None, "no such config file"),
+    ("search:\n  darts: [1,\n", "line 3, column 1: not valid YAML"),
+    ("search:\n\tdarts: 1\n", "line 2, column 1: not valid YAML"),
+    ("- 1\n- 2\n", "a YAML mapping"),
+])
+def test_a_bad_config_overlay_is_one_line_with_its_line(tmp_path, cli_env, text, says):
+    """What `make quick CONFIG=…` checks before Snakemake reads the overlay."""
+    path = tmp_path / "mine.yaml"
+    if text is not None:
+        path.write_text(text)
+    proc = subprocess.run(["rarts", "check-config", "config/quick.yaml", str(path)], env=cli_env,
+                          capture_output=True, text=True, cwd=REPO)
+    one_line(proc, "mine.yaml", says)

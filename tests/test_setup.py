@@ -63,3 +63,11 @@ def test_the_controller_target_submits_its_script_with_the_users_flags_and_confi
     line = [x for x in out.splitlines() if x.startswith("sbatch")][0].split()
     assert line[:6] == ["sbatch", "-p", "cpu", "-t", "7-00:00:00", "workflow/scripts/controller.sh"], line
     assert line[6:] == ["all", "--configfile", "config/config.yaml", "site.yaml"], line
+
+
+@pytest.mark.parametrize("target", ["quick", "rehearsal", "data", "controller"])
+def test_a_users_config_is_checked_before_snakemake_reads_it(project, target):
+    out = make_n(project, target, "CONFIG=site.yaml").splitlines()
+    check = next(i for i, line in enumerate(out) if "rarts check-config site.yaml" in line)
+    run = next(i for i, line in enumerate(out) if "snakemake" in line or line.startswith("sbatch"))
+    assert check < run, out
