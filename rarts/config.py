@@ -1,8 +1,16 @@
-"""Checks of a run's config beyond its JSON schema (the Snakefile runs them after validation)."""
+"""Checks of a run's config: its overlays as files, its schema in a few lines (the nearest key for a typo),
+and what a JSON schema cannot say (no NaN or infinity). No torch: the Snakefile reads it."""
 
 from __future__ import annotations
 
+import difflib
 import math
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+from rarts.errors import InputError, MissingFile
 
 
 def check_finite(node, key: str = "config") -> None:
@@ -38,10 +46,6 @@ def schema_problem(config: dict, schema: dict) -> str | None:
     """The config's first violation of its JSON schema in a line or a few: the key's place, what is
     wrong, and for an unknown key the nearest valid ones; None when the config is valid. (Snakemake's
     own message prints the whole config after the cause.)"""
-    import difflib
-
-    import jsonschema
-
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is None:
@@ -62,12 +66,6 @@ def schema_problem(config: dict, schema: dict) -> str | None:
 def check_overlay(path) -> dict:
     """A config overlay as Snakemake's `--configfile` would read it, or InputError naming the file and,
     for broken YAML, the line and column (Snakemake says only "not valid JSON or YAML")."""
-    from pathlib import Path
-
-    import yaml
-
-    from rarts.errors import InputError, MissingFile
-
     path = Path(path)
     if not path.is_file():
         raise MissingFile(f"{path}: no such config file")
