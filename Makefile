@@ -84,10 +84,11 @@ controller: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
 
-# two workers (pytest-xdist): many tests wait on subprocesses, SLURM or a server. A module's tests stay
-# on one worker (loadfile), so a module-wide cluster or server is brought up once (xdist_group does not
-# group under pytest 9: xdist 3.8 renames items through an attribute pytest 9 no longer reads)
-PYTEST := $(BIN)/python -m pytest -q -n 2 --dist loadfile
+# three workers (pytest-xdist) on two cores: many tests wait on subprocesses, SLURM (whose fault tests
+# are paced, mostly asleep) or a server. A module's tests stay on one worker (loadfile), so a
+# module-wide cluster or server is brought up once (xdist_group does not group under pytest 9: xdist
+# 3.8 renames items through an attribute pytest 9 no longer reads)
+PYTEST := $(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=15
 
 test: $(STAMP)
 	$(PYTEST)

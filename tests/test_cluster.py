@@ -15,7 +15,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -259,12 +261,13 @@ def linuxproc(slurm, tmp_path):
         yield slurm
         return
     slurm.stop()
-    other = LocalSlurm(tmp_path / "linuxproc-slurm", "linuxproc")
-    (tmp_path / "linuxproc-slurm").mkdir()
+    # a short folder: slurmstepd's sockets live in its spool, and a Unix socket's path holds 108 bytes
+    other = LocalSlurm(Path(tempfile.mkdtemp(prefix="rarts-slurm-")), "linuxproc")
     try:
         yield other.start()
     finally:
         other.stop()
+        shutil.rmtree(other.tmp, ignore_errors=True)
         slurm.start()
 
 
@@ -303,8 +306,9 @@ def test_a_killed_controllers_rerun_takes_over_its_running_job(slurm, tmp_path, 
     resubmits the job, whose copy asks the orphaned one to checkpoint and stop, and resumes from its
     step. No retry is spent (spare_retries 0) and no step is done twice."""
     wd = scratch(tmp_path, training(spare_retries=0))
-    first = start_training(wd, cli_env)
-    into_the_second_epoch(first, wd)
+    first = start_training(wd, cli_env, 3.5)  # 24 steps: the orphan still trains when its copy starts
+    wait_for(first, "the training", lambda: (wd / TRAIN_LOG).exists() and _running_job_ids())
+    time.sleep(3 * PACE)
     orphan = _running_job_ids()
     first.kill()
     first.communicate()
