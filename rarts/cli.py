@@ -420,6 +420,10 @@ def main(argv=None) -> None:
         status = "ok"
     except USER_ERRORS as exc:
         sys.exit(f"rarts {args.command}: {exc}")
+    except OSError as exc:  # a file named on the command line (or in a spec) missing or unreadable
+        if exc.filename is None:
+            raise
+        sys.exit(f"rarts {args.command}: {exc.filename}: {exc.strerror}")
     finally:
         if args.command in JOBS and os.environ.get("LOCAL_RANK", "0") == "0":
             from rarts import gpu_pool

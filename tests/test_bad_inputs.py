@@ -101,3 +101,10 @@ def test_a_bad_config_overlay_is_one_line_with_its_line(tmp_path, cli_env, text,
     proc = subprocess.run(["rarts", "check-config", "config/quick.yaml", str(path)], env=cli_env,
                           capture_output=True, text=True, cwd=REPO)
     one_line(proc, "mine.yaml", says)
+
+
+def test_a_missing_input_of_a_table_command_is_one_line(tmp_path, cli_env):
+    proc = subprocess.run(["rarts", "reproduction", "--spec", "{}", "--inputs", str(tmp_path / "table1.csv"),
+                           "--csv", str(tmp_path / "r.csv"), "--md", str(tmp_path / "r.md")],
+                          env=cli_env, capture_output=True, text=True)
+    one_line(proc, "table1.csv", "No such file or directory")
