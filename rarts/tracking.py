@@ -59,13 +59,14 @@ def job_devices(search_runs) -> str:
     return "; ".join(sorted(devices)) or "none recorded"
 
 
-# MLflow 3's UI opens an experiment without this tag in its GenAI view (traces, evaluation runs)
+# The experiment's kind for MLflow 3 (model training, not GenAI). Its UI still starts in the GenAI view
+# until the user picks "Model training" (kept per browser) or a link says ?workflowType=machine_learning
 KIND_TAG, TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def _experiment_id(client, name: str, artifact_root: str | None = None) -> str:
     """The experiment's id, creating it if needed (a concurrent job may create it first), marked as
-    model-training work (an experiment made before the mark included) so the UI opens it on its runs."""
+    model-training work (an experiment made before the mark included)."""
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
@@ -270,7 +271,9 @@ def log_reproduction(spec: dict, config: dict, artifacts, search_runs, out, job_
     client.set_terminated(pid)
     result = {"tracking_uri": uri, "experiment": spec["experiment"], "experiment_id": exp_id,
               "run_id": pid, "artifact_uri": client.get_run(pid).info.artifact_uri,
-              "search_runs": len(search_runs), "job_runs": len(job_runs)}
+              "search_runs": len(search_runs), "job_runs": len(job_runs),
+              # where `mlflow ui` shows it, in its model-training view (after the server's address)
+              "ui_path": f"/#/experiments/{exp_id}/runs/{pid}?workflowType=machine_learning"}
     write_json(out, result)
     return result
 

@@ -55,9 +55,9 @@ def test_verdicts_on_tables_built_from_known_numbers(tmp_path):
 
     page = publish_parts((tmp_path / "r.rst").read_text(), writer_name="html",
                          settings_overrides={"report_level": 2, "halt_level": 2})["html_body"]
-    assert "The paper&#x27;s claims" in page or "The paper's claims" in page
-    assert "<table" in page and "cifar10 · RARTS" in page and "<th class=\"head\">paper</th>" in page
-    assert "0.441" in page and "0.440959" not in page  # rounded as in reproduction.md
+    assert page.count("<table") == 2  # the verdicts counted per table, and the claims
+    assert "<td>table1</td>" in page and "<td>table4</td>" in page and "fewer skip connections" in page
+    assert len((tmp_path / "r.rst").read_text().splitlines()) < 40  # it fits the report's first screen
     assert got["RARTS"] == "agrees"  # 2.70 ± 0.05 (n 3) vs 2.65 ± 0.07 (n 5)
     assert got["DARTS-2"] == "disagrees (the paper's n not stated: its std taken as one run's)"  # 3.35 vs 2.76 ± 0.09
     assert got["DARTS-2 (published DARTS_V2 cell, retrained)"] == "agrees (ours n = 1)"  # 2.9 vs 2.76 ± 0.09

@@ -47,6 +47,7 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table), str(verdicts)],
                                     [str(run_dir)], out, [str(job), str(latency), str(scores)])
     assert json.loads(out.read_text())["run_id"] == res["run_id"]
+    assert res["ui_path"] == f"/#/experiments/{res['experiment_id']}/runs/{res['run_id']}?workflowType=machine_learning"
     assert res["tracking_uri"] == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
 
     client = MlflowClient(res["tracking_uri"])
