@@ -7,6 +7,7 @@ need (the API's defaults, hp='12' and a random seed, silently give other numbers
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from rarts.names import CIFAR_CLASSES, chance_error
@@ -50,10 +51,12 @@ def lookup_main(dataset: str, benchmark, run_dirs, out) -> list[dict]:
     rows = []
     for d in map(Path, run_dirs):
         g = read_json(d / "genotype.json")
+        started = time.time()
+        found = lookup(api, g["arch"], dataset)
         rows.append({"algorithm": g["meta"]["algorithm"], "seed": g["meta"]["seed"], "dataset": dataset,
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "nats-bench",
-                     "chance_error": chance_error(CIFAR_CLASSES[dataset]),
-                     **lookup(api, g["arch"], dataset)})
+                     "chance_error": chance_error(CIFAR_CLASSES[dataset]), **found,
+                     "started": started, "ended": time.time()})  # when (MLflow's run of this cell)
     write_json(out, rows)
     return rows
 
@@ -73,6 +76,7 @@ def local_train_main(dataset: str, spec: dict, run_dirs, out, ckpt_dir) -> list[
                      "arch": g["arch"], "skip_ratio": g["meta"]["skip_ratio"], "source": "local-train",
                      "index": None, "test_error": m["test_error"], "params_M": m["params_M"],
                      "flops_M": None, "hp": f"{spec['hp']['epochs']} local epochs",
-                     "chance_error": chance_error(m["history"][-1]["classes"])})
+                     "chance_error": chance_error(m["history"][-1]["classes"]),
+                     "started": m.get("started"), "ended": m.get("ended")})
     write_json(out, rows)
     return rows

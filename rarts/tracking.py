@@ -185,13 +185,14 @@ def _log_latency_run(client, experiment_id: str, parent_id: str, path: Path) -> 
 
 def _log_score_runs(client, experiment_id: str, parent_id: str, path: Path) -> None:
     """Table 4's lookups (results/nats/<dataset>/scores.json): a run per searched cell, scored in one job
-    (the file records no times: the run's are the logging's)."""
+    (each cell's lookup or brief training has its own start and end)."""
     for r in read_json(path):
         _nested_run(client, experiment_id, parent_id, f"table4-{r['dataset']}-{r['algorithm']}-seed{r['seed']}",
                     {"kind": "lookup", "table": "table4", "row": f"{r['dataset']} · {r['algorithm']}",
                      "method": r["algorithm"], "seed": r["seed"], "data": data_kind(r), "source": r.get("source", "")},
                     {"arch": r.get("arch", ""), "hp": r.get("hp", "")},
-                    {k: r.get(k) for k in ("test_error", "skip_ratio", "params_M", "flops_M")})
+                    {k: r.get(k) for k in ("test_error", "skip_ratio", "params_M", "flops_M")},
+                    started=r.get("started"), ended=r.get("ended"))
 
 
 def metric_name(*parts: str) -> str:

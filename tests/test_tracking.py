@@ -43,7 +43,7 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     scores.parent.mkdir(parents=True)
     scores.write_text(json.dumps([{"algorithm": "rarts", "seed": 0, "dataset": "cifar10", "arch": "|x~0|",
                                    "skip_ratio": 0.0, "source": "local-train", "test_error": 33.4, "params_M": 0.04,
-                                   "flops_M": None, "standin": True}]))
+                                   "flops_M": None, "standin": True, "started": 1.7e9, "ended": 1.7e9 + 30}]))
     res = tracking.log_reproduction(spec, {"search": {"darts": {"epochs": 2}}}, [str(table), str(verdicts)],
                                     [str(run_dir)], out, [str(job), str(latency), str(scores)])
     assert json.loads(out.read_text())["run_id"] == res["run_id"]
@@ -78,6 +78,7 @@ def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
     assert timed.data.metrics["final/latency_ms"] == 4.2 and timed.info.end_time - timed.info.start_time == 5000
     looked_up = client.search_runs([res["experiment_id"]], "tags.kind = 'lookup'")[0]
     assert looked_up.data.tags["row"] == "cifar10 · rarts" and looked_up.data.metrics["final/test_error"] == 33.4
+    assert looked_up.info.end_time - looked_up.info.start_time == 30_000  # the cell's own scoring
     assert "final/flops_M" not in looked_up.data.metrics  # unknown stays unlogged
     headline = client.get_run(res["run_id"]).data.metrics
     assert headline["table5/cifar10 _ RARTS-40_/ours"] == 7.5 and headline["table5/cifar10 _ RARTS-40_/paper"] == 5.96

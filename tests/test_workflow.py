@@ -196,6 +196,7 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     measured = [c for c in children if c.data.tags["kind"] in ("latency", "lookup")]  # Tables 2 and 4
     assert len(searches) == 8 + 8 + 2 + 3 and len(children) == len(searches) + len(trainings) + len(measured)
     assert {c.data.tags["table"] for c in measured} == {"table2", "table4"}
+    assert all(c.info.end_time - c.info.start_time > 100 for c in measured)  # each its own real times
     for child in searches:  # what each held, and its real start and end (not when it was logged)
         assert child.data.params["gpus"] in ("0", "1"), child.info.run_name
         assert child.info.end_time - child.info.start_time > 500, child.info.run_name
