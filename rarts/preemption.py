@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 EVERY_S = 30  # well inside squeue's memory of an ended job (MinJobAge, 300 s by default)
@@ -52,10 +53,10 @@ def requeue_preempted(workdir) -> list[str]:
 def watch(workdir=None, every_s: float = EVERY_S) -> threading.Thread:
     """Requeue `workdir`'s preempted jobs every `every_s` seconds while this process lives."""
     workdir = workdir or os.getcwd()
-    stop = threading.Event()
 
     def loop():
-        while not stop.wait(every_s):
+        while True:
+            time.sleep(every_s)
             try:
                 requeue_preempted(workdir)
             except (OSError, subprocess.SubprocessError):  # a slow or restarting slurmctld: the next round

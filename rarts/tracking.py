@@ -96,7 +96,7 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
     rid = run.info.run_id
     client.log_batch(rid, params=_params({"algorithm": hist["algorithm"], "seed": hist["seed"],
                                           "dataset": hist["dataset"], "standin": hist["standin"],
-                                          **({"gpus": ",".join(map(str, held["gpus"])) or "none"} if held else {})}))
+                                          **({"gpus": gpu_list(held["gpus"])} if held else {})}))
     from mlflow.entities import Metric
 
     metrics = []
@@ -109,8 +109,7 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
             for e, row in enumerate(weights):
                 for k, v in enumerate(row):
                     metrics.append(Metric(alpha_metric(cell, e, k, hist), float(v), 0, rec["epoch"]))
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(rid, metrics=metrics[i:i + 1000])
+    _log_metrics(client, rid, metrics)
     for name in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png"):
         if (run_dir / name).exists():
             client.log_artifact(rid, str(run_dir / name))
@@ -146,8 +145,7 @@ def _nested_run(client, experiment_id: str, parent_id: str, name: str, tags: dic
                for k in JOB_EPOCH_METRICS if isinstance(rec.get(k), (int, float))]
     metrics += [Metric(f"final/{k}", float(v), 0, len(history)) for k, v in finals.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(rid, metrics=metrics[i:i + 1000])
+    _log_metrics(client, rid, metrics)
     if artifact is not None:
         client.log_artifact(rid, str(artifact))
     client.set_terminated(rid, end_time=_ms(ended))
@@ -167,7 +165,7 @@ def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None
                 {"kind": "training", **place, "data": data_kind(m), "dataset": m.get("dataset", ""),
                  "device": m.get("device", "not recorded")},
                 {"net": m["net"] if isinstance(m.get("net"), str) else "width",
-                 "gpus": ",".join(map(str, m.get("gpus") or [])) or "none", **hp},
+                 "gpus": gpu_list(m.get("gpus")), **hp},
                 {k: m.get(k) for k in JOB_FINAL_METRICS}, m.get("history", []), m.get("started"), m.get("ended"), path)
 
 
@@ -179,7 +177,7 @@ def _log_latency_run(client, experiment_id: str, parent_id: str, path: Path) -> 
                 {"kind": "latency", "table": "table2", "row": setting, "method": "rarts", "seed": seed,
                  "data": data_kind(m), "device": m.get("device", "not recorded")},
                 {"batch_size": m.get("batch_size"), "resolution": m.get("resolution"),
-                 "gpus": ",".join(map(str, m.get("gpus") or [])) or "none"},
+                 "gpus": gpu_list(m.get("gpus"))},
                 {k: m.get(k) for k in ("latency_ms", "params_M")}, (), m.get("started"), m.get("ended"), path)
 
 
@@ -217,8 +215,7 @@ def _log_verdicts(client, pid: str, path: Path) -> None:
         metrics.append(Metric(metric_name("verdicts", verdict), float(n), 0, 0))
     claims = df[df.table == "claim"]
     metrics.append(Metric("verdicts/claims shown", float(claims.verdict.str.startswith("shown").sum()), 0, 0))
-    for i in range(0, len(metrics), 1000):
-        client.log_batch(pid, metrics=metrics[i:i + 1000])
+    _log_metrics(client, pid, metrics)
 
 
 def alpha_metric(cell: str, edge: int, op: int, hist: dict) -> str:
@@ -231,6 +228,16 @@ def alpha_metric(cell: str, edge: int, op: int, hist: dict) -> str:
         where += " " + edges[edge].replace("₋₂", "-2").replace("₋₁", "-1").replace("→", " to ")
     what = ops[op] if op < len(ops) else f"op{op}"
     return f"alpha/{cell}/{where}/{what}"
+
+
+def _log_metrics(client, run_id: str, metrics: list) -> None:
+    for i in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics a batch
+        client.log_batch(run_id, metrics=metrics[i:i + 1000])
+
+
+def gpu_list(ids) -> str:
+    """The GPUs a job held, as a param: "0,1", or "none"."""
+    return ",".join(map(str, ids or [])) or "none"
 
 
 def _ms(epoch_s: float | None) -> int | None:
@@ -402,7 +409,7 @@ def run_live(loop, spec: dict, run_name: str, params: dict) -> list[dict]:
         return loop.run()
     from rarts import gpu_pool
 
-    held = ",".join(map(str, gpu_pool.record()["gpus"])) or "none"  # the GPUs this job holds (rarts.gpu_pool)
+    held = gpu_list(gpu_pool.record()["gpus"])  # the GPUs this job holds (rarts.gpu_pool)
     with LiveRun(spec, run_name, {**params, "gpus": held}) as live:
         loop.on_epoch = live.log
         return loop.run()
