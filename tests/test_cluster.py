@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -218,16 +219,44 @@ def into_the_second_epoch(proc, wd):
     time.sleep(3 * PACE)
 
 
-def resumed_mid_epoch(wd):
-    """The last attempt resumed inside an epoch: from a checkpoint after step 1..STEPS, before the
-    epoch's evaluation, which only the SIGTERM stop writes (an epoch's own checkpoint is at step 0, and
-    a SIGKILL writes none). The attempt that stopped wrote the same log, which the retry replaced."""
-    text = (wd / TRAIN_LOG).read_text()
-    resumes = re.findall(r"resumed from \S+ at epoch (\d+), step (\d+)", text)
-    assert resumes, f"the last attempt did not resume:\n{text[-3000:]}"
-    epoch, step = map(int, resumes[-1])
-    assert 0 < step <= STEPS, (epoch, step, text[-3000:])
-    return epoch, step
+RESUMED = re.compile(r"resumed from \S+ at epoch (\d+), step (\d+)")
+
+
+class Resumes(threading.Thread):
+    """Every attempt's resume line, read from the training's log while the run goes: each retry rewrites
+    the log, and how many attempts a time limit makes depends on the host's speed."""
+
+    def __init__(self, wd):
+        super().__init__(daemon=True)
+        self.log, self.seen, self.done = wd / TRAIN_LOG, [], threading.Event()
+        self.start()
+
+    def run(self):
+        while not self.done.wait(0.2):
+            self._read()
+
+    def _read(self):
+        try:
+            text = self.log.read_text()
+        except OSError:
+            return
+        for found in RESUMED.findall(text):
+            if found not in self.seen:
+                self.seen.append(found)
+
+    def stop(self) -> list[tuple[int, int]]:
+        self.done.set()
+        self.join()
+        self._read()
+        return [(int(epoch), int(step)) for epoch, step in self.seen]
+
+
+def resumed_mid_epoch(resumes: Resumes):
+    """An attempt resumed inside an epoch: from a checkpoint after step 1..STEPS, before the epoch's
+    evaluation, which only the SIGTERM stop writes (an epoch's own checkpoint is at step 0, and a
+    SIGKILL writes none)."""
+    seen = resumes.stop()
+    assert any(0 < step <= STEPS for _, step in seen), (seen, resumes.log.read_text()[-3000:])
 
 
 def test_a_time_limit_mid_epoch_checkpoints_and_the_retry_resumes_there(slurm, tmp_path, cli_env, reference):
@@ -235,20 +264,22 @@ def test_a_time_limit_mid_epoch_checkpoints_and_the_retry_resumes_there(slurm, t
     training through the job step (under proctrack/cgroup only the step's task gets it), the training
     checkpoints after its step in flight, and the retry resumes from that step."""
     wd = scratch(tmp_path, training(max_runtime_min=1, min_runtime_min=1, spare_retries=3))
+    resumes = Resumes(wd)
     proc = start_training(wd, cli_env, 4)  # 24 steps of 4 s: the first job's limit falls inside the run
     out = finish(proc, timeout=900)
     assert "TIMEOUT" in out, out[-3000:]
-    resumed_mid_epoch(wd)
+    resumed_mid_epoch(resumes)
     same_history(wd, reference, out)
 
 
 def test_a_scancelled_training_checkpoints_mid_epoch_and_resumes(slurm, tmp_path, cli_env, reference):
     wd = scratch(tmp_path, training(spare_retries=1))
+    resumes = Resumes(wd)
     proc = start_training(wd, cli_env)
     into_the_second_epoch(proc, wd)
     subprocess.run(["scancel", *_running_job_ids()], check=True)
     out = finish(proc)
-    resumed_mid_epoch(wd)
+    resumed_mid_epoch(resumes)
     same_history(wd, reference, out)
 
 
@@ -288,12 +319,13 @@ def test_a_preempted_training_resumes_and_the_run_never_hangs(slurm, tmp_path, c
     No retry is spent (spare_retries 0): the same SLURM job runs again and resumes."""
     # under `device: cpu` the training is a CPU job: both kinds go to the partition under test
     wd = scratch(tmp_path, training(gpu_partition=partition, cpu_partition=partition, spare_retries=0))
+    resumes = Resumes(wd)
     proc = start_training(wd, cli_env)
     into_the_second_epoch(proc, wd)
     jobs = _running_job_ids()
     preempt()
     out = finish(proc, timeout=600)
-    resumed_mid_epoch(wd)
+    resumed_mid_epoch(resumes)
     same_history(wd, reference, out)
     states = subprocess.run(["scontrol", "show", "job", jobs[0]], capture_output=True, text=True).stdout
     assert "Restarts=1" in states, states  # the same job, requeued once
@@ -306,6 +338,7 @@ def test_a_killed_controllers_rerun_takes_over_its_running_job(slurm, tmp_path, 
     resubmits the job, whose copy asks the orphaned one to checkpoint and stop, and resumes from its
     step. No retry is spent (spare_retries 0) and no step is done twice."""
     wd = scratch(tmp_path, training(spare_retries=0))
+    resumes = Resumes(wd)
     first = start_training(wd, cli_env, 3.5)  # 24 steps: the orphan still trains when its copy starts
     wait_for(first, "the training", lambda: (wd / TRAIN_LOG).exists() and _running_job_ids())
     time.sleep(3 * PACE)
@@ -315,7 +348,7 @@ def test_a_killed_controllers_rerun_takes_over_its_running_job(slurm, tmp_path, 
     assert _running_job_ids() == orphan  # the job outlives its controller
     out = finish(start_training(wd, cli_env), timeout=600)
     assert "removed the lock" in out  # no --unlock needed
-    resumed_mid_epoch(wd)
+    resumed_mid_epoch(resumes)
     assert "took the checkpoint over" in (wd / TRAIN_LOG).read_text()
     same_history(wd, reference, out)
 
@@ -330,6 +363,7 @@ def test_the_controller_job_requeues_itself_and_finishes_the_run(slurm, tmp_path
     its limit, it requeues itself while the training runs on; its next start submits the training
     anew, which takes the running one over and resumes from its step; the run ends identical."""
     wd = scratch(tmp_path, training(spare_retries=0))
+    resumes = Resumes(wd)
     (wd / "results" / "logs").mkdir(parents=True)
     env = {k: v for k, v in cli_env.items() if not k.startswith(("SBATCH_", "SLURM_"))}
     env["RARTS_STEP_SLEEP_S"] = "4"  # 24 steps: the training outlives the controller's first start
@@ -344,7 +378,7 @@ def test_the_controller_job_requeues_itself_and_finishes_the_run(slurm, tmp_path
     state = job_state(job)
     assert state["JobState"] == "COMPLETED" and int(state["Restarts"]) >= 1, (state, log[-4000:])
     assert "requeueing SLURM job" in log and "snakemake ended with status 0" in log
-    resumed_mid_epoch(wd)
+    resumed_mid_epoch(resumes)
     same_history(wd, reference, log)
 
 
