@@ -26,7 +26,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 setup: $(STAMP)
 
 # torch/torchvision are installed first, by exact version, so no resolver can pull another build; a
-# stamp per build, so a new choice reinstalls them (pyproject's ==2.14.1 matches every local build).
+# stamp per build, so a new choice reinstalls them (constraints.txt's ==2.14.1 matches every local build).
 TORCH_STAMP := $(VENV)/.torch-$(if $(INDEX),$(subst :,_,$(subst /,_,$(INDEX))),registry)
 
 $(TORCH_STAMP):
@@ -37,8 +37,8 @@ $(TORCH_STAMP):
 	$(BIN)/python -m pip install -q torch==2.14.1 torchvision==0.29.1 $(if $(INDEX),--extra-index-url $(INDEX))
 	rm -f $(VENV)/.torch-* && echo $(or $(INDEX),registry) > $(TORCH_CHOICE) && touch $@
 
-$(STAMP): pyproject.toml $(TORCH_STAMP)
-	$(BIN)/python -m pip install -q -e '.[test]'
+$(STAMP): pyproject.toml constraints.txt $(TORCH_STAMP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 CONFIG ?=      # your own config files, overlaid on the profile's: `make quick CONFIG=mine.yaml`

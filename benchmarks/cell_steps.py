@@ -2,7 +2,7 @@
 """How well the step table prices a searched cell: the measured training step of the CIFAR (or
 ImageNet) network with DARTS_V1 and random cells against `rarts plan`'s price for them, the table's
 DARTS_V2 step plus the difference of the cells' edges (`make gpu-check`'s edge table,
-`rarts.costs.StepTable.cell_factor`). DARTS_V2's step is timed first and last: the gap between the two
+`rarts.pipeline.costs.StepTable.cell_factor`). DARTS_V2's step is timed first and last: the gap between the two
 is the host's own drift over the run.
 
     python benchmarks/cell_steps.py --net cifar --cells 3     # paper size on the CPU: about 3 minutes
@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gpu_check  # noqa: E402
-from rarts.costs import StepTable  # noqa: E402
-from rarts.io import write_json, write_text  # noqa: E402
+from rarts.pipeline.costs import StepTable  # noqa: E402
+from rarts.pipeline.io import write_json, write_text  # noqa: E402
 from rarts.models.genotypes import DARTS_V1, DARTS_V2, random_genotype  # noqa: E402
 
 

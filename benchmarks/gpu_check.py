@@ -44,8 +44,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import search_step  # noqa: E402
-from rarts import gpu_pool  # noqa: E402
-from rarts.io import write_json, write_text  # noqa: E402
+from rarts.pipeline import gpu_pool  # noqa: E402
+from rarts.pipeline.io import write_json, write_text  # noqa: E402
 
 # network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
 NETWORKS = {
@@ -195,7 +195,7 @@ def network_trainer(name, size_name, device, hp, ckpt_dir, dist=None, cell="DART
     epochs; its masks cost the same at any above 0.)"""
     from rarts.models import build_network, load_arch
     from rarts.models.nats import NatsCell
-    from rarts.runtime import Dist
+    from rarts.core.distributed import Dist
     from rarts.train.trainer import Trainer
 
     dist = dist or Dist()
@@ -270,7 +270,7 @@ def edge_shapes(net, res, device) -> dict:
 def edge_steps(size_name, device, steps, warmup, config, networks=GENOTYPE_NETWORKS) -> list[dict]:
     """Seconds of each DARTS operation on one edge (forward, backward, drop path as the cells train), summed
     over the cells of each edge kind, for each network that trains a searched cell: a genotype's step is
-    the table's cell's step plus its edges' difference (`rarts.costs.StepTable.train_step`)."""
+    the table's cell's step plus its edges' difference (`rarts.pipeline.costs.StepTable.train_step`)."""
     from rarts.models import build_network, load_arch
     from rarts.models.darts_eval import drop_path
     from rarts.models.darts_ops import OPS, PRIMITIVES, Identity
@@ -391,7 +391,7 @@ def repeat_search_check(device, deterministic=False) -> dict:
     """A tiny RARTS search run twice from the same seed: identical α, or the largest difference
     (cuDNN's autotuned, non-deterministic kernels are the usual reason on a GPU; `deterministic` runs
     with the config's `deterministic: true` switch)."""
-    from rarts.runtime import set_determinism
+    from rarts.core.devices import set_determinism
 
     set_determinism(deterministic)
     from rarts.search.loop import SearchData, SearchLoop
@@ -501,7 +501,7 @@ def normalisation_peak(device) -> dict:
 def latency_timing(device) -> dict:
     """One candidate op at the search's shape timed as the latency table times it (CUDA events around
     groups of calls), beside a synchronize after every call: the sync's share of a small op."""
-    from rarts import latency
+    from rarts.measure import latency
     from rarts.models.darts_ops import OPS
 
     op = OPS["sep_conv_3x3"](16, 1, False).to(device).eval()

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gpu_check  # noqa: E402
-from rarts.io import write_json  # noqa: E402
-from rarts.runtime import end_distributed  # noqa: E402
+from rarts.pipeline.io import write_json  # noqa: E402
+from rarts.core.distributed import end_distributed  # noqa: E402
 from rarts.train.run import start_job  # noqa: E402
 
 

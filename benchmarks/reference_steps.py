@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Write the reference step table `rarts plan` and the SLURM wall times use before any measurement
-(rarts/data/reference_steps.json, in the layout `make gpu-check` writes).
+(rarts/pipeline/reference_step_times.json, in the layout `make gpu-check` writes).
 
 Derived from published costs, one GTX 1080 Ti (the paper's GPU):
 - DARTS-space search steps from the RARTS paper's Table 1, measured on the authors' machine: a
@@ -16,7 +16,7 @@ Derived from published costs, one GTX 1080 Ti (the paper's GPU):
   issue #80). Efficiency differs between networks and GPUs: measure with `make gpu-check` before
   trusting hours.
 
-    python benchmarks/reference_steps.py    # rewrites rarts/data/reference_steps.json
+    python benchmarks/reference_steps.py    # rewrites rarts/pipeline/reference_step_times.json
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rarts.io import write_json  # noqa: E402
+from rarts.pipeline.io import write_json  # noqa: E402
 from rarts.models import build_network, load_arch  # noqa: E402
-from rarts.names import PASSES  # noqa: E402
-from rarts.params import n_flops  # noqa: E402
+from rarts.pipeline.names import PASSES  # noqa: E402
+from rarts.models.params import n_flops  # noqa: E402
 
 SEARCH_GPU_DAYS = {"darts1": 0.7, "darts2": 3.1, "rarts": 1.1}  # RARTS paper, Table 1 (authors' 1080 Ti)
 EPOCHS, STEPS, BATCH = 50, 390, 64  # the DARTS search protocol: 25,000 images of D_t at batch 64
@@ -47,7 +47,7 @@ SOURCE = ("derived from published costs on one GTX 1080 Ti: the RARTS paper's se
 
 def search_step_s(days: float, passes: int) -> float:
     """Seconds a step, from a search's days: 50 epochs of 390 steps and one D_v pass an epoch (a
-    forward pass taken as a third of a pass, as `rarts.costs` counts it)."""
+    forward pass taken as a third of a pass, as `rarts.pipeline.costs` counts it)."""
     return days * 86400 / (EPOCHS * STEPS * (1 + 1 / (3 * passes)))
 
 
@@ -102,7 +102,7 @@ def main() -> dict:
                                "source": f"RARTS paper Table 1: {SEARCH_GPU_DAYS[a]} GPU-days a search" if a in SEARCH_GPU_DAYS
                                else "DARTS-1's step × 3/2 (passes)"} for a, t in steps.items()],
              "network_steps": rows}
-    write_json(Path(__file__).resolve().parents[1] / "rarts" / "data" / "reference_steps.json", table)
+    write_json(Path(__file__).resolve().parents[1] / "rarts" / "pipeline" / "reference_step_times.json", table)
     return table
 
 

@@ -288,7 +288,7 @@ def main(argv=None):
     print(meta)
     print(df.round(4).astype(object).where(df.notna(), "").to_string(index=False))
     if args.out:
-        from rarts.io import write_text
+        from rarts.pipeline.io import write_text
         write_text(args.out, meta + "\n" + df.to_csv(index=False))
     return df
 

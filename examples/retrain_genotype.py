@@ -12,9 +12,9 @@ import logging
 import torch
 from sklearn.datasets import load_digits
 
-from rarts.engine import evaluate
+from rarts.core.engine import evaluate
 from rarts.models import build_network, load_arch
-from rarts.runtime import Dist
+from rarts.core.distributed import Dist
 from rarts.train.sources import TensorSource, tensor_eval_batches
 from rarts.train.trainer import Trainer
 

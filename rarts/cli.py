@@ -1,134 +1,221 @@
 """`rarts` / `python -m rarts`: the one interface the pipeline rules call.
 
-Rules pass their slice of the (schema-validated) config as a JSON `--spec`; every output is
-written atomically. Heavy imports happen inside the subcommands.
+`COMMANDS` is every subcommand: the function it runs and whether a rule runs it; the arguments are
+`rarts.pipeline.commands`'. Rules pass their slice of the (schema-validated) config as a JSON `--spec`;
+every output is written atomically. Each function imports what it runs when it runs, so `--help`
+starts without torch.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import json
 import logging
-import math
 import os
-import re
+import shlex
 import sys
+from dataclasses import dataclass
+from typing import Callable
 
-from rarts import names
-
-
-def nonnegative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text}")
-    return value
+from rarts.pipeline import names
+from rarts.pipeline.commands import build_parser, workflow_argv
 
 
-def gpu_count(text: str):
-    return text if text == "auto" else nonnegative_int(text)
+# -- what each subcommand runs ------------------------------------------------------------
+def prepare_data(a) -> None:
+    from rarts.data.prepare import prepare_dataset
+
+    prepare_dataset(a.dataset, a.spec, a.out)
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def split(a) -> None:
+    from rarts.data.prepare import make_search_split
+
+    make_search_split(a.dataset, a.spec, a.out)
 
 
-def finite(text: str, low: float = -math.inf, low_inclusive: bool = True) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value < low or (value == low and not low_inclusive):
-        bound = "" if low == -math.inf else f" {'≥' if low_inclusive else '>'} {low:g}"
-        raise argparse.ArgumentTypeError(f"must be a finite number{bound}, got {text}")
-    return value
+def imagenet_r(a) -> None:
+    from rarts.data import imagenet_r
+    from rarts.pipeline.io import write_json
+
+    write_json(a.out, imagenet_r.materialise(a.spec, a.out_dir))
 
 
-def positive(text: str) -> float:
-    return finite(text, 0.0, low_inclusive=False)
+def search(a) -> None:
+    from rarts.search.run import search_main
+
+    search_main(a.space, a.algo, a.seed, a.spec, a.split, a.out_dir, a.ckpt)
 
 
-def nonnegative(text: str) -> float:
-    return finite(text, 0.0)
-
-
-def device_name(text: str) -> str:
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
-        raise argparse.ArgumentTypeError(f"unknown device {text!r}: use auto, cpu, cuda or cuda:N")
-    return text
-
-
-def _json_arg(text: str) -> dict:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--spec is not valid JSON: {exc}") from exc
-
-
-# -- subcommands --------------------------------------------------------------------------
-def call(target: str, *fields: str):
-    """A subcommand that imports `module:function` when run (heavy imports stay out of --help)
-    and calls it with the named arguments in order (with none named: the parsed arguments)."""
-    def run(args):
-        module, function = target.split(":")
-        values = [getattr(args, f) for f in fields] if fields else [args]
-        return getattr(importlib.import_module(module), function)(*values)
-    return run
-
-
-def cmd_toy(args) -> None:
-    from rarts import toy
-
-    res = toy.simulate(args.method, lam=args.lam, beta=args.beta, alpha0=args.alpha0, w0=args.w0,
-                       y0=args.y0, lr=args.lr, steps=args.steps)
-    final = res.final
-    if args.json:
-        print(json.dumps(final))
-    else:
-        print(", ".join(f"{k} = {v:.6f}" for k, v in final.items()))
-
-
-def cmd_params(args) -> None:
-    from rarts import params
-
-    print(params.count(args))
-
-
-def cmd_train(args) -> None:
+def train(a) -> None:
     from rarts.train import run
 
-    if args.gpus > 1 and "WORLD_SIZE" not in os.environ:
-        from rarts.runtime import resolve_device
+    if a.gpus > 1 and "WORLD_SIZE" not in os.environ:
+        from rarts.core.devices import resolve_device
 
-        resolve_device(args.spec.get("device", "auto"))  # a job given GPUs it cannot use stops here, once
-        run.relaunch_under_torchrun(args.gpus, sys.argv[1:])  # one process per GPU; does not return
-    run.train_main(args.net, args.genotype, args.name, args.spec, args.out_dir, args.ckpt)
-
-
-def cmd_imagenet_r(args) -> None:
-    from rarts.data import imagenet_r
-    from rarts.io import write_json
-
-    write_json(args.out, imagenet_r.materialise(args.spec, args.out_dir))
+        resolve_device(a.spec.get("device", "auto"))  # a job given GPUs it cannot use stops here, once
+        run.relaunch_under_torchrun(a.gpus, sys.argv[1:])  # one process per GPU; does not return
+    run.train_main(a.net, a.genotype, a.name, a.spec, a.out_dir, a.ckpt)
 
 
-def cmd_nats_score(args) -> None:
-    from rarts import nats_lookup
+def width_train(a) -> None:
+    from rarts.train.width import width_train_main
 
-    if args.benchmark:
-        nats_lookup.lookup_main(args.dataset, args.benchmark, args.runs, args.out)
+    width_train_main(a.name, a.spec, a.out_dir, a.ckpt, a.source, a.rule, a.value, a.like)
+
+
+def select_cell(a) -> None:
+    from rarts.train.transfer import select_cell
+
+    select_cell(a.rule, a.runs, a.cifar_metrics, a.out)
+
+
+def latency_table(a) -> None:
+    from rarts.measure.latency import latency_table_main
+
+    latency_table_main(a.spec, a.out)
+
+
+def model_latency(a) -> None:
+    from rarts.measure.latency import model_latency_main
+
+    model_latency_main(a.genotype, a.spec, a.out)
+
+
+def nats_score(a) -> None:
+    from rarts.measure import nats_lookup
+
+    if a.benchmark:
+        nats_lookup.lookup_main(a.dataset, a.benchmark, a.runs, a.out)
     else:
-        nats_lookup.local_train_main(args.dataset, args.spec, args.runs, args.out, args.ckpt_dir)
+        nats_lookup.local_train_main(a.dataset, a.spec, a.runs, a.out, a.ckpt_dir)
 
 
-def cmd_table(args) -> None:
-    from rarts import tables
+def fig1(a) -> None:
+    from rarts.report.figures.toy import make_fig1
 
-    tables.TABLES[args.table](args.spec, args.inputs, args.csv, args.md)
+    make_fig1(a.spec, a.png, a.pdf, a.csv)
 
 
-JOBS = ("search", "train", "width-train", "latency-table", "model-latency", "nats-score")  # those that train or time
-TIMING = ("latency-table", "model-latency")  # they hold their GPU alone: a shared one would time contention
+def table(a) -> None:
+    from rarts.report import tables
+
+    tables.TABLES[a.table](a.spec, a.inputs, a.csv, a.md)
+
+
+def reproduction(a) -> None:
+    from rarts.report.reproduction import reproduction_main
+
+    reproduction_main(a.spec, a.inputs, a.csv, a.md, a.rst)
+
+
+def fig2(a) -> None:
+    from rarts.report.figures.cells import make_fig2
+
+    make_fig2(a.runs, a.png, a.pdf, a.csv)
+
+
+def table_view(a) -> None:
+    from rarts.report.figures.tables import make_table_view
+
+    make_table_view(a.table, a.csv, a.md, a.png, a.pdf, a.html)
+
+
+def dynamics(a) -> None:
+    from rarts.report.figures.dynamics import make_dynamics
+
+    make_dynamics(a.history, a.png)
+
+
+def skip_figure(a) -> None:
+    from rarts.report.figures.dynamics import make_skip_comparison
+
+    make_skip_comparison(a.histories, a.png, a.pdf, a.title)
+
+
+def log_mlflow(a) -> None:
+    from rarts.report.tracking import log_reproduction
+
+    log_reproduction(a.spec, a.config, a.artifacts, a.search_runs, a.out, a.job_runs)
+
+
+def rehearsal_report(a) -> None:
+    from rarts.planning.rehearsal import report_main
+
+    report_main(a)
+
+
+def toy(a) -> None:
+    import json
+
+    from rarts.search import toy
+
+    final = toy.simulate(a.method, lam=a.lam, beta=a.beta, alpha0=a.alpha0, w0=a.w0, y0=a.y0, lr=a.lr,
+                         steps=a.steps).final
+    print(json.dumps(final) if a.json else ", ".join(f"{k} = {v:.6f}" for k, v in final.items()))
+
+
+def params(a) -> None:
+    from rarts.models import params
+
+    print(params.count(a))
+
+
+def plan(a) -> None:
+    from rarts.planning.plan import plan_main
+
+    plan_main(a)
+
+
+def check_config(a) -> None:
+    from rarts.pipeline.config import check_overlays_main
+
+    check_overlays_main(a.files)
+
+
+def mlflow_relocate(a) -> None:
+    from rarts.report.tracking import relocate_main
+
+    relocate_main(a.results)
+
+
+@dataclass(frozen=True)
+class Command:
+    run: Callable
+    rule: bool  # a workflow rule runs it: its peak memory is sampled beside its log (rarts.core.usage)
+    job: bool = False  # it trains or times: claims its GPUs first, may take a checkpoint over
+    alone: bool = False  # timing: it holds its GPU alone (a shared one would time contention)
+
+
+COMMANDS = {
+    # data
+    "prepare-data": Command(prepare_data, rule=True),
+    "split": Command(split, rule=True),
+    "imagenet-r": Command(imagenet_r, rule=True),
+    # jobs that search, train and time (each checkpoints and resumes)
+    "search": Command(search, rule=True, job=True),
+    "train": Command(train, rule=True, job=True),
+    "width-train": Command(width_train, rule=True, job=True),
+    "select-cell": Command(select_cell, rule=True),
+    "latency-table": Command(latency_table, rule=True, job=True, alone=True),
+    "model-latency": Command(model_latency, rule=True, job=True, alone=True),
+    "nats-score": Command(nats_score, rule=True, job=True),
+    # tables, figures, verdicts, MLflow
+    "fig1": Command(fig1, rule=True),
+    "table": Command(table, rule=True),
+    "reproduction": Command(reproduction, rule=True),
+    "fig2": Command(fig2, rule=True),
+    "table-view": Command(table_view, rule=True),
+    "dynamics": Command(dynamics, rule=True),
+    "skip-figure": Command(skip_figure, rule=True),
+    "log-mlflow": Command(log_mlflow, rule=True),
+    # the rehearsal's rule reads the others' samples, not its own
+    "rehearsal-report": Command(rehearsal_report, rule=False),
+    # for people
+    "toy": Command(toy, rule=False),
+    "params": Command(params, rule=False),
+    "plan": Command(plan, rule=False),
+    "check-config": Command(check_config, rule=False),
+    "mlflow-relocate": Command(mlflow_relocate, rule=False),
+}
 
 
 def gpus_wanted(args) -> int:
@@ -142,281 +229,46 @@ def gpus_wanted(args) -> int:
         return 0 if args.benchmark else 1  # a benchmark lookup trains nothing
     return 1  # width-train, latency-table, model-latency
 
-# -- parser --------------------------------------------------------------------------------
-def add_data_commands(sub) -> None:
-    """Data: prepare a dataset, write the search split, decode ImageNet-R."""
-    d = sub.add_parser("prepare-data", help="download/verify a dataset or write its stand-in")
-    d.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet", "nats-bench"], required=True)
-    d.add_argument("--spec", type=_json_arg, required=True)
-    d.add_argument("--out", required=True, help="a JSON summary of the prepared data")
-    d.set_defaults(func=call("rarts.data.prepare:prepare_dataset", "dataset", "spec", "out"))
-
-    s = sub.add_parser("split", help="write the D_t / D_v search split")
-    s.add_argument("--dataset", choices=["cifar10", "cifar100", "imagenet_r"], required=True)
-    s.add_argument("--spec", type=_json_arg, required=True)
-    s.add_argument("--out", required=True)
-    s.set_defaults(func=call("rarts.data.prepare:make_search_split", "dataset", "spec", "out"))
-
-    ir = sub.add_parser("imagenet-r", help="draw ImageNet-R's classes and decode them to tensors")
-    ir.add_argument("--spec", type=_json_arg, required=True,
-                    help='{"root", "num_classes", "seed", "resolution", "workers"}')
-    ir.add_argument("--out-dir", required=True)
-    ir.add_argument("--out", required=True, help="the summary JSON (class list included)")
-    ir.set_defaults(func=cmd_imagenet_r)
-
-
-def add_job_commands(sub) -> None:
-    """The jobs that search, train and time (each checkpoints and resumes)."""
-    r = sub.add_parser("search", help="one architecture search (algorithm × seed)")
-    r.add_argument("--space", choices=names.SPACES, default="darts",
-                   help="width: channel scores of a ResNet/MobileNetV2 (Tables 5, 6)")
-    r.add_argument("--algo", choices=names.SEARCHES, required=True)
-    r.add_argument("--seed", type=int, required=True)
-    r.add_argument("--spec", type=_json_arg, required=True)
-    r.add_argument("--split", required=True, help="the search split JSON")
-    r.add_argument("--out-dir", required=True)
-    r.add_argument("--ckpt", required=True, help="checkpoint file (outside declared outputs)")
-    r.set_defaults(func=call("rarts.search.run:search_main", "space", "algo", "seed", "spec", "split",
-                                 "out_dir", "ckpt"))
-
-    tr = sub.add_parser("train", help="retrain a genotype (CIFAR or ImageNet network)")
-    tr.add_argument("--net", choices=["cifar", "imagenet"], required=True)
-    tr.add_argument("--genotype", required=True, help="DARTS_V1, DARTS_V2, or a genotype JSON file")
-    tr.add_argument("--name", required=True, help="a label for logs and tables")
-    tr.add_argument("--spec", type=_json_arg, required=True)
-    tr.add_argument("--out-dir", required=True)
-    tr.add_argument("--ckpt", required=True)
-    tr.add_argument("--gpus", type=positive_int, default=1,
-                    help="> 1: relaunch as one torchrun process per GPU (DistributedDataParallel)")
-    tr.set_defaults(func=cmd_train)
-
-    wt = sub.add_parser("width-train", help="train a width-search network: from scratch, or prune a "
-                        "saved one and fine-tune it (Tables 5, 6)")
-    wt.add_argument("--name", required=True, help="a label for logs and tables")
-    wt.add_argument("--spec", type=_json_arg, required=True)
-    wt.add_argument("--out-dir", required=True, help="gets metrics.json, model.pt, genotype.json")
-    wt.add_argument("--ckpt", required=True)
-    wt.add_argument("--source", help="a saved network (model.pt / searched.pt) to prune and fine-tune")
-    wt.add_argument("--rule", default="none", choices=names.PRUNING_RULES,
-                    help="ratio: cut the global --value quantile of |score|; threshold: keep |score| > "
-                    "--value; random: random channels at --like's per-layer widths")
-    wt.add_argument("--value", type=nonnegative, default=0.0)
-    wt.add_argument("--like", help="random: the genotype.json whose per-layer widths to copy")
-    wt.set_defaults(func=call("rarts.train.width:width_train_main", "name", "spec", "out_dir", "ckpt", "source",
-                                  "rule", "value", "like"))
-
-    sc = sub.add_parser("select-cell", help="choose the RARTS cell to transfer to ImageNet")
-    sc.add_argument("--rule", required=True, help="best_search_val | best_cifar_test | seedN")
-    sc.add_argument("--runs", nargs="+", required=True, help="RARTS search output folders")
-    sc.add_argument("--cifar-metrics", nargs="*", default=[])
-    sc.add_argument("--out", required=True)
-    sc.set_defaults(func=call("rarts.train.transfer:select_cell", "rule", "runs", "cifar_metrics", "out"))
-
-    lt = sub.add_parser("latency-table", help="measure every op on every edge (the Lat of eq. 5)")
-    lt.add_argument("--spec", type=_json_arg, required=True)
-    lt.add_argument("--out", required=True)
-    lt.set_defaults(func=call("rarts.latency:latency_table_main", "spec", "out"))
-
-    ml = sub.add_parser("model-latency", help="forward time of a genotype's evaluation network")
-    ml.add_argument("--genotype", required=True)
-    ml.add_argument("--spec", type=_json_arg, required=True)
-    ml.add_argument("--out", required=True)
-    ml.set_defaults(func=call("rarts.latency:model_latency_main", "genotype", "spec", "out"))
-
-    ns = sub.add_parser("nats-score", help="score found NATS-Bench cells (lookup, or local training)")
-    ns.add_argument("--dataset", choices=["cifar10", "cifar100"], required=True)
-    ns.add_argument("--benchmark", default="", help="the NATS-tss-v1_0-3ffb9-simple folder; empty: local-train")
-    ns.add_argument("--spec", type=_json_arg, default={}, help="local-train settings")
-    ns.add_argument("--runs", nargs="+", required=True)
-    ns.add_argument("--ckpt-dir", default="results/.checkpoints/nats")
-    ns.add_argument("--out", required=True)
-    ns.set_defaults(func=cmd_nats_score)
-
-
-def add_result_commands(sub) -> None:
-    """Tables, figures and verdicts from the jobs' files."""
-    f = sub.add_parser("fig1", help="Fig. 1 and the toy equilibria table")
-    f.add_argument("--spec", type=_json_arg, required=True)
-    f.add_argument("--png", required=True)
-    f.add_argument("--pdf")
-    f.add_argument("--csv", required=True)
-    f.set_defaults(func=call("rarts.figures.toy:make_fig1", "spec", "png", "pdf", "csv"))
-
-    tb = sub.add_parser("table", help="assemble one of the paper's tables")
-    tb.add_argument("table", choices=names.TABLES)
-    tb.add_argument("--spec", type=_json_arg, required=True)
-    tb.add_argument("--inputs", nargs="*", default=[])
-    tb.add_argument("--csv", required=True)
-    tb.add_argument("--md", required=True)
-    tb.set_defaults(func=cmd_table)
-
-    rp = sub.add_parser("reproduction", help="our rows beside the paper's, with a verdict each, and the paper's claims")
-    rp.add_argument("--spec", type=_json_arg, required=True, help='{"standin": …, "rehearsal": …}')
-    rp.add_argument("--inputs", nargs="+", required=True, help="the tables' CSVs and skip_connections.csv")
-    rp.add_argument("--csv", required=True)
-    rp.add_argument("--md", required=True)
-    rp.add_argument("--rst", help="the Snakemake report's first page: the claims and the verdicts")
-    rp.set_defaults(func=call("rarts.reproduction:reproduction_main", "spec", "inputs", "csv", "md", "rst"))
-
-    g = sub.add_parser("fig2", help="draw the cells of the best RARTS search")
-    g.add_argument("--runs", nargs="+", required=True, help="search output folders")
-    g.add_argument("--png", required=True)
-    g.add_argument("--pdf")
-    g.add_argument("--csv", required=True, help="skip-connection counts of every genotype")
-    g.set_defaults(func=call("rarts.figures.cells:make_fig2", "runs", "png", "pdf", "csv"))
-
-    tv = sub.add_parser("table-view", help="a table as a figure (ours beside the paper's) and as HTML")
-    tv.add_argument("table", choices=names.TABLES)
-    for opt in ("--csv", "--md", "--png", "--pdf", "--html"):
-        tv.add_argument(opt, required=True)
-    tv.set_defaults(func=call("rarts.figures.tables:make_table_view", "table", "csv", "md", "png", "pdf", "html"))
-
-    dy = sub.add_parser("dynamics", help="one search's softmax(α) per edge and skip connections over epochs")
-    dy.add_argument("--history", required=True)
-    dy.add_argument("--png", required=True)
-    dy.set_defaults(func=call("rarts.figures.dynamics:make_dynamics", "history", "png"))
-
-    sk = sub.add_parser("skip-figure", help="skip connections over epochs, per algorithm")
-    sk.add_argument("--histories", nargs="+", required=True)
-    sk.add_argument("--png", required=True)
-    sk.add_argument("--pdf", required=True)
-    sk.add_argument("--title", default="skip connections over epochs")
-    sk.set_defaults(func=call("rarts.figures.dynamics:make_skip_comparison", "histories", "png", "pdf", "title"))
-
-
-def add_tool_commands(sub) -> None:
-    """For people rather than rules: the solvable model, parameter counts, plans and reports."""
-    t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
-    t.add_argument("--method", choices=names.ALGORITHMS, required=True)
-    t.add_argument("--lam", type=positive, default=1.0, help="λ (RARTS, MiLeNAS)")
-    t.add_argument("--beta", type=nonnegative, default=1.0, help="β (RARTS)")
-    t.add_argument("--alpha0", type=finite, default=2.0)
-    t.add_argument("--w0", type=finite, default=2.0)
-    t.add_argument("--y0", type=finite, default=0.0)
-    t.add_argument("--lr", type=positive, default=0.01)
-    t.add_argument("--steps", type=positive_int, default=10000)
-    t.add_argument("--json", action="store_true", help="print the final point as JSON")
-    t.set_defaults(func=cmd_toy)
-
-    c = sub.add_parser("params", help="print a network's parameter count (last line)")
-    c.add_argument("--net", choices=names.NETWORKS + ("resnet164",), required=True,
-                   help="resnet164: preresnet at depth 164 (Network Slimming's ResNet-164)")
-    c.add_argument("--arch", help="nats: a NATS-Bench topology string")
-    c.add_argument("--genotype", default="DARTS_V2",
-                   help="cifar/imagenet: a published name (DARTS_V1, DARTS_V2), a JSON file or JSON")
-    c.add_argument("--classes", type=positive_int, help="default: 10 (search, cifar), 1000 (imagenet)")
-    c.add_argument("--channels", type=positive_int, help="initial channels (default: the paper's)")
-    c.add_argument("--layers", type=positive_int, help="cells (default: the paper's)")
-    c.add_argument("--depth", type=positive_int, help="resnet164: another depth of the family (9n+2)")
-    c.add_argument("--width-mult", type=positive, help="mobilenetv2: width multiplier (default 1.0)")
-    c.add_argument("--flops", action="store_true", help="also print FLOPs at the paper's input size")
-    c.set_defaults(func=cmd_params)
-
-    pl = sub.add_parser("plan", help="the jobs a target needs and their projected GPU-hours, per rule")
-    pl.add_argument("targets", nargs="+", help="Snakemake targets, e.g. all or results/table1.csv")
-    pl.add_argument("--configfile", action="append", default=[], help="overlaid on config/config.yaml")
-    pl.add_argument("--bench", default="results/bench/gpu_check.json",
-                    help="the step table (make gpu-check); while there is none, the reference table shipped with rarts")
-    pl.add_argument("--safety", type=positive, help="runtime request = longest job × this (default: cluster.safety)")
-    pl.add_argument("--profile-out", help="write a SLURM profile with the planned runtimes here")
-    pl.add_argument("--local-gpus", type=positive_int, nargs="+", metavar="G",
-                    help="also say how long the targets take on one machine with G GPUs (default: this machine's "
-                    "GPUs, or 1 2 4 8 where it has none)")
-    pl.set_defaults(func=call("rarts.plan:plan_main"))
-
-    rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
-    rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
-    rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")
-    rr.add_argument("--bench", required=True, help="a CPU step table measured at paper size (make gpu-check on a CPU)")
-    rr.add_argument("--csv", required=True)
-    rr.add_argument("--md", required=True)
-    rr.set_defaults(func=call("rarts.rehearsal:report_main"))
-
-    cc = sub.add_parser("check-config", help="say in one line what is wrong with config overlays (before Snakemake reads them)")
-    cc.add_argument("files", nargs="+", help="YAML overlays, as given to --configfile")
-    cc.set_defaults(func=call("rarts.config:check_overlays_main", "files"))
-
-    mv = sub.add_parser("mlflow-relocate", help="after moving results/: point its MLflow store at its artifacts again")
-    mv.add_argument("results", nargs="?", default="results", help="the moved results folder (default: results)")
-    mv.set_defaults(func=call("rarts.tracking:relocate_main", "results"))
-
-    m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
-    m.add_argument("--spec", type=_json_arg, required=True)
-    m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
-    m.add_argument("--artifacts", nargs="*", default=[])
-    m.add_argument("--search-runs", nargs="*", default=[])
-    m.add_argument("--job-runs", nargs="*", default=[], help="the jobs' files behind the tables: metrics.json, latency.json, scores.json")
-    m.add_argument("--out", required=True)
-    m.set_defaults(func=call("rarts.tracking:log_reproduction", "spec", "config", "artifacts", "search_runs", "out",
-                             "job_runs"))
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with a bad argument told in one line (not the whole usage above it)."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="rarts", description=__doc__.splitlines()[0])
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    # where a job runs, not what it computes: these fill the --spec's keys of the same names
-    p.add_argument("--device", type=device_name, help="auto | cpu | cuda | cuda:N (the spec's `device`)")
-    p.add_argument("--threads", type=positive_int, help="torch threads (the spec's `threads`)")
-    p.add_argument("--mlflow", type=_json_arg, help="live logging: {tracking_uri, experiment} (the spec's `mlflow`)")
-    p.add_argument("--hold-gpus", type=gpu_count, metavar="K|auto",
-                   help="claim K GPUs of this machine's pool (CUDA_VISIBLE_DEVICES, else every GPU) for the job's "
-                   "life and see only them; auto: the GPUs the job computes on, as its rule counts them "
-                   "(docs/cluster.md, \"One machine with GPUs\")")
-    p.add_argument("--gpu-slots", type=positive_int, default=1, metavar="S",
-                   help="jobs that may share one GPU of the pool (latency timing always holds its GPU alone)")
-    p.add_argument("--deterministic", action="store_true",
-                   help="GPU: deterministic algorithms only (slower; runs repeat bit for bit); default: cuDNN autotuning")
-    p.add_argument("--take-over", action="store_true",
-                   help="a job whose checkpoint an older process holds (left by a killed Snakemake, or its own "
-                   "previous attempt) asks that one to checkpoint and stop, waits, and resumes; default: stop at once")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    for add in (add_data_commands, add_job_commands, add_result_commands, add_tool_commands):
-        add(sub)
-    return p
-
 
 def main(argv=None) -> None:
+    given = sys.argv[1:] if argv is None else list(argv)
+    argv = workflow_argv(given)
     args = build_parser().parse_args(argv)
+    command = COMMANDS[args.command]
     runtime = {k: v for k in ("device", "threads", "mlflow") if (v := getattr(args, k)) is not None}
     if runtime and isinstance(getattr(args, "spec", None), dict):
         args.spec = {**args.spec, **runtime}
-    if args.command in TIMING and args.threads:  # locally it gets every core of --cores: never more threads than CPUs
+    if command.alone and args.threads:  # locally it gets every core of --cores: never more threads than CPUs
         args.spec["threads"] = min(args.threads, len(os.sched_getaffinity(0)))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
-    from rarts.errors import USER_ERRORS
+    if argv != given and os.environ.get("LOCAL_RANK", "0") == "0":  # the log names the whole command
+        logging.getLogger("rarts").info("rarts %s", shlex.join(argv))
+    from rarts.pipeline.errors import USER_ERRORS
 
-    if args.command in JOBS and args.hold_gpus is not None:
-        from rarts import gpu_pool
+    if command.job and args.hold_gpus is not None:
+        from rarts.pipeline import gpu_pool
 
         try:  # before torch starts CUDA: the job sees only the GPUs it holds
             k = gpus_wanted(args) if args.hold_gpus == "auto" else args.hold_gpus
-            gpu_pool.hold_for_job(k, args.device or "auto", args.gpu_slots, alone=args.command in TIMING)
+            gpu_pool.hold_for_job(k, args.device or "auto", args.gpu_slots, alone=command.alone)
         except USER_ERRORS as exc:
             sys.exit(f"rarts {args.command}: {exc}")
-    if args.command in JOBS:
-        from rarts import locks
-        from rarts.runtime import set_determinism
+    if command.job:
+        from rarts.pipeline import locks
+        from rarts.core.devices import set_determinism
 
         locks.take_over = args.take_over
         set_determinism(args.deterministic)
 
     usage = None
-    if args.command not in ("plan", "toy", "params", "rehearsal-report", "mlflow-relocate", "check-config"):  # what the rules run
-        from rarts.usage import for_this_job
+    if command.rule:
+        from rarts.core.usage import for_this_job
 
         usage = for_this_job()
     status = "failed"
     try:
-        args.func(args)
+        command.run(args)
         status = "ok"
     except USER_ERRORS as exc:
         sys.exit(f"rarts {args.command}: {exc}")
@@ -425,8 +277,8 @@ def main(argv=None) -> None:
             raise
         sys.exit(f"rarts {args.command}: {exc.filename}: {exc.strerror}")
     finally:
-        if args.command in JOBS and os.environ.get("LOCAL_RANK", "0") == "0":
-            from rarts import gpu_pool
+        if command.job and os.environ.get("LOCAL_RANK", "0") == "0":
+            from rarts.pipeline import gpu_pool
 
             logging.getLogger("rarts").info(gpu_pool.summary(gpu_pool.record()))
         if usage is not None:

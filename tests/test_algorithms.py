@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from rarts.penalties import LatencyPenalty
+from rarts.spaces.penalties import LatencyPenalty
 from rarts.search.algorithms import build_algorithm
 from rarts.spaces import DartsSearchSpace
 from rarts.models import darts_search

@@ -73,8 +73,8 @@ def test_an_unknown_device_is_one_line(cli_env, device):
 
 
 def test_a_device_in_a_spec_is_checked_too():
-    from rarts.errors import DeviceError
-    from rarts.runtime import resolve_device
+    from rarts.pipeline.errors import DeviceError
+    from rarts.core.devices import resolve_device
 
     with pytest.raises(DeviceError, match="unknown device 'gpu'"):
         resolve_device("gpu")

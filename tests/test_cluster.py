@@ -315,7 +315,7 @@ def preempt() -> None:
 @pytest.mark.parametrize("partition", ["gpu", "gpucancel"])  # PreemptMode=REQUEUE, PreemptMode=CANCEL
 def test_a_preempted_training_resumes_and_the_run_never_hangs(slurm, tmp_path, cli_env, reference, partition):
     """REQUEUE: SLURM requeues the job itself (`slurm-requeue` in the profile). CANCEL: the job ends
-    PREEMPTED, which the plugin would wait on forever; the controller requeues it (rarts.preemption).
+    PREEMPTED, which the plugin would wait on forever; the controller requeues it (rarts.pipeline.preemption).
     No retry is spent (spare_retries 0): the same SLURM job runs again and resumes."""
     # under `device: cpu` the training is a CPU job: both kinds go to the partition under test
     wd = scratch(tmp_path, training(gpu_partition=partition, cpu_partition=partition, spare_retries=0))

@@ -40,7 +40,7 @@ def test_paper_and_quick_configs_validate():
     (lambda c: c["width"]["table6"]["search"].__setitem__("l1", -1.0), "l1"),
 ])
 def test_bad_config_names_the_key(mutate, key):
-    from rarts.config import schema_problem
+    from rarts.pipeline.config import schema_problem
 
     cfg = copy.deepcopy(paper())
     mutate(cfg)
@@ -85,13 +85,13 @@ def _enums(node):
 
 
 def test_names_have_one_source():
-    """The CLI and the rules read rarts.names; the registries and the schema's enums must agree."""
-    from rarts import names
+    """The CLI and the rules read rarts.pipeline.names; the registries and the schema's enums must agree."""
+    from rarts.pipeline import names
     from rarts.models import NETWORKS
     from rarts.search.algorithms import ALGORITHMS
     from rarts.spaces import SPACES
     from rarts.models.genotypes import PUBLISHED
-    from rarts.tables import TABLES
+    from rarts.report.tables import TABLES
 
     assert tuple(ALGORITHMS) == names.ALGORITHMS and tuple(SPACES) == names.SPACES
     assert tuple(NETWORKS) == names.NETWORKS and tuple(TABLES) == names.TABLES
@@ -106,8 +106,8 @@ def test_names_have_one_source():
     ("rarts.search.run", ("torchvision", "mlflow", "matplotlib")),
     ("rarts.train.run", ("torchvision", "mlflow", "matplotlib")),
     ("rarts.train.width", ("torchvision", "mlflow", "matplotlib")),
-    ("rarts.tables", ("torch", "mlflow", "matplotlib")),
-    ("rarts.figures.cells", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
+    ("rarts.report.tables", ("torch", "mlflow", "matplotlib")),
+    ("rarts.drawing.cells", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
 ])
 def test_job_modules_import_only_what_every_job_needs(module, absent):
     """The offline profile runs 120 short jobs, each a new process: torchvision alone costs two

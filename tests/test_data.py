@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from rarts.data import cifar, imagenet, split, standin
-from rarts.errors import DatasetError
+from rarts.pipeline.errors import DatasetError
 from rarts.data.stream import BatchStream, augment
 
 

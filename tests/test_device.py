@@ -8,8 +8,8 @@ import subprocess
 import pytest
 import torch
 
-from rarts import runtime
-from rarts.errors import DeviceError
+from rarts.core import devices
+from rarts.pipeline.errors import DeviceError
 from test_search_loop import _search_cmd
 
 
@@ -20,13 +20,13 @@ from test_search_loop import _search_cmd
     ({"SLURM_GPUS": "a100:1"}, "SLURM_GPUS=a100:1"), ({"SLURM_JOB_GPUS": "0,1"}, "SLURM_JOB_GPUS=0,1"),
 ])
 def test_gpus_given_reads_the_scheduler_and_cuda_variables(env, given):
-    assert runtime.gpus_given(env) == given
+    assert devices.gpus_given(env) == given
 
 
 def test_auto_without_gpus_runs_on_the_cpu(monkeypatch):
-    for name in runtime.GPU_LISTS + runtime.GPU_COUNTS:
+    for name in devices.GPU_LISTS + devices.GPU_COUNTS:
         monkeypatch.delenv(name, raising=False)
-    assert runtime.resolve_device("auto") == torch.device("cpu")
+    assert devices.resolve_device("auto") == torch.device("cpu")
 
 
 @pytest.mark.parametrize("name", ["auto", "cuda", "cuda:1"])
@@ -34,7 +34,7 @@ def test_a_job_given_gpus_without_usable_cuda_stops(monkeypatch, name):
     monkeypatch.setenv("SLURM_GPUS_ON_NODE", "1")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError, match=r"given \(SLURM_GPUS_ON_NODE=1\).*torch .* is built for CUDA"):
-        runtime.resolve_device(name)
+        devices.resolve_device(name)
 
 
 def test_a_gpu_the_build_has_no_kernels_for_is_refused(monkeypatch):
@@ -44,18 +44,18 @@ def test_a_gpu_the_build_has_no_kernels_for_is_refused(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Tesla V100")
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_75", "sm_80", "sm_90", "sm_120"])
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (7, 0))
-    assert "Tesla V100 has compute capability 7.0" in runtime.cuda_problem()
+    assert "Tesla V100 has compute capability 7.0" in devices.cuda_problem()
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (8, 6))
-    assert runtime.cuda_problem() is None
+    assert devices.cuda_problem() is None
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda i=0: (10, 0))
-    assert runtime.cuda_problem() is not None  # no sm_10x cubin, no PTX
+    assert devices.cuda_problem() is not None  # no sm_10x cubin, no PTX
     monkeypatch.setattr(torch.cuda, "get_arch_list", lambda: ["sm_90", "compute_90"])
-    assert runtime.cuda_problem() is None  # PTX for 9.0 compiles for 10.0
+    assert devices.cuda_problem() is None  # PTX for 9.0 compiles for 10.0
 
 
 def test_one_gpu_for_every_rank_is_refused(monkeypatch):
     with pytest.raises(DeviceError, match="cuda:0 with 2 processes"):
-        runtime.resolve_device("cuda:0", local_rank=1, world=2)
+        devices.resolve_device("cuda:0", local_rank=1, world=2)
 
 
 def test_a_search_job_given_gpus_on_a_cpu_machine_exits_with_the_message(tmp_path, cli_env):
@@ -84,11 +84,11 @@ def test_a_search_job_given_gpus_on_a_cpu_machine_exits_with_the_message(tmp_pat
 def test_the_determinism_switch_sets_torch_and_cudnn(monkeypatch):
     monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
     try:
-        runtime.set_determinism(True)
+        devices.set_determinism(True)
         assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cudnn.benchmark
-        assert torch.backends.cudnn.deterministic and runtime.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-        runtime.set_determinism(False)
+        assert torch.backends.cudnn.deterministic and devices.os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+        devices.set_determinism(False)
         assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
     finally:
-        runtime.set_determinism(False)
+        devices.set_determinism(False)
         torch.backends.cudnn.benchmark = False

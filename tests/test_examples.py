@@ -70,7 +70,7 @@ def test_a_space_needs_only_what_a_search_needs(tmp_path):
 def test_search_settings_default_to_the_papers_and_name_a_typo(tmp_path):
     import yaml
 
-    from rarts.errors import InputError
+    from rarts.pipeline.errors import InputError
     from rarts.search.hparams import PAPER, search_hp
 
     paper_config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["search"]["darts"]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from matplotlib.path import Path as MplPath
 
-from rarts.figures.cells import cell_figure, nats_cell_figure
+from rarts.drawing.cells import cell_figure, nats_cell_figure
 from rarts.spaces import DartsSearchSpace
 from rarts.models.genotypes import DARTS_V1, DARTS_V2
 from rarts.spaces.nats import NatsSearchSpace
@@ -67,7 +67,7 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     paper's values; the paper-only rows are left out; the HTML holds the table and its notes."""
     import pandas as pd
 
-    import rarts.figures.tables as plots
+    import rarts.report.figures.tables as plots
 
     df = pd.DataFrame({"method": ["DARTS-1", "RARTS", "ENAS"], "source": ["ours", "ours", "paper"],
                        "test_error_mean": [3.1, 2.7, None], "test_error_std": [0.2, 0.1, None],
@@ -111,7 +111,7 @@ def history(algo, seed, skips, edges=("c₋₂→0", "c₋₁→0"), ops=("none"
 def test_skip_comparison_plots_each_algorithms_mean_over_seeds(tmp_path):
     import json
 
-    from rarts.figures.dynamics import make_dynamics, make_skip_comparison
+    from rarts.report.figures.dynamics import make_dynamics, make_skip_comparison
 
     runs = {"d0": history("darts1", 0, [1, 2, 4]), "d1": history("darts1", 1, [1, 3, 4]),
             "r0": history("rarts", 0, [1, 1, 0])}
@@ -129,8 +129,8 @@ def test_table_figures_labels_never_overlap(tmp_path, monkeypatch, table):
     Table 5's dataset · method pairs): no two tick labels share a pixel in the rendered figure."""
     import pandas as pd
 
-    import rarts.figures.tables as views
-    from rarts.tables import LABELS, _width_label
+    import rarts.report.figures.tables as views
+    from rarts.report.tables import LABELS, _width_label
 
     if table == "table1":
         rows = pd.DataFrame({"method": [LABELS[m] for m in ("random", "darts1", "darts2", "milenas", "rarts",

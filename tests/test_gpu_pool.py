@@ -1,4 +1,4 @@
-"""One machine's GPU pool (rarts.gpu_pool): distinct GPUs per job, claims that die with their job, waits
+"""One machine's GPU pool (rarts.pipeline.gpu_pool): distinct GPUs per job, claims that die with their job, waits
 that sleep, timing jobs alone, and the rules and the jobs counting the same GPUs."""
 
 import os
@@ -11,13 +11,13 @@ import time
 import pytest
 
 from conftest import BIN, REPO
-from rarts import gpu_pool
-from rarts.errors import DeviceError
+from rarts.pipeline import gpu_pool
+from rarts.pipeline.errors import DeviceError
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from rarts import gpu_pool
+from rarts.pipeline import gpu_pool
 c = gpu_pool.claim(int(sys.argv[1]), sys.argv[2].split(","), slots=int(sys.argv[3]), alone=sys.argv[4] == "1",
                    directory=Path(sys.argv[5]))
 print(",".join(c.ids), flush=True)
@@ -161,7 +161,7 @@ def test_a_job_sees_only_its_gpus_and_its_record_names_them(tmp_path):
 def test_the_rules_and_the_jobs_count_the_same_gpus(cli_env, monkeypatch):
     """Every job of the paper's DAG claims (`--hold-gpus auto`) as many GPUs as its rule's `gpu`
     resource makes Snakemake count: ImageNet's four ranks, one a search, none for random."""
-    from rarts import plan
+    from rarts.planning import plan
     from rarts.cli import gpus_wanted
 
     monkeypatch.chdir(REPO)

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import torch
 
-from rarts.penalties import LatencyPenalty
-from rarts.latency import edge_shapes, measure_op_table, model_latency_main
+from rarts.spaces.penalties import LatencyPenalty
+from rarts.measure.latency import edge_shapes, measure_op_table, model_latency_main
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import DartsSearchSpace
 from rarts.models.genotypes import DARTS_V2
@@ -70,7 +70,7 @@ def test_model_latency_of_a_genotype(tmp_path):
 
 
 def test_table2_pairs_our_latency_with_the_papers(tmp_path):
-    from rarts.tables import table2
+    from rarts.report.tables import table2
 
     settings = {"base": {"weight": 2e-3, "batch_size": 64, "arch_lr": 3e-4, "arch_weight_decay": 1e-3},
                 "batch_16": {"weight": 2e-3, "batch_size": 16, "arch_lr": 3e-4, "arch_weight_decay": 1e-3}}
@@ -115,7 +115,7 @@ def test_a_timing_job_runs_no_more_threads_than_cpus_and_says_what_was_beside_it
 def test_others_at_work_beside_a_cpu_timing_are_named(monkeypatch):
     import psutil
 
-    from rarts import latency
+    from rarts.measure import latency
 
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval: 75.0)  # 3 of 4 cores busy elsewhere
     monkeypatch.setattr(psutil, "cpu_count", lambda: 4)

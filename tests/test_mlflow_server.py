@@ -110,7 +110,7 @@ def test_concurrent_jobs_log_live_and_nothing_is_lost(server, tmp_path, cli_env)
 
 
 def test_live_runs_of_crashed_jobs_end_failed_or_killed(server):
-    from rarts.tracking import LiveRun
+    from rarts.core.mlflow_live import LiveRun
 
     spec = {"mlflow": {"tracking_uri": server, "experiment": "crash-test"}}
     with pytest.raises(RuntimeError):

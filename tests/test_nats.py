@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from nats_files import write_benchmark
-from rarts import nats_lookup
-from rarts.errors import DatasetError
+from rarts.data import nats_bench
+from rarts.measure import nats_lookup
+from rarts.pipeline.errors import DatasetError
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.models.nats import EDGES, NATS_OPS, NatsCell, TinyNetwork
 from rarts.spaces.nats import NatsSearchSpace
@@ -64,7 +65,7 @@ def bench(tmp_path):
         ALL_NONE: {"200": {"cifar10": {777: (10.0, PUBLISHED_PARAMS[ALL_NONE], 8.0)}},
                    "12": {"cifar10": {111: (10.0, PUBLISHED_PARAMS[ALL_NONE], 8.0)}}},
     }
-    return write_benchmark(tmp_path / nats_lookup.BENCH_DIR, cells)
+    return write_benchmark(tmp_path / nats_bench.BENCH_DIR, cells)
 
 
 def test_params_cli_agrees_with_the_benchmark(bench, cli_env):

@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import BIN, REPO
-from rarts.costs import StepTable
+from rarts.pipeline.costs import StepTable
 from rarts.models.genotypes import DARTS_V2, Genotype
-from rarts.plan import job_cost, parse_command
+from rarts.planning.plan import job_cost, parse_command
 
 SEARCH_S = {"darts1": 0.1, "darts2": 0.3, "milenas": 0.15, "rarts": 0.2}  # seconds a step, batch 64
 NET_S = {"cifar": (0.2, 96), "imagenet": (0.5, 128), "nats-search (darts1 step)": (0.05, 64), "nats": (0.02, 64),
@@ -155,7 +155,7 @@ def test_runtime_requests_are_capped_and_retries_cover_the_windows():
     """cluster.requests against a hand computation: 100 planned minutes × safety 1.5 = 150, at most the
     cap of 120 (any attempt), in ceil(150 / 120) = 2 windows → 1 resubmission + 2 spare; a 1-GPU job
     asks for its cpus_per_gpu on the GPU partition, a CPU job for its threads on the CPU one."""
-    from rarts import cluster
+    from rarts.pipeline import cluster
 
     c = {"gpu_partition": "g", "cpu_partition": "c", "account": "", "cpus_per_gpu": 6, "max_runtime_min": 120,
          "min_runtime_min": 10, "safety": 1.5, "spare_retries": 2, "step_table": ""}
@@ -190,7 +190,7 @@ def test_every_plugin_setting_in_the_slurm_profile_is_one_the_plugin_reads():
 
 
 def test_memory_requests_count_ranks_workers_and_data():
-    from rarts import cluster
+    from rarts.pipeline import cluster
 
     cifar = 60_000 * 3 * 32 * 32
     assert cluster.memory_mb("cifar", gpus=1, images=60_000) == cluster.BASE_MB["gpu"] + -(-cifar // 2**20)
@@ -208,7 +208,7 @@ def test_plan_works_before_any_measurement_and_names_the_reference(tmp_path, mon
     steps, gpu_s, _ = job_cost(parse_command(search_command("darts2", config["search"]["darts"])), table, config)
     assert steps == 50 * 390 and gpu_s / 86400 == pytest.approx(3.1)  # the RARTS paper's DARTS-2 GPU-days
     partial = StepTable({**BENCH, "network_steps": [r for r in BENCH["network_steps"] if r["network"] != "cifar"]})
-    from rarts.costs import MissingStep
+    from rarts.pipeline.costs import MissingStep
 
     spec = {"dataset": "cifar10", "root": "x", "standin": False, "hp": {**config["train"]["cifar"], "seed": 0}}
     cmd = f"rarts train --net cifar --genotype DARTS_V2 --name x --spec '{json.dumps(spec)}' --out-dir o --ckpt c"
@@ -237,7 +237,7 @@ def test_a_failing_gpu_check_section_is_recorded_and_the_rest_goes_on():
 
 def test_the_local_plan_schedules_gpu_jobs_after_their_inputs_longest_first():
     """Two searches, a retraining of the first's cell and a 2-GPU transfer after it, timed by hand."""
-    from rarts.plan import local_hours
+    from rarts.planning.plan import local_hours
 
     def job(name, hours, gpus=1, inputs=()):
         return {"rule": name, "wall_hours": hours, "gpus": gpus, "inputs": list(inputs), "outputs": [name]}
@@ -270,7 +270,8 @@ def test_the_plan_says_how_many_jobs_fit_on_one_gpu():
 def test_imagenets_memory_request_counts_both_loaders_workers(monkeypatch):
     """Each ImageNet rank keeps a training and an evaluation DataLoader with `workers` workers each
     (persistent): 4 ranks × (the GPU base + 2 × 8 workers × 600 MB) on the paper config."""
-    from rarts import cluster, plan
+    from rarts.pipeline import cluster
+    from rarts.planning import plan
 
     monkeypatch.chdir(REPO)
     jobs = plan.dry_run_jobs(["results/train/imagenet/DARTS_V2/metrics.json"], [], (str(BIN / "snakemake"),))

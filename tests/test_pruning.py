@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from rarts.models.preresnet import PreResNet, default_cfg, prune
-from rarts.params import n_params
-from rarts.pruning import bn_sparsity_hook, choose_masks, global_masks, prc, threshold_masks
+from rarts.models.params import n_params
+from rarts.models.pruning import bn_sparsity_hook, choose_masks, global_masks, prc, threshold_masks
 
 
 def test_resnet164_size_and_cli(cli_env):
@@ -122,7 +122,7 @@ def test_mobilenet_v2_thin_equals_scored_with_removed_scores_zeroed(mode):
 
 
 def test_flops_count_a_multiply_add_as_two_and_shrink_with_pruning():
-    from rarts.params import n_flops
+    from rarts.models.params import n_flops
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
     assert n_flops(conv, (3, 10, 10)) == 2 * 3 * 8 * 9 * 10 * 10
@@ -167,7 +167,7 @@ def test_pruning_rules_ratio_threshold_random_and_one_channel_kept():
 
 
 def test_l1_penalty_gradient_is_weight_times_sign():
-    from rarts.penalties import L1Penalty
+    from rarts.spaces.penalties import L1Penalty
 
     a = [torch.tensor([0.5, -2.0], requires_grad=True), torch.tensor([3.0], requires_grad=True)]
     penalty = L1Penalty(0.1)(a)

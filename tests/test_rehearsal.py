@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 from conftest import BIN
-from rarts import plan
+from rarts.planning import plan
 from rarts.data import cifar, imagenet, rehearsal
-from rarts.rehearsal import PLAN_TOLERANCE, rule_rows
+from rarts.planning.rehearsal import PLAN_TOLERANCE, rule_rows
 from test_workflow import copy_workflow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,7 +31,7 @@ def test_the_synthetic_cifar_has_the_real_counts_and_format(tmp_path):
 def test_the_synthetic_benchmark_answers_through_the_real_api(tmp_path):
     """A few cells of the space written as the rehearsal writes all 15,625 (the real `nats_bench`
     reader, fast mode, hp='200', the mean over seeds)."""
-    from rarts import nats_lookup
+    from rarts.measure import nats_lookup
 
     cells = rehearsal.every_nats_cell()
     assert len(cells) == 5 ** 6 and len(set(cells)) == len(cells)
@@ -65,7 +65,7 @@ def test_the_report_finds_a_request_below_its_peak_and_a_plan_off_by_more_than_i
 def test_the_report_measures_every_rule_of_all_but_itself_and_the_mlflow_step(tmp_path, monkeypatch):
     """The first full rehearsal's report left out the searches' 24 dynamics figures (inputs of the MLflow
     step alone): the targets the report rule passes must bring in every other rule `all` runs."""
-    from rarts.rehearsal import NOT_MEASURED
+    from rarts.planning.rehearsal import NOT_MEASURED
 
     monkeypatch.chdir(copy_workflow(tmp_path))
     snakemake, config = (str(BIN / "snakemake"),), ["config/rehearsal.yaml"]
@@ -140,8 +140,8 @@ def test_a_cpu_plan_does_not_divide_a_step_over_ranks_that_share_its_cores():
     the ranks share the job's cores, on GPUs each has its own."""
     from argparse import Namespace
 
-    from rarts import costs
-    from rarts.rehearsal import planned_step
+    from rarts.pipeline import costs
+    from rarts.planning.rehearsal import planned_step
 
     def table(device):
         return costs.StepTable({"environment": {"device": device}, "size": "paper", "search_size": {"batch_size": 64},
@@ -159,8 +159,8 @@ def test_the_imagenet_plan_takes_the_step_over_its_ranks_and_its_input_path():
     rank's loader is the slower."""
     from argparse import Namespace
 
-    from rarts import costs
-    from rarts.rehearsal import planned_step
+    from rarts.pipeline import costs
+    from rarts.planning.rehearsal import planned_step
 
     def table(device, rows, rate):
         return costs.StepTable({"environment": {"device": device}, "size": "paper", "search_size": {"batch_size": 64},
@@ -186,9 +186,9 @@ def test_a_retraining_is_planned_for_the_cell_it_trains(tmp_path):
     on that kind of edge; before its search has written the cell, at the table's."""
     from argparse import Namespace
 
-    from rarts import costs
+    from rarts.pipeline import costs
     from rarts.models.genotypes import DARTS_V1, DARTS_V2, Genotype
-    from rarts.rehearsal import planned_step
+    from rarts.planning.rehearsal import planned_step
 
     ops = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3",
            "dil_conv_5x5")
@@ -302,7 +302,7 @@ def test_a_width_search_is_planned_from_its_own_measured_step():
     """The rehearsal's MobileNetV2 width searches ran at 0.57× the plan, which priced their steps as
     passes of a training step: a table with a measured width-search step plans from it, scaled by the
     algorithm's passes; one without (the reference table) keeps the passes of a training step."""
-    from rarts import costs
+    from rarts.pipeline import costs
 
     def table(rows):
         return costs.StepTable({"environment": {"device": "cpu"}, "size": "paper", "search_size": {"batch_size": 64},

@@ -7,8 +7,8 @@ import math
 import pandas as pd
 import pytest
 
-from rarts.reproduction import reproduction_main, verdict
-from rarts.tables import table1, table4
+from rarts.report.reproduction import reproduction_main, verdict
+from rarts.report.tables import table1, table4
 
 
 def test_the_rule_by_hand():

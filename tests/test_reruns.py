@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from rarts.data import cifar, imagenet, standin
-from rarts.errors import Busy, DatasetError, DiskFull, NonFiniteLoss
-from rarts.io import save_torch, write_json
+from rarts.pipeline.errors import Busy, DatasetError, DiskFull, NonFiniteLoss
+from rarts.pipeline.io import save_torch, write_json
 from test_search_loop import _search_cmd, make_loop
 
 
@@ -165,7 +165,7 @@ def test_a_second_process_on_a_checkpoint_fails_at_once(tmp_path, cli_env):
     """A real search holds its checkpoint; a second one on the same checkpoint stops within seconds,
     naming the first process, and the first goes on undisturbed."""
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from rarts import locks; fd = locks.hold(sys.argv[1]); print('held', flush=True); "
+        "import sys, time; from rarts.pipeline import locks; fd = locks.hold(sys.argv[1]); print('held', flush=True); "
         "time.sleep(60)"), str(tmp_path / "ck.pt.lock")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -184,7 +184,7 @@ def test_a_dead_snakemakes_locks_are_cleared_and_a_live_ones_kept(tmp_path):
     locks_dir = tmp_path / ".snakemake" / "locks"
     locks_dir.mkdir(parents=True)
     (locks_dir / "0.output.lock").write_text("results/x\n")
-    code = ("import sys; from rarts.locks import claim_workdir; print(len(claim_workdir(sys.argv[1])), flush=True); "
+    code = ("import sys; from rarts.pipeline.locks import claim_workdir; print(len(claim_workdir(sys.argv[1])), flush=True); "
             "sys.stdin.readline()")
     first = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / ".snakemake")], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, text=True)
@@ -205,8 +205,8 @@ def test_without_flock_the_locks_step_aside_as_documented(tmp_path, monkeypatch,
     import errno
     import fcntl
 
-    from rarts import gpu_pool, locks
-    from rarts.errors import DeviceError
+    from rarts.pipeline import gpu_pool, locks
+    from rarts.pipeline.errors import DeviceError
 
     def refuse(fd, op):
         raise OSError(errno.ENOLCK, "No locks available")
@@ -227,7 +227,7 @@ def test_without_flock_the_locks_step_aside_as_documented(tmp_path, monkeypatch,
 # -- 9: numbers ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
 def test_the_config_rejects_non_finite_numbers_by_name(value):
-    from rarts.config import check_finite
+    from rarts.pipeline.config import check_finite
 
     cfg = {"search": {"darts": {"w_lr": 0.025, "arch_betas": [0.5, value]}}}
     with pytest.raises(ValueError, match=r"config\.search\.darts\.arch_betas\[1\] is"):
@@ -248,14 +248,14 @@ def test_the_toy_cli_rejects_bad_numbers_by_name(args, bad, capsys):
 
 def test_locks_module_has_no_torch():
     """The Snakefile imports these at every parse (in every job step too): no torch."""
-    code = ("import sys, rarts.locks, rarts.names, rarts.config, rarts.signal_relay, rarts.preemption; "
+    code = ("import sys, rarts.pipeline.locks, rarts.pipeline.names, rarts.pipeline.config, rarts.pipeline.signal_relay, rarts.pipeline.preemption; "
             "print('torch' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip() == "False"
 
 
 # -- 6: MLflow ----------------------------------------------------------------------------------------
 def _log(tmp_path, search_run=None):
-    from rarts.tracking import log_reproduction
+    from rarts.report.tracking import log_reproduction
 
     spec = {"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}", "experiment": "e", "run_name": "quick",
             "store_dir": str(tmp_path)}
@@ -286,7 +286,7 @@ def test_a_killed_and_rerun_logger_leaves_one_finished_run(tmp_path):
 def test_a_logger_that_fails_ends_its_run_failed(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from rarts import tracking
+    from rarts.report import tracking
 
     def boom(*args):
         raise OSError("disk gone")

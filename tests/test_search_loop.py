@@ -8,7 +8,8 @@ import torch
 
 from rarts.data import standin
 from rarts.data.split import write_split
-from rarts.runtime import NonFiniteLoss, Preempted
+from rarts.pipeline.errors import NonFiniteLoss
+from rarts.core.signals import Preempted
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import DartsSearchSpace
 
@@ -160,7 +161,7 @@ def test_random_baseline_needs_no_training(tmp_path, standin_split, cli_env):
 
 
 def test_loss_watch_names_the_first_non_finite_step_without_a_sync_per_step():
-    from rarts.runtime import LossWatch
+    from rarts.core.losses import LossWatch
 
     watch = LossWatch("training x", "cpu", every=4)
     for step, value in enumerate([1.0, 2.0, float("inf"), float("nan")]):

@@ -4,7 +4,9 @@ for every later target (read with `make -n`, which prints what make would run)."
 import os
 import shutil
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,8 @@ CU126 = "https://download.pytorch.org/whl/cu126"
 
 @pytest.fixture
 def project(tmp_path):
-    """The Makefile and pyproject.toml beside a `.venv` that `make setup TORCH_INDEX=<cu126>` left."""
-    for name in ("Makefile", "pyproject.toml"):
+    """The Makefile, pyproject.toml and constraints.txt beside a `.venv` that `make setup TORCH_INDEX=<cu126>` left."""
+    for name in ("Makefile", "pyproject.toml", "constraints.txt"):
         shutil.copy(REPO / name, tmp_path / name)
     venv = tmp_path / ".venv"
     (venv / "bin").mkdir(parents=True)
@@ -24,7 +26,7 @@ def project(tmp_path):
     (venv / "bin" / "python").chmod(0o755)
     (venv / ".torch-index").write_text(CU126 + "\n")
     (venv / ".torch-https___download.pytorch.org_whl_cu126").touch()
-    later = time.time() + 5  # installed after pyproject.toml was written
+    later = time.time() + 5  # installed after pyproject.toml and constraints.txt were written
     (venv / ".installed").touch()
     os.utime(venv / ".installed", (later, later))
     return tmp_path
@@ -71,3 +73,33 @@ def test_a_users_config_is_checked_before_snakemake_reads_it(project, target):
     check = next(i for i, line in enumerate(out) if "rarts check-config site.yaml" in line)
     run = next(i for i, line in enumerate(out) if "snakemake" in line or line.startswith("sbatch"))
     assert check < run, out
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_on_its_own_and_runs_outside_the_repository(tmp_path):
+    """The package as a researcher installs it: a wheel (not editable) in a fresh venv whose other packages
+    are this venv's locked ones, run from a folder outside the repository."""
+    wheels = tmp_path / "wheels"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels,
+                    REPO], check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
+    site = next(venv.glob("lib/python*/site-packages"))
+    locked = next(p for p in map(Path, sys.path) if p.name == "site-packages" and (p / "torch").is_dir())
+    (site / "locked.pth").write_text(f"{locked}\n")  # the locked torch & co., not this checkout
+    wheel = next(wheels.glob("rarts-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", site, wheel],
+                   check=True, capture_output=True, timeout=300)
+    away = tmp_path / "elsewhere"
+    shutil.copy(REPO / "examples" / "own_search.py", away.mkdir() or away / "own_search.py")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
+    where = subprocess.run([venv / "bin" / "python", "-c", "import rarts; print(rarts.__file__)"], cwd=away,
+                           env=env, capture_output=True, text=True, check=True).stdout
+    assert str(site) in where and str(REPO) not in where, where
+    helped = subprocess.run([venv / "bin" / "python", "-m", "rarts", "--help"], cwd=away, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert helped.returncode == 0 and "plan" in helped.stdout, helped.stderr
+    ran = subprocess.run([venv / "bin" / "python", "own_search.py", "--epochs", "1", "--out", "ckpt"], cwd=away,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    assert "D_v accuracy" in ran.stdout, ran.stdout[-2000:]

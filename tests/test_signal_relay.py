@@ -1,5 +1,5 @@
 """SIGTERM past a Snakemake job step, with real processes and signals: the relay passes it to the job the
-rule's shell `exec`s, and a workflow job takes an older process's checkpoint over (rarts.locks)."""
+rule's shell `exec`s, and a workflow job takes an older process's checkpoint over (rarts.pipeline.locks)."""
 
 import json
 import os
@@ -17,7 +17,7 @@ from test_search_loop import _search_cmd, standin_split  # noqa: F401 (a fixture
 # as `bash -c "set -euo pipefail; exec …"`. The job records its SIGTERM and exits 143.
 STEP = """
 import signal, subprocess, sys
-from rarts import signal_relay
+from rarts.pipeline import signal_relay
 if sys.argv[1] == "relay":
     assert signal_relay.install()
 signal.signal(signal.SIGTERM, lambda *a: None)
@@ -46,7 +46,7 @@ def test_a_job_steps_sigterm_reaches_the_job_only_through_the_relay(relay):
 
 
 def test_the_relay_is_for_job_step_tasks_only():
-    from rarts.signal_relay import in_job_step
+    from rarts.pipeline.signal_relay import in_job_step
 
     assert in_job_step({"SLURM_STEP_ID": "0", "SLURM_JOB_ID": "7"})
     assert not in_job_step({"SLURM_JOB_ID": "7"})  # a batch script: its Snakemake submits the step
@@ -56,7 +56,7 @@ def test_the_relay_is_for_job_step_tasks_only():
 def test_a_newer_slurm_job_is_never_stopped(monkeypatch, tmp_path):
     """Take-over goes one way, from older to newer: a job of a killed Snakemake that starts late finds
     its checkpoint held by the newer Snakemake's copy and leaves it alone (scancel would be fatal)."""
-    from rarts import locks
+    from rarts.pipeline import locks
 
     calls = tmp_path / "calls"
     fake = tmp_path / "scancel"

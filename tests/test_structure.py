@@ -2,6 +2,7 @@
 imports included), and the protocols the loop and the search stand on are declared in code."""
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_models_never_import_spaces_and_figures_never_import_torch_modules():
     for name, targets in graph.items():
         if name.startswith("rarts.models"):
             assert not any(t.startswith("rarts.spaces") for t in targets), (name, targets)
-    assert not any(t.startswith(("rarts.models", "rarts.spaces")) for t in graph["rarts.figures.cells"])
+    assert not any(t.startswith(("rarts.models", "rarts.spaces")) for t in graph["rarts.drawing.cells"])
 
 
 def test_a_space_lacking_a_method_fails_when_built():
@@ -86,7 +87,7 @@ def test_a_space_lacking_a_method_fails_when_built():
 
 
 def test_a_job_lacking_a_method_fails_when_built():
-    from rarts.engine import EpochLoop
+    from rarts.core.engine import EpochLoop
     from rarts.search.algorithms import SearchAlgorithm
 
     class NoState(EpochLoop):
@@ -101,3 +102,35 @@ def test_a_job_lacking_a_method_fails_when_built():
 
     with pytest.raises(TypeError, match="step"):
         NoStep(None, {}, "cpu")
+
+
+# the package's layers, bottom first: a module imports only its own layer and those below it
+LAYERS = ("rarts.pipeline", "rarts.core", "rarts.models", "rarts.data", "rarts.drawing", "rarts.spaces",
+          "rarts.search", "rarts.train", "rarts.measure", "rarts.report", "rarts.planning", "rarts.cli")
+
+
+def layer(module: str) -> int:
+    return next((i for i, top in enumerate(LAYERS) if module == top or module.startswith(top + ".")), len(LAYERS))
+
+
+def test_imports_only_go_down_the_layers():
+    graph = import_graph()
+    assert {layer(m) for m in graph if m not in ("rarts", "rarts.__main__")} == set(range(len(LAYERS)))
+    upward = [(m, t) for m, targets in graph.items() for t in targets if layer(t) > layer(m) and m != "rarts.__main__"]
+    assert upward == []
+
+
+def test_the_layer_check_sees_an_upward_import():
+    assert layer("rarts.core.engine") > layer("rarts.pipeline.names")
+    assert layer("rarts.report.tables") > layer("rarts.train.run")
+
+
+def test_every_subcommand_has_one_entry_and_the_rules_run_exactly_those_marked_so():
+    from rarts.cli import COMMANDS
+    from rarts.pipeline.commands import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    assert set(sub.choices) == set(COMMANDS)
+    shells = " ".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    run_by_rules = {name for name in COMMANDS if re.search(rf"rarts(?:\s+--\S+(?:\s+(?!-)\S+)?)*\s+{name}\s", shells)}
+    assert run_by_rules == {name for name, c in COMMANDS.items() if c.rule} | {"rehearsal-report"}

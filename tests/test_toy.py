@@ -4,7 +4,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from rarts import toy
+from rarts.search import toy
 
 
 @pytest.mark.parametrize("lam,beta", [(15, 15), (10, 10), (2, 10), (10, 2), (5, 20)])

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from rarts import tracking
+from rarts.core import mlflow_live
+from rarts.report import tracking
 
 
 def test_reproduction_is_logged_and_read_back(tmp_path, monkeypatch):
@@ -131,7 +132,7 @@ def test_a_job_with_an_unreachable_tracking_server_finishes_with_a_warning(tmp_p
 
 
 def test_a_server_that_fails_mid_run_turns_live_logging_off_once(monkeypatch, caplog):
-    run = tracking.LiveRun({"mlflow": {"tracking_uri": ""}}, "x", {})
+    run = mlflow_live.LiveRun({"mlflow": {"tracking_uri": ""}}, "x", {})
     assert run.run_id is None  # no server URI: nothing to do
     run.uri, run.run_id = "http://127.0.0.1:1", "abc"
 

@@ -103,8 +103,8 @@ def test_sigterm_mid_epoch_checkpoints_there_and_resumes_to_bit_identical_weight
     """A real SIGTERM in epoch 2 (after epoch 1's checkpoint) checkpoints at that step; the resumed
     run continues mid-epoch and ends with the uninterrupted run's weights and optimizer state, bit
     for bit. ImageNet reads its folder with 2 DataLoader workers (their RNG is restored too)."""
-    from rarts import checkpoint
-    from rarts.runtime import Preempted
+    from rarts.core import checkpoint
+    from rarts.core.signals import Preempted
 
     spec = _spec(standins, net)
     if net == "imagenet":
@@ -171,7 +171,7 @@ def test_transfer_cell_selection(tmp_path):
 
 
 def test_table1_aggregates_ours_and_keeps_paper_numbers_apart(tmp_path):
-    from rarts.tables import table1
+    from rarts.report.tables import table1
 
     inputs = []
     for seed, err in ((0, 3.0), (1, 2.0)):
@@ -222,7 +222,7 @@ def test_imagenet_workers_start_once_and_serve_every_epoch():
     """The rehearsal's 4-rank ImageNet job ran out of memory when each epoch forked its DataLoader
     workers again from a rank whose heap had grown by an epoch's activations: the workers now start
     once, and the same processes serve the next epoch, in the same order as before."""
-    from rarts.runtime import Dist
+    from rarts.core.distributed import Dist
     from rarts.train.sources import FolderSource
 
     class Pids(torch.utils.data.Dataset):
@@ -252,7 +252,7 @@ def test_imagenet_eval_workers_fork_before_training_grows_the_heap():
     workers forked at the first evaluation shared the heap an epoch of training had grown, and each page
     training wrote again was copied. They now fork when the evaluation is set up: they see the rank as it
     was then, and every pass still gives this rank's share in order."""
-    from rarts.runtime import Dist
+    from rarts.core.distributed import Dist
     from rarts.train.sources import FolderEval
 
     class Grown(torch.utils.data.Dataset):

@@ -5,9 +5,9 @@ import pandas as pd
 import pytest
 import torch
 
-from rarts.io import read_json, write_json
+from rarts.pipeline.io import read_json, write_json
 from rarts.models import prunable
-from rarts.pruning import choose_masks
+from rarts.models.pruning import choose_masks
 from rarts.train.width import width_train_main
 
 TRAIN_HP = dict(epochs=2, batch_size=32, schedule="multistep", milestones=[0.5, 0.75], lr=0.1, lr_min=0.0,
@@ -128,7 +128,7 @@ def _metrics(path, **kw):
 
 
 def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
-    from rarts.tables import table5, table6
+    from rarts.report.tables import table5, table6
 
     w5 = {"datasets": ["cifar10"], "net": NET, "search": SEARCH_HP}
     inputs = [_metrics(tmp_path / "t5" / "cifar10" / m / "seed0" / "metrics.json", test_error=e, prc=p)

@@ -2,7 +2,7 @@
 decoded to tensors), the search split, and offline stand-ins written in those same on-disk formats
 from scikit-learn's digits."""
 
-from rarts.errors import DatasetError
+from rarts.pipeline.errors import DatasetError
 
 __all__ = ["DatasetError", "black", "data_label", "load_images", "normalise"]
 

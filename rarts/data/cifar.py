@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rarts.errors import DatasetError
+from rarts.pipeline.errors import DatasetError
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def is_standin(name: str, root: str | Path) -> bool:
 def write_cifar(name: str, root: str | Path, train: tuple, test: tuple, names: list[str],
                 standin_note: str | None = None) -> Path:
     """Write images/labels in the official python format (for stand-ins and tests)."""
-    from rarts.io import atomic_path
+    from rarts.pipeline.io import atomic_path
 
     spec = spec_of(name)
     folder = Path(root) / spec.folder

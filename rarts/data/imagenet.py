@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rarts.errors import DatasetError
+from rarts.pipeline.errors import DatasetError
 
 STANDIN_MARKER = "STANDIN.txt"
 

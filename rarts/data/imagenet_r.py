@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from rarts.data import imagenet
-from rarts.errors import DatasetError
-from rarts.io import read_json, save_torch, write_json
+from rarts.pipeline.errors import DatasetError
+from rarts.pipeline.io import read_json, save_torch, write_json
 
 MEAN, STD = imagenet.MEAN, imagenet.STD  # ImageNet-R is normalised as ImageNet
 FILES = {True: "train.pt", False: "val.pt"}

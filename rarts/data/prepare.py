@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rarts.data import cifar, imagenet, load_images, rehearsal, split, standin
-from rarts.io import write_json
+from rarts.data import cifar, imagenet, load_images, nats_bench, rehearsal, split, standin
+from rarts.pipeline.io import write_json
 
 
 def prepare_dataset(dataset: str, spec: dict, out) -> dict:
@@ -47,11 +47,9 @@ def prepare_dataset(dataset: str, spec: dict, out) -> dict:
 
 def prepare_nats_bench(root: Path, spec: dict, out) -> dict:
     """The NATS-Bench folder before any search is scored from it: there (or written, rehearsing)."""
-    from rarts import nats_lookup
-
     if spec.get("rehearsal") and not (root / "meta.pickle.pbz2").is_file():
         rehearsal.write_nats(root)
-    nats_lookup.check_benchmark(root)
+    nats_bench.check_benchmark(root)
     summary = {"dataset": "nats-bench", "root": str(root), "standin": False,
                "rehearsal": rehearsal.is_rehearsal(root)}
     write_json(out, summary)

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rarts.io import read_json, require, write_json
-from rarts.names import IMAGES
+from rarts.pipeline.io import read_json, require, write_json
+from rarts.pipeline.names import IMAGES, NATS_BENCH_TRAIN
 
 NATS_BENCH_SIZES = {ds: IMAGES[ds] for ds in ("cifar10", "cifar100")}  # (train, test)
 STANDIN_SEED = 0  # the stand-ins' fixed draw in place of NATS-Bench's fixed lists
@@ -39,11 +39,16 @@ def nats_bench_split(dataset: str, n_train: int, n_test: int, standin: bool) -> 
     base = {"protocol": "nats-bench", "n": n_train, "n_test": n_test}
     if dataset == "cifar10":
         lists = _nats_lists("cifar10-search-split.json") if not standin else make_split(n_train, STANDIN_SEED)
-        return {**base, "val_from": "train", "train": sorted(lists["train"]),
-                "val": sorted(lists["valid" if not standin else "val"])}
-    xvalid = _nats_lists("cifar100-test-split.json")["xvalid"] if not standin \
-        else make_split(n_test, STANDIN_SEED)["train"]
-    return {**base, "val_from": "test", "train": list(range(n_train)), "val": sorted(xvalid)}
+        split = {**base, "val_from": "train", "train": sorted(lists["train"]),
+                 "val": sorted(lists["valid" if not standin else "val"])}
+    else:
+        xvalid = _nats_lists("cifar100-test-split.json")["xvalid"] if not standin \
+            else make_split(n_test, STANDIN_SEED)["train"]
+        split = {**base, "val_from": "test", "train": list(range(n_train)), "val": sorted(xvalid)}
+    if not standin and len(split["train"]) != NATS_BENCH_TRAIN[dataset]:  # what rarts plan prices a search at
+        raise ValueError(f"NATS-Bench's {dataset} split trains the weights on {len(split['train'])} images, "
+                         f"not {NATS_BENCH_TRAIN[dataset]} (rarts.pipeline.names.NATS_BENCH_TRAIN)")
+    return split
 
 
 def _nats_lists(name: str) -> dict:

@@ -8,8 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rarts.errors import InputError, MissingFile
-from rarts.io import read_json, require
+from rarts.pipeline.errors import InputError, MissingFile
+from rarts.pipeline.io import read_json, require
 from rarts.models.darts_ops import PRIMITIVES
 
 

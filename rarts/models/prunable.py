@@ -12,7 +12,7 @@ import importlib
 
 import torch
 
-from rarts.io import save_torch
+from rarts.pipeline.io import save_torch
 from rarts.models import build_network
 
 # the module that prunes each network, imported on use: MobileNetV2's pulls in torchvision, two

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from rarts.names import PASSES
+from rarts.pipeline.names import PASSES
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import difflib
 
-from rarts.errors import InputError
+from rarts.pipeline.errors import InputError
 
 PAPER = {
     "epochs": 50,

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import torch
 
-from rarts import checkpoint
+from rarts.core import checkpoint
 from rarts.data.stream import BatchStream, iterate_once
-from rarts.engine import EpochLoop, eval_batch_size, evaluate
+from rarts.core.engine import EpochLoop, eval_batch_size, evaluate
 from rarts.search.algorithms import build_algorithm
 from rarts.search.hparams import search_hp
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rarts import gpu_pool, names
+from rarts.pipeline import gpu_pool, names
 from rarts.data import black, data_label, load_images, normalise
 from rarts.data.split import read_split
-from rarts.io import write_json
+from rarts.pipeline.io import write_json
 from rarts.search.algorithms import ALGORITHMS
-from rarts.runtime import device_name, resolve_device
+from rarts.core.devices import device_name, resolve_device
 from rarts.search.loop import SearchData, SearchLoop
 from rarts.spaces import SPACES
 
@@ -49,7 +49,7 @@ def search_main(space: str, algo: str, seed: int, spec: dict, split_path, out_di
     else:
         device = resolve_device(spec.get("device", "auto"))
         data = load_search_data(spec["dataset"], spec["root"], split_path, hp["resolution"], device)
-        from rarts.tracking import run_live
+        from rarts.core.mlflow_live import run_live
 
         loop = SearchLoop(search_space, algo, seed, hp, data, device, ckpt_path,
                           arch_penalty=search_space.arch_penalty(algo, hp))

@@ -50,7 +50,7 @@ class SearchSpace(ABC):
         """The genotype as a figure: by default its `brief()` as text."""
         import matplotlib.pyplot as plt
 
-        from rarts.io import save_figure
+        from rarts.pipeline.io import save_figure
 
         fig, ax = plt.subplots(figsize=(6, 1.6))
         ax.axis("off")

@@ -9,7 +9,7 @@ import torch
 from rarts.models import genotypes
 from rarts.models.darts_ops import PRIMITIVES
 from rarts.models.darts_search import SearchNetwork
-from rarts.penalties import LatencyPenalty
+from rarts.spaces.penalties import LatencyPenalty
 from rarts.spaces.base import SearchSpace
 
 
@@ -57,7 +57,7 @@ class DartsSearchSpace(SearchSpace):
         return {"skip_connect_normal": skips["normal"], "skip_connect_reduce": skips["reduce"]}
 
     def draw(self, genotype: genotypes.Genotype, path, title: str) -> None:
-        from rarts.figures.cells import save_cell_figure  # matplotlib: imported when a search ends
+        from rarts.drawing.cells import save_cell_figure  # matplotlib: imported when a search ends
 
         save_cell_figure(genotype, path, title)
 

@@ -48,6 +48,6 @@ class NatsSearchSpace(SearchSpace):
         return {"arch": cell.arch_str(), "skip_ratio": cell.skip_ratio}
 
     def draw(self, cell: NatsCell, path, title: str) -> None:
-        from rarts.figures.cells import save_nats_cell_figure  # matplotlib: imported when a search ends
+        from rarts.drawing.cells import save_nats_cell_figure  # matplotlib: imported when a search ends
 
         save_nats_cell_figure(cell, path, title)

@@ -10,8 +10,8 @@ import numpy as np
 import torch
 
 from rarts.models import build_network, prunable
-from rarts.penalties import L1Penalty
-from rarts.pruning import choose_masks, prc
+from rarts.spaces.penalties import L1Penalty
+from rarts.models.pruning import choose_masks, prc
 from rarts.spaces.base import SearchSpace
 
 
@@ -84,6 +84,6 @@ class WidthSpace(SearchSpace):
         return {"prc": p["overall"], "prc_mean_over_pruned_layers": p["mean_over_pruned_layers"]}
 
     def draw(self, genotype: WidthGenotype, path, title: str) -> None:
-        from rarts.figures.cells import save_width_figure  # matplotlib: imported when a search ends
+        from rarts.drawing.cells import save_width_figure  # matplotlib: imported when a search ends
 
         save_width_figure([float(m.float().mean()) for m in genotype.masks], path, title)

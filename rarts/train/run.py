@@ -9,15 +9,17 @@ from pathlib import Path
 
 import torch
 
-from rarts import checkpoint, gpu_pool
+from rarts.core import checkpoint
+from rarts.pipeline import gpu_pool
 from rarts.data import black, imagenet, load_images, normalise
-from rarts.engine import eval_batch_size
-from rarts.io import write_json
+from rarts.core.engine import eval_batch_size
+from rarts.pipeline.io import write_json
 from rarts.models import build_network, load_arch
-from rarts.params import n_params
-from rarts.runtime import device_name, end_distributed, init_distributed, launch, resolve_device
+from rarts.models.params import n_params
+from rarts.core.devices import device_name, resolve_device
+from rarts.core.distributed import end_distributed, init_distributed, launch
 from rarts.train.sources import FolderEval, FolderSource, TensorSource, tensor_eval_batches
-from rarts.tracking import run_live
+from rarts.core.mlflow_live import run_live
 from rarts.train.trainer import Trainer
 
 log = logging.getLogger("rarts.train")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from rarts.data.stream import BatchStream, iterate_once
-from rarts.runtime import ignore_sigterm
+from rarts.core.signals import ignore_sigterm
 
 
 class TensorSource:

@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from rarts.engine import EpochLoop, evaluate
+from rarts.core.engine import EpochLoop, evaluate
 from rarts.models.layers import global_batchnorm
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from rarts.io import read_json, write_json
+from rarts.pipeline.io import read_json, write_json
 
 RULES = ("best_search_val", "best_cifar_test")
 

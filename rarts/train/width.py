@@ -14,14 +14,15 @@ from pathlib import Path
 
 import torch
 
-from rarts import checkpoint, gpu_pool
-from rarts.io import read_json, write_json
+from rarts.core import checkpoint
+from rarts.pipeline import gpu_pool
+from rarts.pipeline.io import read_json, write_json
 from rarts.models import prunable
-from rarts.params import n_flops, n_params
-from rarts.pruning import bn_sparsity_hook, choose_masks, prc
-from rarts.runtime import device_name
+from rarts.models.params import n_flops, n_params
+from rarts.models.pruning import bn_sparsity_hook, choose_masks, prc
+from rarts.core.devices import device_name
 from rarts.spaces.width import WidthGenotype
-from rarts.tracking import run_live
+from rarts.core.mlflow_live import run_live
 from rarts.train.run import start_job, tensor_setup
 from rarts.train.trainer import Trainer
 

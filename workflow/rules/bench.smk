@@ -7,7 +7,11 @@ rule bench_search_step:
     output:
         "results/bench/search_step.csv",
     params:
+        script=f"{workflow.basedir}/benchmarks/search_step.py",
         size=BENCH["size"],
+        device=config["device"],
+        steps=BENCH["steps"],
+        warmup=BENCH["warmup"],
         flags=("--amp " if BENCH["amp"] else "") + ("--channels-last" if BENCH["channels_last"] else ""),
     threads: ALONE  # a timing: nothing runs beside it
     resources:
@@ -17,5 +21,5 @@ rule bench_search_step:
     conda:
         ENV
     shell:
-        "python {workflow.basedir}/benchmarks/search_step.py --size {params.size} --device {config[device]} "
-        "--steps {BENCH[steps]} --warmup {BENCH[warmup]} {params.flags} --out {output} > {log} 2>&1"
+        "python {params.script} --size {params.size} --device {params.device} "
+        "--steps {params.steps} --warmup {params.warmup} {params.flags} --out {output} > {log} 2>&1"

@@ -1,6 +1,7 @@
-# Shared by every rule file: config validation, the CLI, and the list of final targets that
-# each rule file extends (so adding a stage means adding one file and one include).
+# Shared by every rule file (config validation, the CLI, and the list of final targets that
+# each rule file extends, so adding a stage means adding one file and one include).
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,18 +13,18 @@ from snakemake.utils import min_version, validate
 min_version("9.0")
 
 sys.path.insert(0, workflow.basedir)  # the package's light modules, even where it is not installed
-from rarts.config import check_finite, schema_problem  # noqa: E402
+from rarts.pipeline.config import check_finite, schema_problem  # noqa: E402
 
 # our message first (the key, where, the nearest valid keys); Snakemake's validate then fills defaults
 SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 if problem := schema_problem(config, yaml.safe_load(SCHEMA.read_text())):
     raise WorkflowError(f"invalid config (workflow/schemas/config.schema.yaml says what each key means):\n{problem}")
 validate(config, "../schemas/config.schema.yaml")
-from rarts import cluster, costs, finetune, gpu_pool, names  # noqa: E402
+from rarts.pipeline import cluster, commands, costs, gpu_pool, names, pruned_runs  # noqa: E402
 
 check_finite(config)
-from rarts import signal_relay  # noqa: E402
-from rarts.locks import claim_workdir  # noqa: E402
+from rarts.pipeline import signal_relay  # noqa: E402
+from rarts.pipeline.locks import claim_workdir  # noqa: E402
 
 if workflow.is_main_process:  # a Snakemake killed earlier leaves its locks: clear them (see README)
     for stale in claim_workdir():
@@ -31,7 +32,6 @@ if workflow.is_main_process:  # a Snakemake killed earlier leaves its locks: cle
 elif signal_relay.in_job_step():  # the job step SLURM signals: pass SIGTERM on to the job (docs/cluster.md)
     signal_relay.install()
 
-RARTS = "rarts"  # the package's console script; every rule goes through it
 ALL_TARGETS = []  # tables and figures; the MLflow rule logs them all
 SEARCH_RUNS = []  # search output folders, logged as nested MLflow runs
 
@@ -64,17 +64,19 @@ def num_classes(dataset):
     return names.CIFAR_CLASSES[dataset]
 
 
-# Where and how a job runs, not what it computes: global options of `rarts` (written as `{JOB}
-# --threads {threads}` in a rule's shell command, which Snakemake does not compare between runs),
-# so that changing the device, the threads or the tracking server reruns nothing.
-# `--hold-gpus auto`: each job claims the GPUs it computes on from this machine's pool (rarts.gpu_pool).
+# Where and how a job runs, not what it computes: global options of `rarts`, which a rule's shell command
+# takes as `exec rarts --workflow-job --threads {threads} …` from the environment (rarts.pipeline.commands),
+# so that changing the device, the threads or the tracking server reruns nothing (and no shell command
+# reads a variable from outside its rule).
+# `--hold-gpus auto`: each job claims the GPUs it computes on from this machine's pool (rarts.pipeline.gpu_pool).
 # `--take-over`: a job resubmitted while a killed Snakemake's copy still runs stops that copy and
-# resumes from its checkpoint (rarts.locks). `exec`: the job replaces the rule's shell, so the SIGTERM
-# a SLURM job step passes on reaches it (rarts.signal_relay); a shell between would die at once.
+# resumes from its checkpoint (rarts.pipeline.locks). `exec`: the job replaces the rule's shell, so the SIGTERM
+# a SLURM job step passes on reaches it (rarts.pipeline.signal_relay); a shell between would die at once.
 LOCAL = config["local"]
-JOB = (f"exec {RARTS} --device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
-       + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
-       + (" --deterministic" if config["deterministic"] else ""))
+JOB_OPTIONS = (f"--device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
+               + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
+               + (" --deterministic" if config["deterministic"] else ""))
+os.environ.update({commands.JOB_OPTIONS: JOB_OPTIONS})  # read by the jobs this Snakemake runs (a SLURM job's own too)
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
 
 
@@ -90,7 +92,7 @@ def job_spec(dataset, hp, **extra):
             "hp": job_hp(hp), **extra}
 
 
-# -- one machine with GPUs (rarts.gpu_pool; README, "One machine with GPUs") ---------------------------
+# -- one machine with GPUs (rarts.pipeline.gpu_pool; README, "One machine with GPUs") ---------------------------
 # The GPUs this Snakemake's local jobs share: CUDA_VISIBLE_DEVICES, else every GPU the driver lists (none
 # under `device: cpu` unless CUDA_VISIBLE_DEVICES names some: a pretend pool, as the tests use). Jobs on a
 # cluster get theirs from SLURM.
@@ -108,7 +110,7 @@ if GPU_POOL and "gpu" not in workflow.global_resources:
 onstart:
     # a SLURM run's controller (not dry runs, reports or unlocks): jobs cancelled by preemption are requeued
     if getattr(workflow.executor_plugin, "name", None) == "slurm":
-        from rarts import preemption
+        from rarts.pipeline import preemption
 
         preemption.watch()
 
@@ -138,7 +140,7 @@ def job_threads(gpus=1):
 ALONE = (workflow.global_resources["_cores"].value or config["threads"]) if LOCAL_RUN else config["threads"]
 
 
-# -- what each job asks a cluster for (rarts.cluster; README, "Running on a SLURM cluster") ----------
+# -- what each job asks a cluster for (rarts.pipeline.cluster; README, "Running on a SLURM cluster") ----------
 CLUSTER = config["cluster"]
 # A cluster run (Snakemake leaves --cores unset only for one: a dry run or a local one has it) whose GPU
 # jobs would go to the cluster's default partition, which has no GPUs on most clusters, so they would sit

@@ -19,7 +19,7 @@ rule prepare_data:
     conda:
         ENV
     shell:
-        "{RARTS} --threads {threads} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+        "rarts --threads {threads} prepare-data --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
 
 
 use rule prepare_data as prepare_cifar with:
@@ -50,7 +50,7 @@ rule search_split:
     conda:
         ENV
     shell:
-        "{RARTS} split --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
+        "rarts split --dataset {wildcards.dataset} --spec {params.spec} --out {output} 2> {log}"
 
 
 # NATS-Bench's fixed search split (search.nats.split: nats-bench); on a stand-in, its rule

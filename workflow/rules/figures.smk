@@ -24,7 +24,7 @@ rule table_view:
     conda:
         ENV
     shell:
-        "{RARTS} table-view {wildcards.table} --csv {input.csv} --md {input.md} --png {output.png} "
+        "rarts table-view {wildcards.table} --csv {input.csv} --md {input.md} --png {output.png} "
         "--pdf {output.pdf} --html {output.html} 2> {log}"
 
 
@@ -42,7 +42,7 @@ rule search_dynamics:
     conda:
         ENV
     shell:
-        "{RARTS} dynamics --history {input} --png {output} 2> {log}"
+        "rarts dynamics --history {input} --png {output} 2> {log}"
 
 
 rule skip_comparison:
@@ -55,9 +55,7 @@ rule skip_comparison:
     wildcard_constraints:
         group=alternatives(SKIP_GROUPS),
     params:
-        title=lambda w: shlex.quote("skip connections over epochs, "
-                                    + ("DARTS space, " + DARTS["dataset"] if w.group == "darts"
-                                       else "NATS-Bench space, " + w.group.split("-", 1)[1])),
+        title=lambda w: shlex.quote(f"skip connections over epochs, {skip_group_space(w.group)}"),
     log:
         "results/logs/skip_comparison/{group}.log",
     resources:
@@ -65,7 +63,7 @@ rule skip_comparison:
     conda:
         ENV
     shell:
-        "{RARTS} skip-figure --histories {input} --png {output.png} --pdf {output.pdf} --title {params.title} 2> {log}"
+        "rarts skip-figure --histories {input} --png {output.png} --pdf {output.pdf} --title {params.title} 2> {log}"
 
 
 ALL_TARGETS += [f"results/{t}.{ext}" for t in TABLES for ext in ("png", "pdf", "html")]

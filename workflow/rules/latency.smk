@@ -21,19 +21,7 @@ rule latency_table:
     conda:
         ENV
     shell:
-        "{JOB} --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
-
-
-def ablation_minutes(setting):
-    return search_minutes("darts", "rarts", ablation_spec(setting))
-
-
-def ablation_spec(setting):
-    s = ABLATION["settings"][setting]
-    return darts_search_spec(batch_size=s["batch_size"], arch_lr=s["arch_lr"], epochs=ABLATION["epochs"],
-                             max_steps_per_epoch=ABLATION["max_steps_per_epoch"],
-                             arch_weight_decay=s["arch_weight_decay"],
-                             latency={"enabled": True, "weight": s["weight"], "algorithms": ["rarts"]})
+        "exec rarts --workflow-job --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
 
 
 use rule search_darts as ablation_search with:
@@ -73,7 +61,7 @@ rule model_latency:
     conda:
         ENV
     shell:
-        "{JOB} --threads {threads} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
+        "exec rarts --workflow-job --threads {threads} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
 
 
 use rule table4 as table2 with:

@@ -4,40 +4,6 @@ NATS_SEARCH = config["search"]["nats"]
 NATS = config["nats"]
 
 
-def nats_run_dirs(dataset):
-    return [f"results/search/nats/{dataset}/{a}/seed{s}"
-            for a in NATS_SEARCH["algorithms"] for s in NATS_SEARCH["seeds"]]
-
-
-def nats_split(dataset):
-    name = "nats_bench_split" if NATS_SEARCH["split"] == "nats-bench" else "search_split"
-    return f"results/data/{dataset}/{name}.json"
-
-
-def nats_search_spec(dataset):
-    return job_spec(dataset, NATS_SEARCH, num_classes=num_classes(dataset))
-
-
-def nats_search_minutes(dataset, algo):
-    return search_minutes("nats", algo, nats_search_spec(dataset))
-
-
-def nats_memory(dataset):  # CIFAR-100's D_v is half of its test set
-    return search_memory("nats-search", nats_search_spec(dataset), sum(names.IMAGES[dataset]))
-
-
-def nats_score_spec(dataset):
-    return {**nats_search_spec(dataset), "hp": {**NATS["local_train"], "init_channels": NATS_SEARCH["init_channels"],
-                                                "cells_per_stage": NATS_SEARCH["cells_per_stage"]}}
-
-
-def nats_score_minutes(dataset):
-    """A lookup costs nothing; offline, every found cell is trained briefly."""
-    if NATS["benchmark"]:
-        return 0.0
-    return costs.local_train_cost(nats_score_spec(dataset), len(nats_run_dirs(dataset)), STEP_TABLE)[1] / 60
-
-
 use rule search_darts as search_nats with:
     input:
         split=lambda w: nats_split(w.dataset),
@@ -72,7 +38,7 @@ rule prepare_nats_bench:
     conda:
         ENV
     shell:
-        "{RARTS} prepare-data --dataset nats-bench --spec {params.spec} --out {output} 2> {log}"
+        "rarts prepare-data --dataset nats-bench --spec {params.spec} --out {output} 2> {log}"
 
 
 rule nats_score:
@@ -100,7 +66,7 @@ rule nats_score:
     conda:
         ENV
     shell:
-        "{JOB} --threads {threads} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
+        "exec rarts --workflow-job --threads {threads} nats-score --dataset {wildcards.dataset} --benchmark {params.benchmark} --spec {params.spec} "
         "--runs {params.runs} --ckpt-dir {params.ckpt} --out {output} 2> {log}"
 
 
@@ -122,7 +88,7 @@ rule table4:
     conda:
         ENV
     shell:
-        "{RARTS} table {params.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
+        "rarts table {params.table} --spec {params.spec} --inputs {input} --csv {output.csv} --md {output.md} 2> {log}"
 
 
 ALL_TARGETS += ["results/table4.csv", "results/table4.md"]

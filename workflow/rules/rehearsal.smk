@@ -1,6 +1,6 @@
 # The dress rehearsal's report (config/rehearsal.yaml, `make rehearsal`): per rule, the measured step
 # time at paper size against the plan's from a CPU step table measured at paper size, and each job's
-# peak memory against its request (rarts.rehearsal).
+# peak memory against its request (rarts.planning.rehearsal).
 
 
 rule rehearsal_steps:
@@ -8,6 +8,7 @@ rule rehearsal_steps:
         "results/rehearsal/cpu_steps.json",
     threads: ALONE  # a timing: nothing runs beside it
     params:  # the ImageNet transfer's step over its ranks, its input path through its workers
+        script=f"{workflow.basedir}/benchmarks/gpu_check.py",
         ranks=TRAIN["imagenet"]["gpus"],
         workers=TRAIN["imagenet"]["workers"],
     resources:  # every algorithm's search network at once, then a warm-up and two steps each at paper size
@@ -17,7 +18,7 @@ rule rehearsal_steps:
     conda:
         ENV
     shell:
-        "python {workflow.basedir}/benchmarks/gpu_check.py --size paper --device cpu --steps 2 --warmup 1 "
+        "python {params.script} --size paper --device cpu --steps 2 --warmup 1 "
         "--no-cpu-peaks --step-table-only --ranks imagenet={params.ranks} --workers {params.workers} "
         "--out {output} > {log} 2>&1"
 
@@ -43,7 +44,7 @@ rule rehearsal_report:
     conda:
         ENV
     shell:
-        "{RARTS} rehearsal-report {REHEARSED} --config {params.config} --bench {input.steps} "
+        "rarts rehearsal-report {input.targets} --config {params.config} --bench {input.steps} "
         "--csv {output.csv} --md {output.md} 2> {log}"
 
 

@@ -1,6 +1,6 @@
 # The last step of `all`: one MLflow run with the config, every table and figure, provenance, the
 # tables' headline numbers and verdict counts, and a nested run per search and per job behind a table's
-# number (trainings, latency measurements, NATS-Bench lookups). A local, single-writer rule (see rarts/tracking.py).
+# number (trainings, latency measurements, NATS-Bench lookups). A local, single-writer rule (see rarts/report/tracking.py).
 TABLE_JOBS = {  # the jobs whose numbers each table reports: metrics.json, latency.json, scores.json
     "table1": lambda: expand(rules.train_cifar.output, name=cifar_train_names()),
     "table2": lambda: expand(rules.model_latency.output, setting=ABLATION["settings"], seed=ABLATION["seeds"]),
@@ -29,7 +29,7 @@ rule log_mlflow:
     conda:
         ENV
     shell:
-        "{RARTS} log-mlflow --spec {params.spec} --config {params.config} "
+        "rarts log-mlflow --spec {params.spec} --config {params.config} "
         "--artifacts {input.artifacts} --search-runs {params.runs} --job-runs {input.jobs} --out {output} 2> {log}"
 
 

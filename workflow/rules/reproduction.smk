@@ -1,4 +1,4 @@
-# Reproduction verdicts (rarts.reproduction): every row of ours with a paper value, the difference and
+# Reproduction verdicts (rarts.report.reproduction): every row of ours with a paper value, the difference and
 # a verdict by a stated rule, and whether our runs show the paper's search claims.
 TABLE_CSVS = [f"results/{t}.csv" for t in names.TABLES if f"results/{t}.csv" in ALL_TARGETS]
 
@@ -20,7 +20,7 @@ rule reproduction:
     conda:
         ENV
     shell:
-        "{RARTS} reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
+        "rarts reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
         "--md {output.md} --rst {output.rst} 2> {log}"
 
 

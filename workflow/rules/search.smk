@@ -3,33 +3,7 @@ DARTS = config["search"]["darts"]
 LATENCY_TABLE = DARTS["latency"]["table"] or f"results/latency/{config['latency']['device_tag']}.json"
 
 
-def darts_search_spec(**overrides):
-    """The search settings (with `overrides`, e.g. an ablation setting) and where Lat lives."""
-    hp = {**DARTS, **overrides}
-    hp["latency"] = {**DARTS["latency"], **overrides.get("latency", {}), "table": LATENCY_TABLE}
-    return job_spec(DARTS["dataset"], hp, num_classes=num_classes(DARTS["dataset"]))
-
-
-def uses_latency(algo):
-    return DARTS["latency"]["enabled"] and algo in DARTS["latency"]["algorithms"]
-
-
-def darts_search_minutes(algo):
-    return search_minutes("darts", algo, darts_search_spec())
-
-
 DARTS_MEMORY = search_memory("search", darts_search_spec(), names.IMAGES[DARTS["dataset"]][0])
-
-
-def search_gpus(wildcards):
-    """A search's GPUs: one, none for the sampled `random` baseline (searches without an `algo`
-    wildcard, the ablation's, are RARTS)."""
-    return 0 if getattr(wildcards, "algo", None) == names.RANDOM else gpu()
-
-
-def darts_run_dirs(algorithms=None):
-    algos = algorithms or DARTS["algorithms"]
-    return [f"results/search/darts/{a}/seed{s}" for a in algos for s in DARTS["seeds"]]
 
 
 # The shape every search rule shares (search_nats, ablation_search and width_search are this rule
@@ -63,7 +37,7 @@ rule search_darts:
     conda:
         ENV
     shell:
-        "{JOB} --threads {threads} search --space {params.space} --algo {params.algo} --seed {wildcards.seed} "
+        "exec rarts --workflow-job --threads {threads} search --space {params.space} --algo {params.algo} --seed {wildcards.seed} "
         "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -84,7 +58,7 @@ rule fig2:
     conda:
         ENV
     shell:
-        "{RARTS} fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
+        "rarts fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
 
 ALL_TARGETS += ["results/fig2.png", "results/fig2.pdf", "results/search/darts/skip_connections.csv"]

@@ -16,7 +16,7 @@ rule fig1:
     conda:
         ENV
     shell:
-        "{RARTS} fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
+        "rarts fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 
 
 ALL_TARGETS += ["results/fig1.png", "results/fig1.pdf", "results/toy_equilibria.csv"]

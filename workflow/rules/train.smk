@@ -8,57 +8,6 @@ PUBLISHED = TRAIN["cifar"]["published"]
 PROTOCOL = TRAIN["cifar"]["protocol"]  # Table 1: `searches` (each search retrained once) or `best` (DARTS's)
 
 
-def best_protocol(algo):
-    """Whether `algo`'s cells go through the DARTS protocol (the sampled random cells have no search
-    accuracy to choose by: each is retrained once)."""
-    return PROTOCOL == "best" and algo != names.RANDOM
-
-
-def cifar_train_names():
-    """`{algo}-seed{s}`: search s's cell, retrained once; `{algo}-best-train{k}`: the best of the
-    algorithm's searches, retrained with training seed k; the published cells."""
-    runs = []
-    for algo in DARTS["algorithms"]:
-        if best_protocol(algo):
-            runs += [f"{algo}-best-train{k}" for k in TRAIN["cifar"]["retrain_seeds"]]
-        else:
-            runs += [f"{algo}-seed{s}" for s in DARTS["seeds"]]
-    return runs + PUBLISHED
-
-
-def genotype_of(name):
-    """A published name, or the genotype file behind `{algo}-seed{seed}` / `{algo}-best-train{k}`."""
-    if name in PUBLISHED or name in TRAIN["imagenet"]["compare"]:
-        return []
-    if name == "RARTS":
-        return "results/transfer/rarts_cell.json"
-    if "-best-train" in name:
-        return f"results/search/darts/{name.split('-best-train')[0]}/best.json"
-    algo, seed = name.rsplit("-seed", 1)
-    return f"results/search/darts/{algo}/seed{seed}/genotype.json"
-
-
-def train_spec(net):
-    return job_spec(DARTS["dataset"] if net == "cifar" else "imagenet", TRAIN[net])
-
-
-def cifar_train_spec(name):
-    """A retraining's settings: the protocol's training seed for the DARTS protocol's runs."""
-    spec = train_spec("cifar")
-    if "-best-train" in name:
-        spec["hp"] = {**spec["hp"], "seed": int(name.rsplit("-best-train", 1)[1])}
-    return spec
-
-
-def train_job(net):
-    """A training's resources: `train.<net>.gpus` GPUs (one torchrun rank each; gloo ranks on a CPU)."""
-    hp, ranks = TRAIN[net], TRAIN[net]["gpus"]
-    images = 0 if net == "imagenet" else sum(names.IMAGES[DARTS["dataset"]])  # ImageNet streams from disk
-    workers = 2 * hp.get("workers", 0)  # a rank's training and evaluation loaders each keep their workers
-    mem = cluster.memory_mb(net, on_gpu(ranks), ranks, images, hp["resolution"], workers)
-    return job(gpus=gpu(ranks), mem_mb=mem, minutes=train_minutes(net, train_spec(net), ranks))
-
-
 # The shape both trainings share (train_imagenet is this rule `with:` its own): one `rarts train`,
 # under torchrun with one rank a GPU when it has several.
 rule train_cifar:
@@ -85,7 +34,7 @@ rule train_cifar:
     conda:
         ENV
     shell:
-        "{JOB} --threads {threads} train --net {params.net} --genotype {params.genotype} --name {wildcards.name} "
+        "exec rarts --workflow-job --threads {threads} train --net {params.net} --genotype {params.genotype} --name {wildcards.name} "
         "--gpus {params.ranks} --spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
 
 
@@ -109,10 +58,6 @@ use rule train_cifar as train_imagenet with:
         "results/logs/train/imagenet/{name}.log",
 
 
-def rarts_searches():
-    return expand(rules.search_darts.output.genotype, algo="rarts", seed=DARTS["seeds"])
-
-
 # The shape both selections share: `rarts select-cell` over an algorithm's searches.
 rule select_transfer_cell:
     input:
@@ -131,7 +76,7 @@ rule select_transfer_cell:
     conda:
         ENV
     shell:
-        "{RARTS} select-cell --rule {params.rule} --runs {params.runs} --cifar-metrics {input.cifar} --out {output} 2> {log}"
+        "rarts select-cell --rule {params.rule} --runs {params.runs} --cifar-metrics {input.cifar} --out {output} 2> {log}"
 
 
 use rule select_transfer_cell as select_best_search with:

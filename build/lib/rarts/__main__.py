@@ -1,0 +1,3 @@
+from rarts.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Tools that drive Snakemake: `rarts plan` (what a target costs) and the rehearsal's report."""

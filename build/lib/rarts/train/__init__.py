@@ -1,0 +1,1 @@
+"""Training of fixed networks (retraining found cells, ImageNet transfer, pruning fine-tunes)."""
