@@ -79,10 +79,10 @@ controller: $(STAMP)
 	mkdir -p results/logs
 	sbatch $(CONTROLLER_FLAGS) workflow/scripts/controller.sh $(TARGETS) --configfile config/config.yaml $(CONFIG)
 
-# GPU readiness (benchmarks/gpu_check.py): paper size on a GPU (≤ 8 min), small size on a CPU;
+# GPU readiness (`rarts gpu-check`, rarts/planning/gpu_check.py): paper size on a GPU (≤ 8 min), small size on a CPU;
 # writes results/bench/gpu_check.json (the step table `rarts plan` reads) and .md
 gpu-check: $(STAMP)
-	$(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_FLAGS)
+	$(BIN)/rarts gpu-check $(GPU_CHECK_FLAGS)
 
 # three workers (pytest-xdist) on two cores: many tests wait on subprocesses, SLURM (whose fault tests
 # are paced, mostly asleep) or a server. A module's tests stay on one worker (loadfile), so a

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,13 +20,10 @@ import pandas as pd
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import gpu_check  # noqa: E402
-from rarts.pipeline.costs import StepTable  # noqa: E402
-from rarts.pipeline.io import write_json, write_text  # noqa: E402
-from rarts.models.genotypes import DARTS_V1, DARTS_V2, random_genotype  # noqa: E402
+from rarts.models.genotypes import DARTS_V1, DARTS_V2, random_genotype
+from rarts.pipeline.costs import StepTable
+from rarts.pipeline.io import write_json, write_text
+from rarts.planning import gpu_check
 
 
 def measured_step(net, size, device, cell, config, steps, warmup) -> float:
@@ -46,7 +42,7 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--config", default=str(gpu_check.REPO / "config" / "config.yaml"))
+    p.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "config" / "config.yaml"))
     p.add_argument("--out", default="results/bench/cell_steps.json", help="also writes the .md beside it")
     args = p.parse_args(argv)
     device, config = torch.device(args.device), yaml.safe_load(Path(args.config).read_text())

@@ -21,17 +21,14 @@ Derived from published costs, one GTX 1080 Ti (the paper's GPU):
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rarts.pipeline.io import write_json  # noqa: E402
-from rarts.models import build_network, load_arch  # noqa: E402
-from rarts.pipeline.names import PASSES  # noqa: E402
-from rarts.models.params import n_flops  # noqa: E402
+from rarts.models import build_network, load_arch
+from rarts.models.params import n_flops
+from rarts.pipeline.io import write_json
+from rarts.pipeline.names import PASSES
 
 SEARCH_GPU_DAYS = {"darts1": 0.7, "darts2": 3.1, "rarts": 1.1}  # RARTS paper, Table 1 (authors' 1080 Ti)
 EPOCHS, STEPS, BATCH = 50, 390, 64  # the DARTS search protocol: 25,000 images of D_t at batch 64

@@ -165,6 +165,12 @@ def plan(a) -> None:
     plan_main(a)
 
 
+def gpu_check(a) -> None:
+    from rarts.planning.gpu_check import gpu_check_main
+
+    gpu_check_main(a)
+
+
 def check_config(a) -> None:
     from rarts.pipeline.config import check_overlays_main
 
@@ -180,7 +186,8 @@ def mlflow_relocate(a) -> None:
 @dataclass(frozen=True)
 class Command:
     run: Callable
-    rule: bool  # a workflow rule runs it: its peak memory is sampled beside its log (rarts.core.usage)
+    rule: bool  # a workflow rule runs it
+    sampled: bool = True  # (run by a rule) its peak memory is sampled beside its log (rarts.core.usage)
     job: bool = False  # it trains or times: claims its GPUs first, may take a checkpoint over
     alone: bool = False  # timing: it holds its GPU alone (a shared one would time contention)
 
@@ -207,8 +214,9 @@ COMMANDS = {
     "dynamics": Command(dynamics, rule=True),
     "skip-figure": Command(skip_figure, rule=True),
     "log-mlflow": Command(log_mlflow, rule=True),
-    # the rehearsal's rule reads the others' samples, not its own
-    "rehearsal-report": Command(rehearsal_report, rule=False),
+    # the rehearsal's: the step table at paper size, and the report that reads the others' samples
+    "gpu-check": Command(gpu_check, rule=True, sampled=False),
+    "rehearsal-report": Command(rehearsal_report, rule=True, sampled=False),
     # for people
     "toy": Command(toy, rule=False),
     "params": Command(params, rule=False),
@@ -262,7 +270,7 @@ def main(argv=None) -> None:
         set_determinism(args.deterministic)
 
     usage = None
-    if command.rule:
+    if command.rule and command.sampled:
         from rarts.core.usage import for_this_job
 
         usage = for_this_job()

@@ -13,8 +13,8 @@ from rarts.search.algorithms import Darts2
 from rarts.spaces import DartsSearchSpace
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("search_step", REPO / "benchmarks" / "search_step.py")
+def load_benchmark(name="search_step"):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,7 +38,8 @@ def test_functional_darts2_takes_the_official_step_bn_statistics_included():
     α, weights, optimizer state and BatchNorm running statistics agree after steps with momentum.
     The official unrolled model is a copy, so its pass on the validation batch leaves the real
     network's statistics alone; the w ± Rv passes run on the real network and update them."""
-    bench = load_benchmark()
+    from rarts.planning import search_timing as bench
+
     hp = {**paper_search_hp(), "epochs": 50}
     space = DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2)
     g = torch.Generator().manual_seed(0)
@@ -90,7 +91,8 @@ def test_a_rarts_step_keeps_one_graph_alive_as_milenas_does():
     against 10 GB on a CPU): its α-gradient backpropagated λL_t(w) + L_v(y) at once, two graphs of
     the search network alive. Each alone in a process of its own (peak RSS a step adds, exact: no
     sampling), RARTS's step adds no more than 1.25× MiLeNAS's at the small size."""
-    bench = load_benchmark()
+    from rarts.planning import search_timing as bench
+
     peaks = {name: bench.cpu_step_peak(name, "small", steps=2, threads=1) for name in ("milenas", "rarts")}
     assert peaks["rarts"] <= 1.25 * peaks["milenas"], {k: v / 2**20 for k, v in peaks.items()}
 
@@ -99,10 +101,8 @@ def test_the_cell_step_benchmark_prices_each_cell_it_times(tmp_path):
     """benchmarks/cell_steps.py (tiny, untimed here): each cell measured beside the plan's price for it,
     DARTS_V2 at its own measured step, the others by the edge table."""
     import json
-    import sys
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import cell_steps
+    cell_steps = load_benchmark("cell_steps")
 
     rows = cell_steps.main(["--size", "tiny", "--cells", "1", "--steps", "1", "--warmup", "0",
                             "--out", str(tmp_path / "cells.json")])

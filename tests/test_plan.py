@@ -1,5 +1,5 @@
 """`rarts plan`: the jobs a target needs, their steps and GPU-hours from a measured step table,
-and a SLURM profile whose runtimes come from the plan; and `make gpu-check`'s script on CPU."""
+and a SLURM profile whose runtimes come from the plan; and `rarts gpu-check` (`make gpu-check`) on CPU."""
 
 import json
 from pathlib import Path
@@ -111,7 +111,7 @@ def test_plan_all_prints_every_rule_and_writes_a_profile_snakemake_reads(tmp_pat
 @pytest.mark.slow
 def test_gpu_check_runs_on_cpu_and_writes_its_tables(tmp_path):
     out = tmp_path / "gpu_check.json"
-    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--size", "tiny", "--steps", "2",
+    proc = subprocess.run([sys.executable, "-m", "rarts", "gpu-check", "--size", "tiny", "--steps", "2",
                            "--warmup", "0", "--workers", "0", "--device", "cpu", "--no-cpu-peaks", "--ranks",
                            "imagenet=2", "--out", str(out)],
                           capture_output=True, text=True, timeout=900,  # as on a 2-GPU machine: a pretend pool
@@ -219,8 +219,7 @@ def test_plan_works_before_any_measurement_and_names_the_reference(tmp_path, mon
 def test_a_failing_gpu_check_section_is_recorded_and_the_rest_goes_on():
     """An out-of-memory (or any error) in one section of `make gpu-check` is written into that section's
     place with where it happened; the sections after it still run."""
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import gpu_check
+    from rarts.planning import gpu_check
 
     def out_of_memory():
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -243,8 +243,7 @@ def test_the_edge_table_finds_each_edge_shape_of_the_paper_networks():
     from rarts.models import build_network
     from rarts.models.genotypes import DARTS_V2
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import gpu_check
+    from rarts.planning import gpu_check
 
     def layout(c, side, layers):
         cells, reductions = {}, (layers // 3, 2 * layers // 3)
@@ -274,8 +273,7 @@ def test_the_step_table_times_the_jobs_training_step_with_the_configs_settings(t
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    import gpu_check
+    from rarts.planning import gpu_check
 
     hp = gpu_check.training_hp("cifar", yaml.safe_load((REPO / "config" / "config.yaml").read_text()))
     assert (hp["auxiliary_weight"], hp["grad_clip"], hp["weight_decay"]) == (0.4, 5.0, 3.0e-4)

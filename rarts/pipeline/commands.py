@@ -220,6 +220,24 @@ def add_tool_commands(sub) -> None:
                     help="also say how long the targets take on one machine with G GPUs (default: this machine's "
                     "GPUs, or 1 2 4 8 where it has none)")
 
+    gc = sub.add_parser("gpu-check", help="time and check this GPU (or CPU): the step table `rarts plan` prices jobs with")
+    gc.add_argument("--size", choices=["paper", "small", "tiny"], help="default: paper on a GPU, small on a CPU")
+    gc.add_argument("--device", default="auto")
+    gc.add_argument("--steps", type=positive_int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
+    gc.add_argument("--warmup", type=nonnegative_int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
+    gc.add_argument("--workers", type=nonnegative_int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
+    gc.add_argument("--config", default="config/config.yaml",
+                    help="the networks' training settings (auxiliary loss, smoothing, clipping)")
+    gc.add_argument("--ranks", nargs="*", default=[], metavar="NET=N",
+                    help="also time NET's step over N torchrun ranks (the config's train.<net>.gpus)")
+    gc.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
+    gc.add_argument("--no-cpu-peaks", action="store_true",
+                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
+    gc.add_argument("--step-table-only", action="store_true",
+                    help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
+                    "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
+                    "CPU table at paper size)")
+
     rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
     rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
     rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")

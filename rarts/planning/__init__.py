@@ -1,1 +1,2 @@
-"""Tools that drive Snakemake: `rarts plan` (what a target costs) and the rehearsal's report."""
+"""What a target costs: `rarts plan`, the step table it prices jobs with (`rarts gpu-check`), and the
+rehearsal's report."""

@@ -8,7 +8,6 @@ rule rehearsal_steps:
         "results/rehearsal/cpu_steps.json",
     threads: ALONE  # a timing: nothing runs beside it
     params:  # the ImageNet transfer's step over its ranks, its input path through its workers
-        script=f"{workflow.basedir}/benchmarks/gpu_check.py",
         ranks=TRAIN["imagenet"]["gpus"],
         workers=TRAIN["imagenet"]["workers"],
     resources:  # every algorithm's search network at once, then a warm-up and two steps each at paper size
@@ -18,7 +17,7 @@ rule rehearsal_steps:
     conda:
         ENV
     shell:
-        "python {params.script} --size paper --device cpu --steps 2 --warmup 1 "
+        "rarts gpu-check --size paper --device cpu --steps 2 --warmup 1 "
         "--no-cpu-peaks --step-table-only --ranks imagenet={params.ranks} --workers {params.workers} "
         "--out {output} > {log} 2>&1"
 

@@ -1,5 +1,5 @@
-#!/usr/bin/env python
-"""GPU readiness in one command (`make gpu-check`): speed, memory, input paths and correctness.
+"""GPU readiness in one command (`rarts gpu-check`, `make gpu-check`): speed, memory, input paths and
+correctness; the step table `rarts plan` prices jobs with.
 
 Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) and .md:
 - search steps of darts1, darts2, milenas and rarts (and the copy-the-model DARTS-2) in fp32,
@@ -7,7 +7,7 @@ Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) 
 - one training step of each of the paper's other networks (CIFAR and ImageNet evaluation
   networks, the NATS-Bench search network, ResNet-164, MobileNetV2) at the paper's batch, through the
   jobs' own trainer with the config's settings (auxiliary loss, label smoothing, clipping); with
-  `--ranks imagenet=4`, also over 4 torchrun ranks as the job runs it (benchmarks/rank_step.py);
+  `--ranks imagenet=4`, also over 4 torchrun ranks as the job runs it (rarts.planning.rank_step);
 - each DARTS operation's seconds on each kind of edge of the CIFAR and ImageNet networks (a searched
   cell's step is the measured cell's plus the difference of their edges);
 - the input paths: on-device CIFAR augmentation, and ImageNet JPEG decoding through the training
@@ -16,8 +16,8 @@ Writes results/bench/gpu_check.json (the step table `rarts plan --bench` reads) 
   tiny search run twice (identical α, or the largest difference and why);
 - the environment (GPU, driver, torch, CUDA, cuDNN).
 
-    python benchmarks/gpu_check.py                   # size: paper on a GPU, small on a CPU
-    python benchmarks/gpu_check.py --size tiny       # seconds (the test suite runs this)
+    rarts gpu-check                   # size: paper on a GPU, small on a CPU
+    rarts gpu-check --size tiny       # seconds (the test suite runs this)
 
 On one H200-class GPU the paper size is meant to finish within 8 minutes; each section's wall
 time is recorded in the JSON.
@@ -25,7 +25,6 @@ time is recorded in the JSON.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import platform
@@ -40,12 +39,9 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import search_step  # noqa: E402
-from rarts.pipeline import gpu_pool  # noqa: E402
-from rarts.pipeline.io import write_json, write_text  # noqa: E402
+from rarts.pipeline import gpu_pool
+from rarts.pipeline.io import write_json, write_text
+from rarts.planning import search_timing as search_step
 
 # network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
 NETWORKS = {
@@ -63,7 +59,6 @@ NETWORKS = {
 # synthetic JPEGs: count (more than one batch: the first warms up) and (width, height), at paper size
 # ImageNet's most common one
 JPEGS = {"paper": (512, (500, 375)), "small": (128, (96, 96)), "tiny": (96, (48, 48))}
-REPO = Path(__file__).resolve().parents[1]
 # where each network's training settings are in the config, over PLAIN_HP
 HP_AT = {"cifar": ("train", "cifar"), "imagenet": ("train", "imagenet"), "nats": ("nats", "local_train"),
          "preresnet": ("width", "table5", "train"), "mobilenetv2": ("width", "table6", "train")}
@@ -315,7 +310,7 @@ def ranked_steps(size_name, device, steps, warmup, ranks: dict, config_path, thr
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "step.json"
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
-                   str(Path(__file__).with_name("rank_step.py")), "--net", name, "--size", size_name,
+                   "-m", "rarts.planning.rank_step", "--net", name, "--size", size_name,
                    "--device", device.type, "--threads", str(threads), "--warmup", str(max(1, warmup)),
                    "--steps", str(max(2, steps)), "--config", str(config_path), "--out", str(out)]
             proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -570,25 +565,8 @@ def edge_table(rows) -> str:
                         ).round(4).to_markdown(index=False)
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--size", choices=sorted(NETWORKS), help="default: paper on a GPU, small on a CPU")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--steps", type=int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
-    p.add_argument("--warmup", type=int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
-    p.add_argument("--workers", type=int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
-    p.add_argument("--config", default=str(REPO / "config" / "config.yaml"),
-                   help="the networks' training settings (auxiliary loss, smoothing, clipping)")
-    p.add_argument("--ranks", nargs="*", default=[], metavar="NET=N",
-                   help="also time NET's step over N torchrun ranks (the config's train.<net>.gpus)")
-    p.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
-    p.add_argument("--no-cpu-peaks", action="store_true",
-                   help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
-    p.add_argument("--step-table-only", action="store_true",
-                   help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
-                        "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
-                        "CPU table at paper size)")
-    args = p.parse_args(argv)
+def gpu_check_main(args) -> dict:
+    """`rarts gpu-check` (its arguments: rarts.pipeline.commands)."""
     ranks = {net: int(n) for net, n in (r.split("=") for r in args.ranks)}
     # a timing holds its GPUs alone (its widest ranked step's), claimed before CUDA starts: on a machine
     # whose other GPUs run a pipeline, it waits for them rather than timing beside another job
@@ -643,6 +621,3 @@ def finish(res: dict, t0: float, out) -> dict:
     print(markdown(res))
     return res
 
-
-if __name__ == "__main__":
-    main()

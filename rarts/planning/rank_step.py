@@ -1,29 +1,24 @@
-#!/usr/bin/env python
 """One network's training step timed as a job of several torchrun ranks runs it: the jobs' own start
 (`rarts.train.run.start_job`: gloo ranks sharing the CPU's threads, or NCCL and a GPU a rank), their
 trainer (BatchNorm over the global batch, DistributedDataParallel), each rank its slice of one random
-global batch. gpu_check.py starts it under torchrun (`--ranks imagenet=4`); rank 0 writes the row.
+global batch. `rarts gpu-check` starts it under torchrun (`--ranks imagenet=4`); rank 0 writes the row.
 
-    torchrun --standalone --nproc_per_node=4 benchmarks/rank_step.py --net imagenet --size paper --out step.json
+    torchrun --standalone --nproc_per_node=4 -m rarts.planning.rank_step --net imagenet --size paper --out step.json
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import gpu_check  # noqa: E402
-from rarts.pipeline.io import write_json  # noqa: E402
-from rarts.core.distributed import end_distributed  # noqa: E402
-from rarts.train.run import start_job  # noqa: E402
+from rarts.core.distributed import end_distributed
+from rarts.pipeline.io import write_json
+from rarts.planning import gpu_check
+from rarts.train.run import start_job
 
 
 def main(argv=None) -> None:
@@ -34,7 +29,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=0, help="the job's threads, shared by its ranks (0: torch's)")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--config", default=str(gpu_check.REPO / "config" / "config.yaml"))
+    p.add_argument("--config", default="config/config.yaml")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     dist, device = start_job({"device": args.device, "threads": args.threads})
