@@ -1,4 +1,4 @@
-# Two entry points (see README): `make quick` runs the whole pipeline on the offline profile,
+# Two entry points (see README): `make quick` runs the whole pipeline on the offline config,
 # `make test` runs the test suite. Both create .venv on first use.
 PYTHON ?= python3.11
 VENV   := .venv

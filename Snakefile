@@ -4,6 +4,7 @@
 #   snakemake --cores 2 --configfile=config/quick.yaml all   # the offline profile (note the =)
 #   snakemake results/fig1.png                               # one target
 
+
 configfile: "config/config.yaml"
 
 
@@ -26,6 +27,7 @@ include: "workflow/rules/figures.smk"
 include: "workflow/rules/reproduction.smk"
 include: "workflow/rules/rehearsal.smk"
 include: "workflow/rules/report.smk"
+
 
 # `snakemake --report` opens on the verdicts and the paper's claims once a run has made them
 report: "results/reproduction.rst" if Path("results/reproduction.rst").exists() else "workflow/report/workflow.rst"

@@ -64,7 +64,7 @@ def slurm(tmp_path_factory):
 
 def scratch(tmp_path, extra=None):
     tmp_path.mkdir(parents=True, exist_ok=True)
-    for name in ("Snakefile", "workflow", "config", "envs"):
+    for name in ("Snakefile", "workflow", "config"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / name)
     if extra:

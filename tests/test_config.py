@@ -110,7 +110,7 @@ def test_names_have_one_source():
     ("rarts.drawing.cells", ("torch", "mlflow", "pandas")),  # every search draws its cell with it
 ])
 def test_job_modules_import_only_what_every_job_needs(module, absent):
-    """The offline profile runs 120 short jobs, each a new process: torchvision alone costs two
+    """The offline config runs 120 short jobs, each a new process: torchvision alone costs two
     seconds a start (MobileNetV2's module, needed only by the width jobs that build it), pandas
     a third of one (only the tables and table figures need it)."""
     import subprocess

@@ -1,5 +1,5 @@
 """Every command the README and docs/ show runs as written, in a scratch copy of the project with the
-offline profile's data: as it is (the `rarts …` tools, the examples), as a dry run (Snakemake and the
+offline config's data: as it is (the `rarts …` tools, the examples), as a dry run (Snakemake and the
 make targets that run the pipeline), or not at all for a stated reason. A command a page adds that
 this file does not know fails the test, so the docs cannot drift from what works."""
 

@@ -92,7 +92,7 @@ def test_table_view_draws_ours_beside_the_papers_values(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "t.csv").columns[-1] == "paper_test_error"  # the CSV keeps its order
     assert (tmp_path / "t.png").stat().st_size > 0 and (tmp_path / "t.pdf").stat().st_size > 0
 
-    # one run a row (the offline profile's Table 6): the legend claims no spread over seeds
+    # one run a row (the offline config's Table 6): the legend claims no spread over seeds
     df.assign(test_error_std=None).to_csv(tmp_path / "t.csv", index=False)
     captured.clear()
     plots.make_table_view("table1", tmp_path / "t.csv", tmp_path / "t.md", tmp_path / "t.png", tmp_path / "t.pdf",
@@ -130,7 +130,7 @@ def test_table_figures_labels_never_overlap(tmp_path, monkeypatch, table):
     import pandas as pd
 
     import rarts.report.figures.tables as views
-    from rarts.report.tables import LABELS, _width_label
+    from rarts.report.tables import HEADLINES, LABELS, _width_label
 
     if table == "table1":
         rows = pd.DataFrame({"method": [LABELS[m] for m in ("random", "darts1", "darts2", "milenas", "rarts",
@@ -138,7 +138,7 @@ def test_table_figures_labels_never_overlap(tmp_path, monkeypatch, table):
     else:
         runs = ["baseline", "ns-40", "rarts-40", "ns-60", "rarts-60"]
         rows = pd.DataFrame({"dataset": ["cifar10"] * 5 + ["cifar100"] * 5, "method": [_width_label(r) for r in runs] * 2})
-    keys, mean, std, paper, _ = views.TABLE_FIGURES[table]
+    keys, mean, std, _, paper, _, _ = HEADLINES[table]
     rows = rows.assign(source="ours", **{mean: 3.0, std: 0.1, paper: 2.9, "chance_error": 90.0})
     rows.to_csv(tmp_path / "t.csv", index=False)
     (tmp_path / "t.md").write_text("# Table\n\n- a note\n")

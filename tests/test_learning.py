@@ -1,4 +1,4 @@
-"""The offline profile learns: a network trained with the quick profile's real settings on a digits
+"""The offline config learns: a network trained with the quick config's real settings on a digits
 stand-in ends far below chance error, and a run that learns nothing is named in a warning."""
 
 import logging
@@ -13,7 +13,7 @@ from rarts.train.run import train_main
 
 
 def quick_config() -> dict:
-    """The paper's config with the offline profile on top, as `make quick` runs it."""
+    """The paper's config with the offline config on top, as `make quick` runs it."""
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     update_config(cfg, yaml.safe_load((REPO / "config" / "quick.yaml").read_text()))
     return cfg

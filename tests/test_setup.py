@@ -79,9 +79,11 @@ def test_a_users_config_is_checked_before_snakemake_reads_it(project, target):
 def test_the_wheel_installs_on_its_own_and_runs_outside_the_repository(tmp_path):
     """The package as a researcher installs it: a wheel (not editable) in a fresh venv whose other packages
     are this venv's locked ones, run from a folder outside the repository."""
-    wheels = tmp_path / "wheels"
+    source, wheels = tmp_path / "source", tmp_path / "wheels"  # a copy: building writes build/ beside the sources
+    shutil.copytree(REPO / "rarts", source / "rarts", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", source)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", wheels,
-                    REPO], check=True, capture_output=True, timeout=300)
+                    source], check=True, capture_output=True, timeout=300)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", venv], check=True, timeout=120)
     site = next(venv.glob("lib/python*/site-packages"))

@@ -159,7 +159,7 @@ def test_tables_5_and_6_keep_the_paper_numbers_in_paper_columns(tmp_path):
     notes = (tmp_path / "t6.md").read_text()
     assert "STAND-IN" in notes and "Mean ± std over seeds [0, 1]." in notes
     assert rows.chance_error["rarts"] == 80.0 and "chance_error" in (tmp_path / "t6.md").read_text()
-    # the offline profile's one seed: a single run per row, and the notes say so
+    # the offline config's one seed: a single run per row, and the notes say so
     df = table6({"standin": True, "width": {**w6, "seeds": [0]}}, [i for i in inputs if "seed0" in i],
                 tmp_path / "t6s.csv", tmp_path / "t6s.md")
     assert df.set_index("run").test_error["rarts"] == "8.00" and (df.n_runs == 1).all()

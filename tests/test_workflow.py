@@ -1,4 +1,4 @@
-"""The Snakemake workflow: the paper DAG, schema errors, and the offline profile end to end."""
+"""The Snakemake workflow: the paper DAG, schema errors, and the offline config end to end."""
 
 import json
 import os
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def copy_workflow(dst):
     """A scratch copy of the workflow (the default profile's link included)."""
-    for name in ("Snakefile", "workflow", "config", "envs"):
+    for name in ("Snakefile", "workflow", "config"):
         src = REPO / name
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dst / name)
     os.symlink(os.readlink(REPO / "profiles"), dst / "profiles")
@@ -96,7 +96,7 @@ def test_make_quick_runs_the_offline_profile_without_an_activated_venv(workdir, 
 
     counts = job_counts(make("SMK_FLAGS=-n"))
     assert counts["log_mlflow"] == 1 and counts["width_table"] == 2
-    assert counts["search_darts"] == 10  # the quick profile: 5 algorithms × 2 seeds
+    assert counts["search_darts"] == 10  # the quick config: 5 algorithms × 2 seeds
     make("TARGETS=results/fig1.png")  # the rule calls `rarts`, found through the Makefile's PATH
     assert (workdir / "results" / "fig1.png").is_file()
 
@@ -118,14 +118,14 @@ def test_a_nan_in_the_config_stops_with_the_key_named(workdir, cli_env):
     assert proc.returncode != 0 and "config.search.darts.w_lr is nan" in proc.stdout + proc.stderr
 
 
-SHORTEST = {  # every run of the offline profile cut to one epoch of two steps
+SHORTEST = {  # every run of the offline config cut to one epoch of two steps
     ("search", "darts"), ("search", "nats"), ("latency", "ablation"), ("nats", "local_train"),
     ("train", "cifar"), ("train", "imagenet"), *((("width", t, part) for t in ("table5", "table6")
                                                   for part in ("train", "finetune", "search")))}
 
 
 def shortest_profile(workdir, **top) -> str:
-    """The offline profile with every run one epoch of two steps: the same DAG and rules in a
+    """The offline config with every run one epoch of two steps: the same DAG and rules in a
     third of the time. That the profile's runs learn is `test_learning.py`'s and `make quick`'s.
     `top`: top-level keys to set besides."""
     cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
@@ -216,7 +216,7 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     assert any(k.startswith("table5/") and k.endswith("/ours") for k in metrics)
     assert any(k.startswith("table1/") and k.endswith("/paper") for k in metrics)
 
-    # Tables 5 and 6 from the offline profile
+    # Tables 5 and 6 from the offline config
     t5 = pd.read_csv(res / "table5.csv")
     ours = t5[t5.source == "ours"]
     assert set(ours.run) == {"baseline", "ns-40", "ns-60", "rarts-40", "rarts-60"} and len(ours) == 10
@@ -285,7 +285,7 @@ def held_gpus_apart(res):
 
 
 def _one_search_config(workdir, seeds, threads=1):
-    """The offline profile cut to RARTS searches over `seeds` (what fig2 needs)."""
+    """The offline config cut to RARTS searches over `seeds` (what fig2 needs)."""
     cfg = yaml.safe_load((workdir / "config" / "quick.yaml").read_text())
     cfg["threads"] = threads
     cfg["search"]["darts"].update(algorithms=["rarts"], seeds=seeds, epochs=1, max_steps_per_epoch=2)
@@ -358,3 +358,18 @@ def test_ones_own_config_overlays_a_profile_as_the_docs_say(workdir, cli_env):
     two_flags = snakemake(workdir, cli_env, "-n", "-p", "all", "--configfile=config/quick.yaml",
                           "--configfile=mine.yaml", check=False)
     assert "results/data/standin" not in two_flags.stdout  # the trap the docs warn of: the profile is gone
+
+
+@pytest.mark.parametrize("config", ["config/config.yaml", "config/quick.yaml", "config/rehearsal.yaml"])
+def test_snakemakes_lint_finds_nothing(config):
+    out = subprocess.run([str(BIN / "snakemake"), "--lint", "--configfile", config], cwd=REPO, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0 and "Congratulations, your workflow is in a good condition!" in out.stdout + out.stderr, \
+        (out.stdout + out.stderr)[-4000:]
+    assert "Lints for" not in out.stdout + out.stderr
+
+
+def test_the_workflow_is_snakefmt_formatted():
+    out = subprocess.run([str(BIN / "snakefmt"), "--check", "Snakefile", "workflow"], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

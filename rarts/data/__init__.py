@@ -3,6 +3,7 @@ decoded to tensors), the search split, and offline stand-ins written in those sa
 from scikit-learn's digits."""
 
 from rarts.pipeline.errors import DatasetError
+from rarts.pipeline.names import data_kind
 
 __all__ = ["DatasetError", "black", "data_label", "load_images", "normalise"]
 
@@ -47,4 +48,5 @@ def black(dataset: str) -> tuple[float, ...]:
 def data_label(record: dict) -> str:
     """' (stand-in data)' or ' (rehearsal data)' for a run's record (a spec, meta, history), '' for the
     real datasets: what every figure's title adds."""
-    return " (stand-in data)" if record.get("standin") else " (rehearsal data)" if record.get("rehearsal") else ""
+    kind = data_kind(record)
+    return "" if kind == "real" else f" ({kind} data)"

@@ -159,11 +159,14 @@ def search_images(space: str, spec: dict, portion: float) -> int:
     return int(math.floor(portion * train_images(spec)))
 
 
+def steps_per_epoch(hp: dict, batches: int) -> int:
+    """An epoch's steps: a pass over the data's `batches` full batches, at most `max_steps_per_epoch`
+    (the searches' and trainings' loops take theirs from here too)."""
+    return min(batches, hp["max_steps_per_epoch"]) if hp.get("max_steps_per_epoch") else batches
+
+
 def epochs_steps(hp: dict, images: int) -> tuple[int, int]:
-    per_epoch = images // hp["batch_size"]
-    if hp.get("max_steps_per_epoch"):
-        per_epoch = min(per_epoch, hp["max_steps_per_epoch"])
-    return hp["epochs"], per_epoch
+    return hp["epochs"], steps_per_epoch(hp, images // hp["batch_size"])
 
 
 def eval_batches(hp: dict, images: int) -> int:

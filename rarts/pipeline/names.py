@@ -20,3 +20,15 @@ PRUNING_RULES = ("ratio", "threshold", "random", "none")  # rarts.models.pruning
 def chance_error(classes: int) -> float:
     """Error (%) of guessing among `classes` equally likely labels (every table states it)."""
     return 100 * (1 - 1 / classes)
+
+
+# What data a run saw: the real dataset, the offline config's stand-ins (scikit-learn digits in the real
+# formats), or the rehearsal's synthetic data at the real sizes. Records (specs, metrics, histories) carry
+# it as the two flags `standin` and `rehearsal`, which the jobs' params and checkpoints keep.
+DATA_DESCRIPTIONS = {"stand-in": "scikit-learn digits", "rehearsal": "synthetic images at the real sizes"}
+
+
+def data_kind(record: dict) -> str:
+    """"real", "stand-in" or "rehearsal", from a record's flags."""
+    return "stand-in" if record.get("standin") else "rehearsal" if record.get("rehearsal") else "real"
+

@@ -1,8 +1,11 @@
 """`rarts plan`: what a target costs before it runs.
 
 The jobs come from Snakemake's own dry run of the targets (`--forceall`: every job they need,
-done or not), and each job's step count from the `--spec` its shell command carries, so the plan
-reads exactly the settings the jobs will run with. Step times come from a measured table
+done or not), and each job's step count from the `--spec` its shell command carries, parsed by the
+parser that runs it (rarts.pipeline.commands), so the plan reads exactly the settings the jobs will
+run with. The dry run's printed jobs (`-n -p`) are read rather than Snakemake's Python API: in
+Snakemake 9.27 `snakemake.api.DAGApi` offers the DAG only to print or execute it, and its jobs,
+their shell commands and resources only through private members (`Workflow._prepare_dag`, `DAG.jobs`). Step times come from a measured table
 (`make gpu-check`'s results/bench/gpu_check.json) or, before any measurement, from the reference
 table shipped with the package; `rarts.pipeline.costs` holds the cost model. Jobs that do not train (data
 preparation, lookups, latency timing, tables) cost nothing here.
@@ -22,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from rarts.pipeline import cluster as cluster_requests, costs
+from rarts.pipeline import cluster as cluster_requests, costs, layout
 from rarts.pipeline.commands import build_parser
 from rarts.pipeline.names import PASSES
 
@@ -168,13 +171,13 @@ def load_config(configfiles) -> dict:
     """config/config.yaml overlaid with each --configfile, as Snakemake merges them."""
     from snakemake.utils import update_config
 
-    config = yaml.safe_load(Path("config/config.yaml").read_text())
+    config = yaml.safe_load(Path(layout.CONFIG).read_text())
     for f in configfiles:
         update_config(config, yaml.safe_load(Path(f).read_text()))
     return config
 
 
-def write_profile(df: pd.DataFrame, out_dir, base="workflow/profiles/slurm/config.yaml") -> Path:
+def write_profile(df: pd.DataFrame, out_dir, base=layout.SLURM_PROFILE) -> Path:
     """The SLURM profile with each planned rule's `runtime` taken from the plan (× attempt, so a retry
     gets more, capped at `max_runtime_min`): `snakemake --workflow-profile OUT_DIR …`."""
     profile = yaml.safe_load(Path(base).read_text())

@@ -17,20 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from rarts.pipeline import names
 from rarts.pipeline.io import write_csv, write_text
 from rarts.report.paper import PAPER_RUNS, quoted
+from rarts.report.tables import HEADLINES
 
 TOLERANCE_SE = 2.0
 # table → (the columns naming a row, our mean, our std, our run count, the paper's value, what is compared)
-COMPARED = {
-    "table1": (["method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error", "test error (%)"),
-    "table2": (["setting"], "latency_ms_mean", "latency_ms_std", "n_runs", "paper_latency_ms", "latency (ms)"),
-    "table3": (["method"], "top1_error", None, None, "paper_top1_error", "top-1 error (%)"),
-    "table4": (["dataset", "method"], "error_mean", "error_std", "n_runs", "paper_error", "test error (%)"),
-    "table5": (["dataset", "method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error",
-               "test error (%)"),
-    "table6": (["method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error", "test error (%)"),
-}
 NOT_COMPARABLE = {"table2": "latency measured on another device: compare the trend (the claims below)"}
 
 
@@ -53,7 +46,9 @@ def verdict(ours: float, s_ours: float, n_ours: float, paper: float, s_paper: fl
 
 
 def data_kind(spec: dict) -> str:
-    return "stand-in data" if spec.get("standin") else "rehearsal data" if spec.get("rehearsal") else ""
+    """What keeps a comparison from counting: "stand-in data", "rehearsal data", or "" (real data)."""
+    kind = names.data_kind(spec)
+    return "" if kind == "real" else f"{kind} data"
 
 
 def paper_runs(table: str, row: str) -> float:
@@ -63,7 +58,7 @@ def paper_runs(table: str, row: str) -> float:
 
 
 def table_rows(table: str, df: pd.DataFrame, data: str) -> list[dict]:
-    keys, mean, std, n, paper, what = COMPARED[table]
+    keys, mean, std, n, paper, what, _ = HEADLINES[table]
     ours = df[df["source"].ne("paper")] if "source" in df else df
     rows = []
     for _, r in ours.iterrows():
@@ -150,7 +145,7 @@ def reproduction_main(spec: dict, inputs, csv, md, rst=None) -> pd.DataFrame:
     """spec: standin, rehearsal. inputs: the tables' CSVs (results/tableN.csv) and the skip counts of
     the DARTS-space searches (results/search/darts/skip_connections.csv)."""
     data = data_kind(spec)
-    tables = {Path(p).stem: pd.read_csv(p) for p in inputs if Path(p).stem in COMPARED}
+    tables = {Path(p).stem: pd.read_csv(p) for p in inputs if Path(p).stem in HEADLINES}
     skip_file = next((p for p in inputs if Path(p).name == "skip_connections.csv"), None)
     rows = [r for t, df in sorted(tables.items()) for r in table_rows(t, df, data)]
     found = claims(tables, pd.read_csv(skip_file) if skip_file else None)

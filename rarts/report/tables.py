@@ -3,18 +3,46 @@ named `paper_*` (and in rows whose `source` is "paper"); ours are never filled f
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from rarts.pipeline import layout
 from rarts.pipeline.names import ALGORITHMS, chance_error
 from rarts.pipeline.io import read_json, write_csv, write_text
 from rarts.report.paper import (PAPER_TABLE1, PAPER_TABLE2, PAPER_TABLE3, PAPER_TABLE4, PAPER_TABLE5,
                          PAPER_TABLE6, PAPER_TAS)
 
-STANDIN_NOTE = ("STAND-IN DATA: these numbers come from the offline profile (scikit-learn digits "
+class Headline(NamedTuple):
+    """A table's headline numbers: the columns naming a row, our mean, std and run count, the paper's
+    column, what the verdicts compare, and the axis the table's figure plots them on."""
+    keys: list
+    mean: str
+    std: str | None
+    n: str | None
+    paper: str
+    compared: str
+    axis: str
+
+
+HEADLINES = {
+    "table1": Headline(["method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error", "test error (%)",
+                       "CIFAR-10 test error (%)"),
+    "table2": Headline(["setting"], "latency_ms_mean", "latency_ms_std", "n_runs", "paper_latency_ms", "latency (ms)",
+                       "latency of the found model (ms)"),
+    "table3": Headline(["method"], "top1_error", None, None, "paper_top1_error", "top-1 error (%)",
+                       "ImageNet top-1 error (%)"),
+    "table4": Headline(["dataset", "method"], "error_mean", "error_std", "n_runs", "paper_error", "test error (%)",
+                       "test error (%)"),
+    "table5": Headline(["dataset", "method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error",
+                       "test error (%)", "test error (%)"),
+    "table6": Headline(["method"], "test_error_mean", "test_error_std", "n_runs", "paper_test_error", "test error (%)",
+                       "ImageNet-R test error (%)"),
+}
+
+STANDIN_NOTE = ("STAND-IN DATA: these numbers come from the offline config (scikit-learn digits "
                 "written in the real dataset formats, tiny networks, few steps). They exercise the "
                 "pipeline; they are not a reproduction of the paper's numbers.")
 
@@ -81,9 +109,6 @@ def write_table(df: pd.DataFrame, csv, md, title: str, spec: dict, notes: list[s
     return df
 
 
-RUN_NAME = re.compile(r"(?P<algo>\w+?)-(seed(?P<seed>\d+)|best-train(?P<train>\d+))")  # train.smk's names
-
-
 def protocol_note(spec: dict, selections: dict[str, str]) -> str:
     """What Table 1's rows are the mean of, by the configured protocol."""
     if spec.get("protocol") == "best":
@@ -108,7 +133,7 @@ def table1(spec: dict, inputs, csv, md) -> pd.DataFrame:
     runs: dict[str, list[dict]] = {}
     for p in (Path(p) for p in inputs if Path(p).name == "metrics.json"):
         name = p.parent.name  # results/train/cifar/<name>/metrics.json
-        m = RUN_NAME.fullmatch(name)
+        m = layout.TRAIN_RUN.fullmatch(name)
         runs.setdefault(m["algo"] if m else name, []).append(read_json(p))
     paper = {r[0]: r for r in PAPER_TABLE1}
     rows = []
@@ -172,7 +197,7 @@ def table2(spec: dict, inputs, csv, md) -> pd.DataFrame:
     inputs: results/ablation/latency/<setting>/seed<k>/latency.json."""
     by_setting: dict[str, list[dict]] = {}
     for p in map(Path, inputs):
-        by_setting.setdefault(p.parent.parent.name, []).append(read_json(p))
+        by_setting.setdefault(layout.fields(layout.LATENCY_ABLATION_RUN, p)["setting"], []).append(read_json(p))
     rows = []
     paper_rows = list(PAPER_TABLE2)  # the paper's row order first, other settings after, as configured
     for name in sorted(spec["order"], key=lambda n: paper_rows.index(n) if n in paper_rows else len(paper_rows)):
@@ -230,7 +255,8 @@ def _width_runs(inputs) -> dict[tuple[str, str], list[dict]]:
     """results/width/<table>/<dataset>/<method>/seed<k>/metrics.json → {(dataset, method): [metrics]}"""
     runs: dict[tuple[str, str], list[dict]] = {}
     for p in map(Path, inputs):
-        runs.setdefault((p.parent.parent.parent.name, p.parent.parent.name), []).append(read_json(p))
+        run = layout.fields(layout.WIDTH_RUN, p)
+        runs.setdefault((run["dataset"], run["method"]), []).append(read_json(p))
     return runs
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rarts.core.mlflow_live import experiment_id, gpu_list, mlflow_params, runs_named
 from rarts.pipeline.io import read_json, write_json
+from rarts.pipeline.names import data_kind
 
 log = logging.getLogger("rarts.report.tracking")
 
@@ -129,10 +130,6 @@ def _nested_run(client, experiment_id: str, parent_id: str, name: str, tags: dic
     if artifact is not None:
         client.log_artifact(rid, str(artifact))
     client.set_terminated(rid, end_time=_ms(ended))
-
-
-def data_kind(record: dict) -> str:
-    return "stand-in" if record.get("standin") else "rehearsal" if record.get("rehearsal") else "real"
 
 
 def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None:

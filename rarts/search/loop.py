@@ -12,6 +12,7 @@ from rarts.data.stream import BatchStream, iterate_once
 from rarts.core.engine import EpochLoop, eval_batch_size, evaluate
 from rarts.search.algorithms import build_algorithm
 from rarts.search.hparams import search_hp
+from rarts.pipeline.costs import steps_per_epoch
 
 
 @dataclass
@@ -52,9 +53,7 @@ class SearchLoop(EpochLoop):
                    pad_value=data.pad_value)
         self.train_stream = BatchStream(data.x_train, data.y_train, hp["batch_size"], seed, device=device, **aug)
         self.val_stream = BatchStream(data.x_val, data.y_val, hp["batch_size"], seed + 1, device=device, **aug)
-        steps = self.train_stream.batches_per_pass
-        if hp.get("max_steps_per_epoch"):
-            steps = min(steps, hp["max_steps_per_epoch"])
+        steps = steps_per_epoch(hp, self.train_stream.batches_per_pass)
         super().__init__(f"{algo_name} search, seed {seed}", f"{algo_name} s{seed}", hp["epochs"], steps,
                          device, ckpt_path, {"algo": algo_name, "seed": seed, "hp": given, "space": space.kw,
                                              "n_train": len(data.x_train), **penalty_identity(arch_penalty)},

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from rarts.core.engine import EpochLoop, evaluate
 from rarts.models.layers import global_batchnorm
+from rarts.pipeline.costs import steps_per_epoch
 
 
 def make_scheduler(opt, hp: dict):
@@ -52,9 +53,7 @@ class Trainer(EpochLoop):
         self.sched = make_scheduler(self.opt, hp)
         self.source, self.eval_batches_fn = source, eval_batches_fn
         self.grad_hook = grad_hook  # e.g. Network Slimming's sparsity on BN γ
-        steps = source.steps_per_epoch
-        if hp.get("max_steps_per_epoch"):
-            steps = min(steps, hp["max_steps_per_epoch"])
+        steps = steps_per_epoch(hp, source.steps_per_epoch)
         super().__init__(f"training {name}", name, hp["epochs"], steps, device, ckpt_path, fingerprint,
                          dist, on_step=on_step, on_epoch=on_epoch)
 

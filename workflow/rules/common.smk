@@ -20,7 +20,7 @@ SCHEMA = Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 if problem := schema_problem(config, yaml.safe_load(SCHEMA.read_text())):
     raise WorkflowError(f"invalid config (workflow/schemas/config.schema.yaml says what each key means):\n{problem}")
 validate(config, "../schemas/config.schema.yaml")
-from rarts.pipeline import cluster, commands, costs, gpu_pool, names, pruned_runs  # noqa: E402
+from rarts.pipeline import cluster, commands, costs, gpu_pool, layout, names, pruned_runs  # noqa: E402
 
 check_finite(config)
 from rarts.pipeline import signal_relay  # noqa: E402
@@ -41,7 +41,7 @@ def spec(obj):
     return shlex.quote(json.dumps(obj, sort_keys=True))
 
 
-# the data's kind, which every job records and every table and figure names: the offline profile's
+# the data's kind, which every job records and every table and figure names: the offline config's
 # digits stand-ins, or the rehearsal's synthetic data at the real sizes
 SYNTHETIC = {"standin": config["data"]["standin"], "rehearsal": config["data"]["rehearsal"]}
 IMAGENET_R_DIR = "results/data/imagenet_r"  # ImageNet-R decoded to tensors (workflow/rules/width.smk)
@@ -73,9 +73,11 @@ def num_classes(dataset):
 # resumes from its checkpoint (rarts.pipeline.locks). `exec`: the job replaces the rule's shell, so the SIGTERM
 # a SLURM job step passes on reaches it (rarts.pipeline.signal_relay); a shell between would die at once.
 LOCAL = config["local"]
-JOB_OPTIONS = (f"--device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
-               + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
-               + (" --deterministic" if config["deterministic"] else ""))
+JOB_OPTIONS = (
+    f"--device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
+    + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
+    + (" --deterministic" if config["deterministic"] else "")
+)
 os.environ.update({commands.JOB_OPTIONS: JOB_OPTIONS})  # read by the jobs this Snakemake runs (a SLURM job's own too)
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
 
@@ -88,8 +90,7 @@ def job_hp(section):
 
 def job_spec(dataset, hp, **extra):
     """What a search or training computes from: its data and its settings."""
-    return {"dataset": dataset, "root": dataset_spec(dataset)["root"], **SYNTHETIC,
-            "hp": job_hp(hp), **extra}
+    return {"dataset": dataset, "root": dataset_spec(dataset)["root"], **SYNTHETIC, "hp": job_hp(hp), **extra}
 
 
 # -- one machine with GPUs (rarts.pipeline.gpu_pool; README, "One machine with GPUs") ---------------------------
@@ -129,9 +130,11 @@ def gpu(n=1):
 def job_threads(gpus=1):
     """A job's `threads`. Locally with a pool, a GPU job reserves `local.cpus_per_gpu` cores for each GPU
     it holds (its threads and DataLoader workers), so CPU jobs leave those free; else `threads`."""
+
     def threads(wildcards):
         n = gpus(wildcards) if callable(gpus) else gpus
         return n * LOCAL["cpus_per_gpu"] if GPU_POOL and n else config["threads"]
+
     return threads if callable(gpus) else threads(None)
 
 
@@ -147,9 +150,11 @@ CLUSTER = config["cluster"]
 # pending: stop before anything is submitted, unless the user says the default partition is the GPU one.
 SUBMITTING = workflow.global_resources["_nodes"].value is not None and workflow.global_resources["_cores"].value is None
 if SUBMITTING and on_gpu() and not CLUSTER["gpu_partition"] and not CLUSTER["default_partition_has_gpus"]:
-    raise ValueError("config cluster.gpu_partition is empty, so every GPU job would go to the cluster's default "
-                     "partition: name your GPU partition (config/site.example.yaml), or set "
-                     "cluster.default_partition_has_gpus: true if the default partition has the GPUs")
+    raise ValueError(
+        "config cluster.gpu_partition is empty, so every GPU job would go to the cluster's default "
+        "partition: name your GPU partition (config/site.example.yaml), or set "
+        "cluster.default_partition_has_gpus: true if the default partition has the GPUs"
+    )
 STEP_TABLE = cluster.step_table(CLUSTER)  # wall times are planned from it, as `rarts plan` plans
 
 
@@ -185,7 +190,7 @@ def alternatives(choices):
     return "|".join(choices)
 
 
-ENV = "../../envs/rarts.yaml"  # every rule's conda environment (`--sdm conda`)
+ENV = "../envs/rarts.yaml"  # every rule's conda environment (`--sdm conda`)
 
 
 def out_dir(wildcards, output):
@@ -204,4 +209,5 @@ def searched(algorithms):
     return [a for a in algorithms if a != names.RANDOM]
 
 
-localrules: all
+localrules:
+    all,

@@ -12,17 +12,19 @@ rule table_view:
         csv="results/{table}.csv",
         md="results/{table}.md",
     output:
-        png=report("results/{table}.png", category="Figures", subcategory="Tables", caption="../report/table_figure.rst"),
+        png=report(
+            "results/{table}.png", category="Figures", subcategory="Tables", caption="../report/table_figure.rst"
+        ),
         pdf="results/{table}.pdf",
         html=report("results/{table}.html", category="Tables", caption="../report/table_view.rst"),
-    wildcard_constraints:
-        table=alternatives(names.TABLES),
     log:
         "results/logs/table_view/{table}.log",
-    resources:
-        **job(),
+    wildcard_constraints:
+        table=alternatives(names.TABLES),
     conda:
         ENV
+    resources:
+        **job(),
     shell:
         "rarts table-view {wildcards.table} --csv {input.csv} --md {input.md} --png {output.png} "
         "--pdf {output.pdf} --html {output.html} 2> {log}"
@@ -33,14 +35,14 @@ rule search_dynamics:
         "{run}/history.json",
     output:
         report("{run}/dynamics.png", category="Search dynamics", caption="../report/dynamics.rst"),
-    wildcard_constraints:
-        run=r"results/search/.+/seed\d+",
     log:
         "{run}/dynamics.log",
-    resources:
-        **job(),
+    wildcard_constraints:
+        run=r"results/search/.+/seed\d+",
     conda:
         ENV
+    resources:
+        **job(),
     shell:
         "rarts dynamics --history {input} --png {output} 2> {log}"
 
@@ -49,19 +51,23 @@ rule skip_comparison:
     input:
         lambda w: [f"{d}/history.json" for d in SKIP_GROUPS[w.group]],
     output:
-        png=report("results/figures/skip_connections_{group}.png", category="Figures",
-                   subcategory="Search dynamics", caption="../report/skip_comparison.rst"),
+        png=report(
+            "results/figures/skip_connections_{group}.png",
+            category="Figures",
+            subcategory="Search dynamics",
+            caption="../report/skip_comparison.rst",
+        ),
         pdf="results/figures/skip_connections_{group}.pdf",
-    wildcard_constraints:
-        group=alternatives(SKIP_GROUPS),
-    params:
-        title=lambda w: shlex.quote(f"skip connections over epochs, {skip_group_space(w.group)}"),
     log:
         "results/logs/skip_comparison/{group}.log",
-    resources:
-        **job(),
+    wildcard_constraints:
+        group=alternatives(SKIP_GROUPS),
     conda:
         ENV
+    resources:
+        **job(),
+    params:
+        title=lambda w: shlex.quote(f"skip connections over epochs, {skip_group_space(w.group)}"),
     shell:
         "rarts skip-figure --histories {input} --png {output.png} --pdf {output.pdf} --title {params.title} 2> {log}"
 

@@ -8,18 +8,24 @@ ABLATION = LAT["ablation"]
 rule latency_table:
     output:
         f"results/latency/{LAT['device_tag']}.json",
-    params:
-        spec=spec({"space": {k: DARTS[k] for k in ("init_channels", "layers", "steps", "multiplier")}
-                   | {"num_classes": num_classes(DARTS["dataset"])},
-                   "resolution": DARTS["resolution"], "batch_size": LAT["batch_size"],
-                   "warmup": LAT["warmup"], "repeats": LAT["repeats"]}),
-    threads: ALONE
-    resources:
-        **job(gpus=gpu(), mem_mb=cluster.memory_mb("search", on_gpu())),
     log:
         f"results/logs/latency_table_{LAT['device_tag']}.log",
     conda:
         ENV
+    threads: ALONE
+    resources:
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("search", on_gpu())),
+    params:
+        spec=spec(
+            {
+                "space": {k: DARTS[k] for k in ("init_channels", "layers", "steps", "multiplier")}
+                | {"num_classes": num_classes(DARTS["dataset"])},
+                "resolution": DARTS["resolution"],
+                "batch_size": LAT["batch_size"],
+                "warmup": LAT["warmup"],
+                "repeats": LAT["repeats"],
+            }
+        ),
     shell:
         "exec rarts --workflow-job --threads {threads} latency-table --spec {params.spec} --out {output} 2> {log}"
 
@@ -29,37 +35,37 @@ use rule search_darts as ablation_search with:
         split=f"results/data/{DARTS['dataset']}/search_split.json",
         latency=LATENCY_TABLE,
     output:
-        genotype="results/ablation/latency/{setting}/seed{seed}/genotype.json",
-        history="results/ablation/latency/{setting}/seed{seed}/history.json",
-        cost="results/ablation/latency/{setting}/seed{seed}/cost.json",
-        cell="results/ablation/latency/{setting}/seed{seed}/cell.png",
+        genotype=f"{layout.LATENCY_ABLATION_RUN}/genotype.json",
+        history=f"{layout.LATENCY_ABLATION_RUN}/history.json",
+        cost=f"{layout.LATENCY_ABLATION_RUN}/cost.json",
+        cell=f"{layout.LATENCY_ABLATION_RUN}/cell.png",
+    log:
+        "results/logs/ablation/latency/{setting}/seed{seed}.log",
     wildcard_constraints:
         setting=alternatives(ABLATION["settings"]),
         seed=r"\d+",
+    retries: job_retries(*map(ablation_minutes, ABLATION["settings"]))
+    resources:
+        **job(gpus=gpu(), mem_mb=DARTS_MEMORY, minutes=lambda w: ablation_minutes(w.setting)),
     params:
         algo="rarts",
         spec=lambda w: spec(ablation_spec(w.setting)),
-    resources:
-        **job(gpus=gpu(), mem_mb=DARTS_MEMORY, minutes=lambda w: ablation_minutes(w.setting)),
-    retries: job_retries(*map(ablation_minutes, ABLATION["settings"]))
-    log:
-        "results/logs/ablation/latency/{setting}/seed{seed}.log",
 
 
 rule model_latency:
     input:
         rules.ablation_search.output.genotype,
     output:
-        "results/ablation/latency/{setting}/seed{seed}/latency.json",
-    params:
-        spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"])}),
-    threads: ALONE
-    resources:
-        **job(gpus=gpu(), mem_mb=cluster.memory_mb("cifar", on_gpu())),
+        f"{layout.LATENCY_ABLATION_RUN}/latency.json",
     log:
         "results/logs/ablation/latency/{setting}/seed{seed}.model_latency.log",
     conda:
         ENV
+    threads: ALONE
+    resources:
+        **job(gpus=gpu(), mem_mb=cluster.memory_mb("cifar", on_gpu())),
+    params:
+        spec=spec({**LAT["model"], "num_classes": num_classes(DARTS["dataset"])}),
     shell:
         "exec rarts --workflow-job --threads {threads} model-latency --genotype {input} --spec {params.spec} --out {output} 2> {log}"
 
@@ -70,12 +76,13 @@ use rule table4 as table2 with:
     output:
         csv=report("results/table2.csv", category="Tables", caption="../report/table2.rst"),
         md="results/table2.md",
-    params:
-        table="table2",
-        spec=spec({**SYNTHETIC, "settings": ABLATION["settings"], "order": list(ABLATION["settings"]),
-                   "model": LAT["model"]}),
     log:
         "results/logs/table2.log",
+    params:
+        table="table2",
+        spec=spec(
+            {**SYNTHETIC, "settings": ABLATION["settings"], "order": list(ABLATION["settings"]), "model": LAT["model"]}
+        ),
 
 
 ALL_TARGETS += ["results/table2.csv", "results/table2.md"]

@@ -6,16 +6,16 @@
 rule rehearsal_steps:
     output:
         "results/rehearsal/cpu_steps.json",
-    threads: ALONE  # a timing: nothing runs beside it
-    params:  # the ImageNet transfer's step over its ranks, its input path through its workers
-        ranks=TRAIN["imagenet"]["gpus"],
-        workers=TRAIN["imagenet"]["workers"],
-    resources:  # every algorithm's search network at once, then a warm-up and two steps each at paper size
-        **job(mem_mb=cluster.memory_mb("search", 0) * 2, minutes=30),
     log:
         "results/logs/rehearsal_steps.log",
     conda:
         ENV
+    threads: ALONE  # a timing: nothing runs beside it
+    resources:  # every algorithm's search network at once, then a warm-up and two steps each at paper size
+        **job(mem_mb=cluster.memory_mb("search", 0) * 2, minutes=30),
+    params:  # the ImageNet transfer's step over its ranks, its input path through its workers
+        ranks=TRAIN["imagenet"]["gpus"],
+        workers=TRAIN["imagenet"]["workers"],
     shell:
         "rarts gpu-check --size paper --device cpu --steps 2 --warmup 1 "
         "--no-cpu-peaks --step-table-only --ranks imagenet={params.ranks} --workers {params.workers} "
@@ -34,14 +34,14 @@ rule rehearsal_report:
     output:
         csv=report("results/rehearsal/report.csv", category="Rehearsal", caption="../report/rehearsal.rst"),
         md="results/rehearsal/report.md",
-    params:
-        config=spec(config),
-    resources:
-        **job(),
     log:
         "results/logs/rehearsal_report.log",
     conda:
         ENV
+    resources:
+        **job(),
+    params:
+        config=spec(config),
     shell:
         "rarts rehearsal-report {input.targets} --config {params.config} --bench {input.steps} "
         "--csv {output.csv} --md {output.md} 2> {log}"

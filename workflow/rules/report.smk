@@ -20,17 +20,18 @@ rule log_mlflow:
         jobs=JOB_RUNS,
     output:
         "results/mlflow_run.json",
-    params:
-        spec=spec({**config["mlflow"], "store_dir": "results"}),
-        config=spec(config),
-        runs=SEARCH_RUNS,
     log:
         "results/logs/log_mlflow.log",
     conda:
         ENV
+    params:
+        spec=spec({**config["mlflow"], "store_dir": "results"}),
+        config=spec(config),
+        runs=SEARCH_RUNS,
     shell:
         "rarts log-mlflow --spec {params.spec} --config {params.config} "
         "--artifacts {input.artifacts} --search-runs {params.runs} --job-runs {input.jobs} --out {output} 2> {log}"
 
 
-localrules: log_mlflow
+localrules:
+    log_mlflow,

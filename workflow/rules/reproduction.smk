@@ -11,14 +11,14 @@ rule reproduction:
         csv=report("results/reproduction.csv", category="Tables", caption="../report/reproduction.rst"),
         md="results/reproduction.md",
         rst="results/reproduction.rst",  # the report's first page (Snakefile)
-    params:
-        spec=spec(SYNTHETIC),
-    resources:
-        **job(),
     log:
         "results/logs/reproduction.log",
     conda:
         ENV
+    resources:
+        **job(),
+    params:
+        spec=spec(SYNTHETIC),
     shell:
         "rarts reproduction --spec {params.spec} --inputs {input.tables} {input.skips} --csv {output.csv} "
         "--md {output.md} --rst {output.rst} 2> {log}"

@@ -16,26 +16,29 @@ rule search_darts:
         genotype="results/search/darts/{algo}/seed{seed}/genotype.json",
         history="results/search/darts/{algo}/seed{seed}/history.json",
         cost="results/search/darts/{algo}/seed{seed}/cost.json",
-        cell=report("results/search/darts/{algo}/seed{seed}/cell.png", category="Search cells",
-                    subcategory="{algo}", caption="../report/cell.rst"),
+        cell=report(
+            "results/search/darts/{algo}/seed{seed}/cell.png",
+            category="Search cells",
+            subcategory="{algo}",
+            caption="../report/cell.rst",
+        ),
+    log:
+        "results/logs/search/darts/{algo}/seed{seed}.log",
     wildcard_constraints:
         algo=alternatives(names.SEARCHES),
         seed=r"\d+",
+    retries: job_retries(*map(darts_search_minutes, DARTS["algorithms"]))
+    conda:
+        ENV
+    threads: job_threads(search_gpus)
+    resources:
+        **job(gpus=search_gpus, mem_mb=DARTS_MEMORY, minutes=lambda w: darts_search_minutes(w.algo)),
     params:
         space="darts",
         algo=lambda w: w.algo,
         spec=spec(darts_search_spec()),
         out_dir=out_dir,
         ckpt=checkpoint_path,
-    threads: job_threads(search_gpus)
-    resources:
-        **job(gpus=search_gpus, mem_mb=DARTS_MEMORY,
-              minutes=lambda w: darts_search_minutes(w.algo)),
-    retries: job_retries(*map(darts_search_minutes, DARTS["algorithms"]))
-    log:
-        "results/logs/search/darts/{algo}/seed{seed}.log",
-    conda:
-        ENV
     shell:
         "exec rarts --workflow-job --threads {threads} search --space {params.space} --algo {params.algo} --seed {wildcards.seed} "
         "--spec {params.spec} --split {input.split} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
@@ -47,16 +50,19 @@ rule fig2:
     output:
         png=report("results/fig2.png", category="Search cells", caption="../report/fig2.rst"),
         pdf="results/fig2.pdf",
-        csv=report("results/search/darts/skip_connections.csv", category="Search cells",
-                   caption="../report/skip_connections.rst"),
-    params:
-        runs=lambda w, input: [str(Path(g).parent) for g in input],
-    resources:
-        **job(),
+        csv=report(
+            "results/search/darts/skip_connections.csv",
+            category="Search cells",
+            caption="../report/skip_connections.rst",
+        ),
     log:
         "results/logs/fig2.log",
     conda:
         ENV
+    resources:
+        **job(),
+    params:
+        runs=lambda w, input: [str(Path(g).parent) for g in input],
     shell:
         "rarts fig2 --runs {params.runs} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 

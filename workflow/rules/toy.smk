@@ -5,16 +5,15 @@ rule fig1:
     output:
         png=report("results/fig1.png", category="Solvable model", caption="../report/fig1.rst"),
         pdf="results/fig1.pdf",
-        csv=report("results/toy_equilibria.csv", category="Solvable model",
-                   caption="../report/toy_equilibria.rst"),
-    params:
-        spec=spec(config["toy"]),
-    resources:
-        **job(),
+        csv=report("results/toy_equilibria.csv", category="Solvable model", caption="../report/toy_equilibria.rst"),
     log:
         "results/logs/fig1.log",
     conda:
         ENV
+    resources:
+        **job(),
+    params:
+        spec=spec(config["toy"]),
     shell:
         "rarts fig1 --spec {params.spec} --png {output.png} --pdf {output.pdf} --csv {output.csv} 2> {log}"
 

@@ -16,8 +16,16 @@ rule train_cifar:
         data=f"results/data/{DARTS['dataset']}/ready.json",
     output:
         "results/train/cifar/{name}/metrics.json",
+    log:
+        "results/logs/train/cifar/{name}.log",
     wildcard_constraints:
         name=r"[A-Za-z0-9_]+(-seed\d+|-best-train\d+)?",
+    retries: job_retries(train_minutes("cifar", train_spec("cifar"), TRAIN["cifar"]["gpus"]))
+    conda:
+        ENV
+    threads: job_threads(gpu(TRAIN["cifar"]["gpus"]))
+    resources:
+        **train_job("cifar"),
     params:
         net="cifar",
         spec=lambda w: spec(cifar_train_spec(w.name)),
@@ -25,14 +33,6 @@ rule train_cifar:
         out_dir=out_dir,
         ckpt=checkpoint_path,
         ranks=TRAIN["cifar"]["gpus"],
-    threads: job_threads(gpu(TRAIN["cifar"]["gpus"]))
-    resources:
-        **train_job("cifar"),
-    retries: job_retries(train_minutes("cifar", train_spec("cifar"), TRAIN["cifar"]["gpus"]))
-    log:
-        "results/logs/train/cifar/{name}.log",
-    conda:
-        ENV
     shell:
         "exec rarts --workflow-job --threads {threads} train --net {params.net} --genotype {params.genotype} --name {wildcards.name} "
         "--gpus {params.ranks} --spec {params.spec} --out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
@@ -44,37 +44,40 @@ use rule train_cifar as train_imagenet with:
         data="results/data/imagenet/ready.json",
     output:
         "results/train/imagenet/{name}/metrics.json",
+    log:
+        "results/logs/train/imagenet/{name}.log",
     wildcard_constraints:
         name=r"RARTS|DARTS_V1|DARTS_V2",
+    retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))
+    threads: job_threads(gpu(TRAIN["imagenet"]["gpus"]))
+    resources:
+        **train_job("imagenet"),
     params:
         net="imagenet",
         spec=spec(train_spec("imagenet")),
         ranks=TRAIN["imagenet"]["gpus"],
-    threads: job_threads(gpu(TRAIN["imagenet"]["gpus"]))
-    resources:
-        **train_job("imagenet"),
-    retries: job_retries(train_minutes("imagenet", train_spec("imagenet"), TRAIN["imagenet"]["gpus"]))
-    log:
-        "results/logs/train/imagenet/{name}.log",
 
 
 # The shape both selections share: `rarts select-cell` over an algorithm's searches.
 rule select_transfer_cell:
     input:
         genotypes=rarts_searches(),
-        cifar=expand(rules.train_cifar.output, name=[f"rarts-seed{s}" for s in DARTS["seeds"]])
-        if TRAIN["imagenet"]["select"] == "best_cifar_test" else [],
+        cifar=(
+            expand(rules.train_cifar.output, name=[layout.train_run("rarts", seed=s) for s in DARTS["seeds"]])
+            if TRAIN["imagenet"]["select"] == "best_cifar_test"
+            else []
+        ),
     output:
         "results/transfer/rarts_cell.json",
+    log:
+        "results/logs/select_transfer_cell.log",
+    conda:
+        ENV
+    resources:
+        **job(),
     params:
         runs=lambda w, input: [str(Path(g).parent) for g in input.genotypes],
         rule=TRAIN["imagenet"]["select"],
-    log:
-        "results/logs/select_transfer_cell.log",
-    resources:
-        **job(),
-    conda:
-        ENV
     shell:
         "rarts select-cell --rule {params.rule} --runs {params.runs} --cifar-metrics {input.cifar} --out {output} 2> {log}"
 
@@ -85,12 +88,12 @@ use rule select_transfer_cell as select_best_search with:
         cifar=[],
     output:
         "results/search/darts/{algo}/best.json",
+    log:
+        "results/logs/select_best_search/{algo}.log",
     wildcard_constraints:
         algo=alternatives(names.ALGORITHMS),
     params:
         rule="best_search_val",
-    log:
-        "results/logs/select_best_search/{algo}.log",
 
 
 use rule table4 as table1 with:
@@ -101,12 +104,19 @@ use rule table4 as table1 with:
     output:
         csv=report("results/table1.csv", category="Tables", caption="../report/table1.rst"),
         md="results/table1.md",
-    params:
-        table="table1",
-        spec=spec({**SYNTHETIC, "protocol": PROTOCOL, "seeds": DARTS["seeds"], "train_seed": TRAIN["cifar"]["seed"],
-                   "retrain_seeds": TRAIN["cifar"]["retrain_seeds"]}),
     log:
         "results/logs/table1.log",
+    params:
+        table="table1",
+        spec=spec(
+            {
+                **SYNTHETIC,
+                "protocol": PROTOCOL,
+                "seeds": DARTS["seeds"],
+                "train_seed": TRAIN["cifar"]["seed"],
+                "retrain_seeds": TRAIN["cifar"]["retrain_seeds"],
+            }
+        ),
 
 
 use rule table4 as table3 with:
@@ -116,11 +126,11 @@ use rule table4 as table3 with:
     output:
         csv=report("results/table3.csv", category="Tables", caption="../report/table3.rst"),
         md="results/table3.md",
+    log:
+        "results/logs/table3.log",
     params:
         table="table3",
         spec=spec({**SYNTHETIC}),
-    log:
-        "results/logs/table3.log",
 
 
 ALL_TARGETS += ["results/table1.csv", "results/table1.md", "results/table3.csv", "results/table3.md"]

@@ -21,17 +21,21 @@ rule imagenet_r:
         train=f"{IMAGENET_R_DIR}/train.pt",
         val=f"{IMAGENET_R_DIR}/val.pt",
         classes=f"{IMAGENET_R_DIR}/classes.json",
-    params:
-        spec=spec({"root": config["data"]["imagenet"]["root"], **config["data"]["imagenet_r"]}),
-        out_dir=lambda w, output: Path(output.ready).parent,
-    threads: config["data"]["imagenet_r"]["workers"] or 1
-    resources:  # the decoded uint8 tensors of the drawn classes, and a decoding worker a thread
-        **job(mem_mb=cluster.BASE_MB["cpu"] + cluster.data_mb(width_images("imagenet_r"), config["data"]["imagenet_r"]["resolution"], True)
-              + (config["data"]["imagenet_r"]["workers"] or 1) * cluster.WORKER_MB, minutes=120),
     log:
         "results/logs/imagenet_r.log",
     conda:
         ENV
+    threads: config["data"]["imagenet_r"]["workers"] or 1
+    resources:  # the decoded uint8 tensors of the drawn classes, and a decoding worker a thread
+        **job(
+            mem_mb=cluster.BASE_MB["cpu"]
+            + cluster.data_mb(width_images("imagenet_r"), config["data"]["imagenet_r"]["resolution"], True)
+            + (config["data"]["imagenet_r"]["workers"] or 1) * cluster.WORKER_MB,
+            minutes=120,
+        ),
+    params:
+        spec=spec({"root": config["data"]["imagenet"]["root"], **config["data"]["imagenet_r"]}),
+        out_dir=lambda w, output: Path(output.ready).parent,
     shell:
         "rarts imagenet-r --spec {params.spec} --out-dir {params.out_dir} --out {output.ready} 2> {log}"
 
@@ -45,24 +49,28 @@ rule width_train:
         metrics="results/width/{table}/{dataset}/{kind}/seed{seed}/metrics.json",
         model="results/width/{table}/{dataset}/{kind}/seed{seed}/model.pt",
         genotype="results/width/{table}/{dataset}/{kind}/seed{seed}/genotype.json",
+    log:
+        "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
     wildcard_constraints:
         kind="baseline|sparse",
         seed=r"\d+",
+    retries: job_retries(*width_all_minutes(width_train_minutes, ["baseline", "sparse"]))
+    conda:
+        ENV
+    threads: job_threads(gpu())
+    resources:
+        **width_job(
+            lambda w: w.dataset,
+            lambda w: WIDTH[w.table]["net"]["name"],
+            lambda w: WIDTH[w.table]["train"],
+            lambda w: width_train_minutes(w.table, w.dataset, w.kind),
+        ),
     params:
         name=lambda w: f"{w.table}-{w.dataset}-{w.kind}-seed{w.seed}",
         spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
         prune="",
         out_dir=out_dir,
         ckpt=checkpoint_path,
-    threads: job_threads(gpu())
-    resources:
-        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
-                    lambda w: width_train_minutes(w.table, w.dataset, w.kind)),
-    retries: job_retries(*width_all_minutes(width_train_minutes, ["baseline", "sparse"]))
-    log:
-        "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
-    conda:
-        ENV
     shell:
         "exec rarts --workflow-job --threads {threads} width-train --name {params.name} --spec {params.spec} {params.prune} "
         "--out-dir {params.out_dir} --ckpt {params.ckpt} 2> {log}"
@@ -75,21 +83,29 @@ use rule search_darts as width_search with:
         genotype="results/width/{table}/{dataset}/search-{algo}/seed{seed}/genotype.json",
         history="results/width/{table}/{dataset}/search-{algo}/seed{seed}/history.json",
         cost="results/width/{table}/{dataset}/search-{algo}/seed{seed}/cost.json",
-        cell=report("results/width/{table}/{dataset}/search-{algo}/seed{seed}/cell.png",
-                    category="Width search", subcategory="{table}", caption="../report/widths.rst"),
+        cell=report(
+            "results/width/{table}/{dataset}/search-{algo}/seed{seed}/cell.png",
+            category="Width search",
+            subcategory="{table}",
+            caption="../report/widths.rst",
+        ),
         searched="results/width/{table}/{dataset}/search-{algo}/seed{seed}/searched.pt",
+    log:
+        "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
     wildcard_constraints:
         algo=WIDTH_ALGOS,
         seed=r"\d+",
+    retries: job_retries(*width_all_minutes(width_search_minutes))
+    resources:
+        **width_job(
+            lambda w: w.dataset,
+            lambda w: WIDTH[w.table]["net"]["name"],
+            lambda w: WIDTH[w.table]["search"],
+            lambda w: width_search_minutes(w.table, w.dataset, w.algo),
+        ),
     params:
         space="width",
         spec=lambda w: spec(width_search_spec(w.table, w.dataset, w.seed)),
-    resources:
-        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["search"],
-                    lambda w: width_search_minutes(w.table, w.dataset, w.algo)),
-    retries: job_retries(*width_all_minutes(width_search_minutes))
-    log:
-        "results/logs/width/{table}/{dataset}/search-{algo}/seed{seed}.log",
 
 
 use rule width_train as width_finetune with:
@@ -101,20 +117,26 @@ use rule width_train as width_finetune with:
         metrics="results/width/{table}/{dataset}/{method}/seed{seed}/metrics.json",
         model="results/width/{table}/{dataset}/{method}/seed{seed}/model.pt",
         genotype="results/width/{table}/{dataset}/{method}/seed{seed}/genotype.json",
+    log:
+        "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
         method=rf"(ns|{WIDTH_ALGOS})-\d+|{WIDTH_ALGOS}|random",
         seed=r"\d+",
+    retries: job_retries(*width_all_minutes(width_train_minutes, ["finetune"]))
+    resources:
+        **width_job(
+            lambda w: w.dataset,
+            lambda w: WIDTH[w.table]["net"]["name"],
+            lambda w: WIDTH[w.table]["train"],
+            lambda w: width_train_minutes(w.table, w.dataset, "finetune"),
+        ),
     params:
         name=lambda w: f"{w.table}-{w.dataset}-{w.method}-seed{w.seed}",
         spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
-        prune=lambda w, input: (f"--source {input.source} --rule {prune_plan(w)['rule']} --value {prune_plan(w)['value']}"
-                                + (f" --like {input.like}" if input.like else "")),
-    resources:
-        **width_job(lambda w: w.dataset, lambda w: WIDTH[w.table]["net"]["name"], lambda w: WIDTH[w.table]["train"],
-                    lambda w: width_train_minutes(w.table, w.dataset, "finetune")),
-    retries: job_retries(*width_all_minutes(width_train_minutes, ["finetune"]))
-    log:
-        "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
+        prune=lambda w, input: (
+            f"--source {input.source} --rule {prune_plan(w)['rule']} --value {prune_plan(w)['value']}"
+            + (f" --like {input.like}" if input.like else "")
+        ),
 
 
 use rule table4 as width_table with:
@@ -123,13 +145,18 @@ use rule table4 as width_table with:
     output:
         csv=report("results/{table}.csv", category="Tables", caption="../report/width_table.rst"),
         md="results/{table}.md",
+    log:
+        "results/logs/{table}.log",
     params:
         table=lambda w: w.table,
         spec=lambda w: spec({**SYNTHETIC, "width": WIDTH[w.table], "sparsity": W5["sparsity"]}),
-    log:
-        "results/logs/{table}.log",
 
 
 ALL_TARGETS += ["results/table5.csv", "results/table5.md", "results/table6.csv", "results/table6.md"]
-SEARCH_RUNS += [width_dir(t, ds, f"search-{a}", s) for t in ("table5", "table6") for ds in width_datasets(t)
-                for a in WIDTH[t]["search"]["algorithms"] for s in WIDTH[t]["seeds"]]
+SEARCH_RUNS += [
+    width_dir(t, ds, f"search-{a}", s)
+    for t in ("table5", "table6")
+    for ds in width_datasets(t)
+    for a in WIDTH[t]["search"]["algorithms"]
+    for s in WIDTH[t]["seeds"]
+]

@@ -11,6 +11,7 @@ import pandas as pd
 
 from rarts.drawing.cells import cell_figure
 from rarts.pipeline.io import read_json, save_figure, write_csv
+from rarts.pipeline.names import DATA_DESCRIPTIONS, data_kind
 
 
 def search_summary(run_dirs) -> pd.DataFrame:
@@ -39,10 +40,9 @@ def make_fig2(run_dirs, png, pdf=None, csv=None) -> None:
     title = (f"Fig. 2: cells found by RARTS (seed {best.seed}, best search validation accuracy "
              f"{best.final_val_acc:.3f} of {len(rarts_runs)} seeds; skip connections: normal "
              f"{best.skip_connect_normal}, reduce {best.skip_connect_reduce})")
-    if best.standin:
-        title += "\nstand-in data (scikit-learn digits), not CIFAR-10"
-    elif best.rehearsal:
-        title += "\nrehearsal data (synthetic images at CIFAR-10's size), not CIFAR-10"
+    kind = data_kind({"standin": best.standin, "rehearsal": best.rehearsal})
+    if kind != "real":
+        title += f"\n{kind} data ({DATA_DESCRIPTIONS[kind]}), not CIFAR-10"
     fig = cell_figure(genotype, title)
     save_figure(fig, png)
     if pdf:

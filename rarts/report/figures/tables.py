@@ -12,23 +12,14 @@ import pandas as pd
 
 from rarts.pipeline.io import save_figure, write_text
 from rarts.report.paper import quoted
+from rarts.report.tables import HEADLINES
 
 
 # table → (the columns naming a row, our mean, our std or None, the paper's value, the axis label)
-TABLE_FIGURES = {
-    "table1": (["method"], "test_error_mean", "test_error_std", "paper_test_error", "CIFAR-10 test error (%)"),
-    "table2": (["setting"], "latency_ms_mean", "latency_ms_std", "paper_latency_ms", "latency of the found model (ms)"),
-    "table3": (["method"], "top1_error", None, "paper_top1_error", "ImageNet top-1 error (%)"),
-    "table4": (["dataset", "method"], "error_mean", "error_std", "paper_error", "test error (%)"),
-    "table5": (["dataset", "method"], "test_error_mean", "test_error_std", "paper_test_error", "test error (%)"),
-    "table6": (["method"], "test_error_mean", "test_error_std", "paper_test_error", "ImageNet-R test error (%)"),
-}
-
-
 def table_rows(table: str, df: pd.DataFrame) -> pd.DataFrame:
     """Our rows of a table (those quoting only the paper left out): a label, our mean and std,
     the paper's mean and std (where it quotes one), the chance-level error."""
-    keys, mean, std, paper, _ = TABLE_FIGURES[table]
+    keys, mean, std, _, paper, _, _ = HEADLINES[table]
     ours = df[df["source"].ne("paper")] if "source" in df else df
     values = [quoted(v) for v in ours[paper]]
     return pd.DataFrame({"label": ours[keys].astype(str).agg(" · ".join, axis=1).tolist(),
@@ -76,7 +67,7 @@ def make_table_view(table: str, csv, md, png, pdf, html) -> None:
     if chance:  # in the legend, not as a line: at 80-90% it would squash every bar
         ax.plot([], [], " ", label="chance-level error: " + ", ".join(f"{c:g}%" for c in chance))
     ax.set_xticks(x, [textwrap.fill(label, LABEL_CHARS) for label in rows["label"]], fontsize=8)
-    ax.set_ylabel(TABLE_FIGURES[table][4])
+    ax.set_ylabel(HEADLINES[table].axis)
     ax.set_title(title + (f"\n({synthetic} data: not comparable with the paper's values)" if synthetic else ""), fontsize=10)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))  # beside the axes: it hid tall bars
     ax.grid(axis="y", alpha=0.3)

@@ -7,7 +7,11 @@ def ablation_minutes(setting):
 
 def ablation_spec(setting):
     s = ABLATION["settings"][setting]
-    return darts_search_spec(batch_size=s["batch_size"], arch_lr=s["arch_lr"], epochs=ABLATION["epochs"],
-                             max_steps_per_epoch=ABLATION["max_steps_per_epoch"],
-                             arch_weight_decay=s["arch_weight_decay"],
-                             latency={"enabled": True, "weight": s["weight"], "algorithms": ["rarts"]})
+    return darts_search_spec(
+        batch_size=s["batch_size"],
+        arch_lr=s["arch_lr"],
+        epochs=ABLATION["epochs"],
+        max_steps_per_epoch=ABLATION["max_steps_per_epoch"],
+        arch_weight_decay=s["arch_weight_decay"],
+        latency={"enabled": True, "weight": s["weight"], "algorithms": ["rarts"]},
+    )

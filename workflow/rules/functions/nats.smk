@@ -2,8 +2,9 @@
 
 
 def nats_run_dirs(dataset):
-    return [f"results/search/nats/{dataset}/{a}/seed{s}"
-            for a in NATS_SEARCH["algorithms"] for s in NATS_SEARCH["seeds"]]
+    return [
+        f"results/search/nats/{dataset}/{a}/seed{s}" for a in NATS_SEARCH["algorithms"] for s in NATS_SEARCH["seeds"]
+    ]
 
 
 def nats_split(dataset):
@@ -24,8 +25,14 @@ def nats_memory(dataset):  # CIFAR-100's D_v is half of its test set
 
 
 def nats_score_spec(dataset):
-    return {**nats_search_spec(dataset), "hp": {**NATS["local_train"], "init_channels": NATS_SEARCH["init_channels"],
-                                                "cells_per_stage": NATS_SEARCH["cells_per_stage"]}}
+    return {
+        **nats_search_spec(dataset),
+        "hp": {
+            **NATS["local_train"],
+            "init_channels": NATS_SEARCH["init_channels"],
+            "cells_per_stage": NATS_SEARCH["cells_per_stage"],
+        },
+    }
 
 
 def nats_score_minutes(dataset):

@@ -13,9 +13,9 @@ def cifar_train_names():
     runs = []
     for algo in DARTS["algorithms"]:
         if best_protocol(algo):
-            runs += [f"{algo}-best-train{k}" for k in TRAIN["cifar"]["retrain_seeds"]]
+            runs += [layout.train_run(algo, best_train=k) for k in TRAIN["cifar"]["retrain_seeds"]]
         else:
-            runs += [f"{algo}-seed{s}" for s in DARTS["seeds"]]
+            runs += [layout.train_run(algo, seed=s) for s in DARTS["seeds"]]
     return runs + PUBLISHED
 
 
@@ -25,10 +25,10 @@ def genotype_of(name):
         return []
     if name == "RARTS":
         return "results/transfer/rarts_cell.json"
-    if "-best-train" in name:
-        return f"results/search/darts/{name.split('-best-train')[0]}/best.json"
-    algo, seed = name.rsplit("-seed", 1)
-    return f"results/search/darts/{algo}/seed{seed}/genotype.json"
+    run = layout.TRAIN_RUN.fullmatch(name)
+    if run["train"] is not None:
+        return f"results/search/darts/{run['algo']}/best.json"
+    return f"results/search/darts/{run['algo']}/seed{run['seed']}/genotype.json"
 
 
 def train_spec(net):

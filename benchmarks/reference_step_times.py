@@ -16,7 +16,7 @@ Derived from published costs, one GTX 1080 Ti (the paper's GPU):
   issue #80). Efficiency differs between networks and GPUs: measure with `make gpu-check` before
   trusting hours.
 
-    python benchmarks/reference_steps.py    # rewrites rarts/pipeline/reference_step_times.json
+    python benchmarks/reference_step_times.py    # rewrites rarts/pipeline/reference_step_times.json
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ NETWORKS = {  # network → (batch, resolution, classes, arch), the paper's
     "preresnet": (64, 32, 10, None), "mobilenetv2": (64, 224, 20, None)}
 SOURCE = ("derived from published costs on one GTX 1080 Ti: the RARTS paper's search GPU-days (Table 1), the "
           "DARTS paper's 12 days for the ImageNet network, FLOP scaling for the other networks "
-          "(benchmarks/reference_steps.py)")
+          "(benchmarks/reference_step_times.py)")
 
 
 def search_step_s(days: float, passes: int) -> float:

@@ -1,3 +1,0 @@
-from rarts.cli import main
-
-main()

@@ -1,1 +1,0 @@
-"""Training of fixed networks (retraining found cells, ImageNet transfer, pruning fine-tunes)."""
