@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from rarts.core.mlflow_live import experiment_id, gpu_list, mlflow_params, runs_named
+from rarts.pipeline import layout
 from rarts.pipeline.io import read_json, write_json
 from rarts.pipeline.names import data_kind
 
@@ -71,30 +72,17 @@ def _log_search_run(client, experiment_id: str, parent_id: str, run_dir: Path) -
     name = f"search-{hist.get('space', 'darts')}-{hist['dataset']}-{hist['algorithm']}-seed{hist['seed']}"
     cost = read_json(run_dir / "cost.json") if (run_dir / "cost.json").exists() else {}
     held = {k: cost[k] for k in ("gpus", "started", "ended") if k in cost}  # what the job held, and when
-    run = client.create_run(experiment_id, run_name=name, start_time=_ms(held.get("started")),
-                            tags={"mlflow.parentRunId": parent_id, "kind": "search",
-                                  "device": cost.get("device", "not recorded")})
-    rid = run.info.run_id
-    client.log_batch(rid, params=mlflow_params({"algorithm": hist["algorithm"], "seed": hist["seed"],
-                                          "dataset": hist["dataset"], "standin": hist["standin"],
-                                          **({"gpus": gpu_list(held["gpus"])} if held else {})}))
     from mlflow.entities import Metric
 
-    metrics = []
-    for rec in hist["epochs"]:
-        for key in EPOCH_METRICS:
-            if key in rec:
-                metrics.append(Metric(key, float(rec[key]), 0, rec["epoch"]))
-        # α evolution: the softmax weight of every op on every edge, one series each
-        for cell, weights in rec["alpha"].items():
-            for e, row in enumerate(weights):
-                for k, v in enumerate(row):
-                    metrics.append(Metric(alpha_metric(cell, e, k, hist), float(v), 0, rec["epoch"]))
-    _log_metrics(client, rid, metrics)
-    for name in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png"):
-        if (run_dir / name).exists():
-            client.log_artifact(rid, str(run_dir / name))
-    client.set_terminated(rid, end_time=_ms(held.get("ended")))
+    # α evolution: the softmax weight of every op on every edge, one series each
+    alphas = [Metric(alpha_metric(cell, e, k, hist), float(v), 0, rec["epoch"]) for rec in hist["epochs"]
+              for cell, weights in rec["alpha"].items() for e, row in enumerate(weights) for k, v in enumerate(row)]
+    _nested_run(client, experiment_id, parent_id, name, {"kind": "search", "device": cost.get("device", "not recorded")},
+                {"algorithm": hist["algorithm"], "seed": hist["seed"], "dataset": hist["dataset"],
+                 "standin": hist["standin"], **({"gpus": gpu_list(held["gpus"])} if held else {})},
+                {}, hist["epochs"], held.get("started"), held.get("ended"),
+                [run_dir / f for f in ("genotype.json", "history.json", "cost.json", "cell.png", "dynamics.png")],
+                epoch_metrics=EPOCH_METRICS, extra=alphas)
 
 
 JOB_EPOCH_METRICS = ("train_loss", "train_acc", "test_loss", "test_acc", "test_top5", "lr", "wall_s")
@@ -107,15 +95,19 @@ def job_place(path: Path, m: dict) -> dict:
     results/train/<net>/<name>/ (Tables 1 and 3) or results/width/<table>/<dataset>/<method>/seed<s>/."""
     parts = path.parts[path.parts.index("results") + 1:] if "results" in path.parts else path.parts
     if parts[0] == "width":
-        return {"table": parts[1], "row": f"{parts[2]} · {parts[3]}", "method": parts[3], "seed": parts[4][4:]}
+        run = layout.fields(layout.WIDTH_RUN, path)
+        return {"table": run["table"], "row": f"{run['dataset']} · {run['method']}", "method": run["method"],
+                "seed": run["seed"]}
     return {"table": TRAINED_FOR.get(parts[1], parts[1]), "row": m["name"], "method": m["name"],
             "seed": str((m.get("hp") or {}).get("seed", ""))}
 
 
 def _nested_run(client, experiment_id: str, parent_id: str, name: str, tags: dict, params: dict, finals: dict,
-                history=(), started=None, ended=None, artifact=None) -> None:
-    """One job behind a table's number as a run nested under the pipeline's: its tags (table, row,
-    method, seed, data kind, device), when it ran, its per-epoch curves and its final numbers."""
+                history=(), started=None, ended=None, artifacts=(), epoch_metrics=JOB_EPOCH_METRICS,
+                extra=()) -> None:
+    """One job as a run nested under the pipeline's: its tags (for a table's job: table, row, method, seed,
+    data kind, device), when it ran, its per-epoch curves (and any `extra` series), its final numbers and
+    its files."""
     from mlflow.entities import Metric
 
     run = client.create_run(experiment_id, run_name=name, start_time=_ms(started),
@@ -123,12 +115,13 @@ def _nested_run(client, experiment_id: str, parent_id: str, name: str, tags: dic
     rid = run.info.run_id
     client.log_batch(rid, params=mlflow_params(params)[:100])
     metrics = [Metric(k, float(rec[k]), 0, rec["epoch"]) for rec in history
-               for k in JOB_EPOCH_METRICS if isinstance(rec.get(k), (int, float))]
+               for k in epoch_metrics if isinstance(rec.get(k), (int, float))]
     metrics += [Metric(f"final/{k}", float(v), 0, len(history)) for k, v in finals.items()
                 if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    _log_metrics(client, rid, metrics)
-    if artifact is not None:
-        client.log_artifact(rid, str(artifact))
+    _log_metrics(client, rid, [*metrics, *extra])
+    for path in map(Path, artifacts):
+        if path.exists():
+            client.log_artifact(rid, str(path))
     client.set_terminated(rid, end_time=_ms(ended))
 
 
@@ -143,19 +136,20 @@ def _log_job_run(client, experiment_id: str, parent_id: str, path: Path) -> None
                  "device": m.get("device", "not recorded")},
                 {"net": m["net"] if isinstance(m.get("net"), str) else "width",
                  "gpus": gpu_list(m.get("gpus")), **hp},
-                {k: m.get(k) for k in JOB_FINAL_METRICS}, m.get("history", []), m.get("started"), m.get("ended"), path)
+                {k: m.get(k) for k in JOB_FINAL_METRICS}, m.get("history", []), m.get("started"), m.get("ended"), [path])
 
 
 def _log_latency_run(client, experiment_id: str, parent_id: str, path: Path) -> None:
     """A latency measurement behind Table 2: results/ablation/latency/<setting>/seed<s>/latency.json."""
     m = read_json(path)
-    setting, seed = path.parent.parent.name, path.parent.name[4:]
+    run = layout.fields(layout.LATENCY_ABLATION_RUN, path)
+    setting, seed = run["setting"], run["seed"]
     _nested_run(client, experiment_id, parent_id, f"table2-{setting}-seed{seed}",
                 {"kind": "latency", "table": "table2", "row": setting, "method": "rarts", "seed": seed,
                  "data": data_kind(m), "device": m.get("device", "not recorded")},
                 {"batch_size": m.get("batch_size"), "resolution": m.get("resolution"),
                  "gpus": gpu_list(m.get("gpus"))},
-                {k: m.get(k) for k in ("latency_ms", "params_M")}, (), m.get("started"), m.get("ended"), path)
+                {k: m.get(k) for k in ("latency_ms", "params_M")}, (), m.get("started"), m.get("ended"), [path])
 
 
 def _log_score_runs(client, experiment_id: str, parent_id: str, path: Path) -> None:
