@@ -163,12 +163,14 @@ def test_the_rules_and_the_jobs_count_the_same_gpus(cli_env, monkeypatch):
     resource makes Snakemake count: ImageNet's four ranks, one a search, none for random."""
     from rarts.planning import plan
     from rarts.cli import gpus_wanted
+    from rarts.pipeline.commands import job_options
 
     monkeypatch.chdir(REPO)
     jobs = plan.dry_run_jobs(["all"], [], (str(BIN / "snakemake"),))
+    options = job_options(plan.load_config([]))  # what the Snakefile hands its jobs
     counted = {}
     for job in jobs:
-        args = plan.parse_command(job["shell"])
+        args = plan.parse_command(job["shell"], options)
         if args is None or args.hold_gpus is None:
             continue
         assert args.hold_gpus == "auto", job["rule"]

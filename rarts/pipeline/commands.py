@@ -273,6 +273,19 @@ class Parser(argparse.ArgumentParser):
 JOB_OPTIONS = "RARTS_JOB_OPTIONS"
 
 
+def job_options(config: dict) -> str:
+    """$RARTS_JOB_OPTIONS for a run's config: where and how its jobs run. `--hold-gpus auto`: each job claims
+    the GPUs it computes on from this machine's pool (rarts.pipeline.gpu_pool); `--take-over`: a job
+    resubmitted while a killed Snakemake's copy still runs stops that copy and resumes from its checkpoint
+    (rarts.pipeline.locks). Jobs log live only to a tracking server (`mlflow.tracking_uri`, else
+    $MLFLOW_TRACKING_URI; http or https)."""
+    mlflow = {"tracking_uri": config["mlflow"]["tracking_uri"], "experiment": config["mlflow"]["experiment"]}
+    slots = config["local"]["gpu_slots"]
+    return (f"--device {config['device']} --mlflow {shlex.quote(json.dumps(mlflow, sort_keys=True))} "
+            "--hold-gpus auto --take-over" + (f" --gpu-slots {slots}" if slots > 1 else "")
+            + (" --deterministic" if config["deterministic"] else ""))
+
+
 def workflow_argv(argv: list[str], env=os.environ) -> list[str]:
     """`rarts --workflow-job …` with the workflow's job options in place of the flag."""
     if "--workflow-job" not in argv:

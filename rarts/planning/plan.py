@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 
 from rarts.pipeline import cluster as cluster_requests, costs, layout
-from rarts.pipeline.commands import build_parser
+from rarts.pipeline.commands import JOB_OPTIONS, build_parser, workflow_argv
 from rarts.pipeline.names import PASSES
 
 def dry_run_error(output: str) -> str:
@@ -64,13 +64,17 @@ def dry_run_jobs(targets, configfiles, snakemake=(sys.executable, "-m", "snakema
     return jobs
 
 
-def parse_command(shell: str):
-    """A job's `rarts` command line, parsed by the CLI's own parser (None for other programs)."""
-
+def parse_command(shell: str, options: str | None = None):
+    """A job's `rarts` command line, parsed by the CLI's own parser (None for other programs); with
+    `options` (commands.job_options of the run's config), a workflow job's options put in place."""
     words = shlex.split(shell.split(" 2> ")[0])
     if words[:1] == ["exec"]:  # the workflow's jobs replace their shell (rarts.pipeline.signal_relay)
         words = words[1:]
-    return build_parser().parse_args(words[1:]) if words and Path(words[0]).name == "rarts" else None
+    if not words or Path(words[0]).name != "rarts":
+        return None
+    if options is not None:
+        words = [words[0], *workflow_argv(words[1:], {JOB_OPTIONS: options})]
+    return build_parser().parse_args(words[1:])
 
 
 def job_cell(args) -> dict | None:

@@ -53,32 +53,19 @@ def dataset_spec(name):
     return {"root": root, **SYNTHETIC, "download": d["download"]}
 
 
-def mlflow_spec():
-    """Jobs log live only to a tracking server (config or $MLFLOW_TRACKING_URI, http/https)."""
-    return {"tracking_uri": config["mlflow"]["tracking_uri"], "experiment": config["mlflow"]["experiment"]}
-
-
 def num_classes(dataset):
     if dataset == "imagenet_r":
         return config["data"]["imagenet_r"]["num_classes"]
     return names.CIFAR_CLASSES[dataset]
 
 
-# Where and how a job runs, not what it computes: global options of `rarts`, which a rule's shell command
-# takes as `exec rarts --workflow-job --threads {threads} …` from the environment (rarts.pipeline.commands),
-# so that changing the device, the threads or the tracking server reruns nothing (and no shell command
-# reads a variable from outside its rule).
-# `--hold-gpus auto`: each job claims the GPUs it computes on from this machine's pool (rarts.pipeline.gpu_pool).
-# `--take-over`: a job resubmitted while a killed Snakemake's copy still runs stops that copy and
-# resumes from its checkpoint (rarts.pipeline.locks). `exec`: the job replaces the rule's shell, so the SIGTERM
-# a SLURM job step passes on reaches it (rarts.pipeline.signal_relay); a shell between would die at once.
+# Where and how a job runs, not what it computes (rarts.pipeline.commands.job_options): global options of
+# `rarts`, which a rule's shell command takes as `exec rarts --workflow-job --threads {threads} …` from the
+# environment, so that changing the device, the threads or the tracking server reruns nothing (and no
+# shell command reads a variable from outside its rule). `exec`: the job replaces the rule's shell, so the
+# SIGTERM a SLURM job step passes on reaches it (rarts.pipeline.signal_relay); a shell between would die.
 LOCAL = config["local"]
-JOB_OPTIONS = (
-    f"--device {config['device']} --mlflow {spec(mlflow_spec())} --hold-gpus auto --take-over"
-    + (f" --gpu-slots {LOCAL['gpu_slots']}" if LOCAL["gpu_slots"] > 1 else "")
-    + (" --deterministic" if config["deterministic"] else "")
-)
-os.environ.update({commands.JOB_OPTIONS: JOB_OPTIONS})  # read by the jobs this Snakemake runs (a SLURM job's own too)
+os.environ.update({commands.JOB_OPTIONS: commands.job_options(config)})  # for its jobs (a SLURM job's own too)
 RUN_ONLY = ("seeds", "algorithms", "datasets", "published", "compare", "select", "protocol", "retrain_seeds")
 
 
