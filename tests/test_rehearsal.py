@@ -235,11 +235,8 @@ def test_the_edge_table_finds_each_edge_shape_of_the_paper_networks():
     cells 6 and 13 (32 → 16 → 8 pixels, 36 → 72 → 144 channels); ImageNet's 14 at C=48 start at 28 pixels
     (its stems take 224 down by 8) and reduce at cells 4 and 9. A reduction cell's edges from its inputs
     take stride 2 at its input's side, from its nodes stride 1 at its output's."""
-    import sys
-
     import torch
 
-    from conftest import REPO
     from rarts.models import build_network
     from rarts.models.genotypes import DARTS_V2
 
@@ -268,7 +265,6 @@ def test_the_step_table_times_the_jobs_training_step_with_the_configs_settings(t
     trainer's own, with the config's settings, matching a step written out from them independently, and
     drops paths as every epoch after the first does."""
     import copy
-    import sys
 
     import torch
     import torch.nn.functional as F

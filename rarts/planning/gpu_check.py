@@ -26,7 +26,6 @@ time is recorded in the JSON.
 from __future__ import annotations
 
 import json
-import logging
 import platform
 import statistics
 import subprocess
@@ -36,12 +35,11 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 import yaml
 
 from rarts.pipeline import gpu_pool
 from rarts.pipeline.io import write_json, write_text
-from rarts.planning import search_timing as search_step
+from rarts.planning import device_checks, search_timing as search_step
 
 # network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
 NETWORKS = {
@@ -353,172 +351,6 @@ def cifar_augmentation(size_name, device) -> dict:
     return {"images_per_s": search_step.data_path(size, device), "batch_size": 96, "resolution": 32}
 
 
-def darts2_hypergradient_check(device) -> dict:
-    """DARTS-2's finite-difference hypergradient against d/dα L_v(w'(α), α) by autograd, in
-    float64 on the device (a tiny network; the radius shrunk so the difference is exact)."""
-    from rarts.search.algorithms import Darts2
-    from rarts.spaces import DartsSearchSpace
-
-    torch.manual_seed(0)
-    algo = Darts2(DartsSearchSpace(init_channels=2, num_classes=3, layers=3), search_step.HP, device)
-    algo.net.double()
-    with torch.no_grad():
-        algo.arch = [a.double().requires_grad_() for a in algo.arch]
-    g = torch.Generator().manual_seed(0)
-    train, val = [(torch.randn(6, 3, 8, 8, generator=g, dtype=torch.float64).to(device),
-                   torch.randint(0, 3, (6,), generator=g).to(device)) for _ in range(2)]
-    algo.fd_radius, xi = 1e-5, algo.w_lr
-    approx = algo.hypergradient(train, val, xi)
-    names, params = zip(*algo.net.named_parameters())
-    loss_t = F.cross_entropy(torch.func.functional_call(algo.net, dict(zip(names, params)), (train[0], algo.arch)),
-                             train[1])
-    grads = torch.autograd.grad(loss_t, params, create_graph=True)
-    wd = search_step.HP["w_weight_decay"]
-    virtual = {n: p.detach() - xi * (gi + wd * p.detach()) for n, p, gi in zip(names, params, grads)}
-    loss_v = F.cross_entropy(torch.func.functional_call(algo.net, virtual, (val[0], algo.arch)), val[1])
-    exact = torch.autograd.grad(loss_v, algo.arch)
-    err = max(float((a - e).abs().max()) for a, e in zip(approx, exact))
-    scale = max(float(e.abs().max()) for e in exact)
-    return {"max_abs_error": err, "max_abs_hypergradient": scale, "ok": err <= 1e-6 * max(1.0, scale)}
-
-
-def repeat_search_check(device, deterministic=False) -> dict:
-    """A tiny RARTS search run twice from the same seed: identical α, or the largest difference
-    (cuDNN's autotuned, non-deterministic kernels are the usual reason on a GPU; `deterministic` runs
-    with the config's `deterministic: true` switch)."""
-    from rarts.core.devices import set_determinism
-
-    set_determinism(deterministic)
-    from rarts.search.loop import SearchData, SearchLoop
-    from rarts.spaces import DartsSearchSpace
-
-    hp = {**search_step.HP, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 4, "eval_batches": 1,
-          "augment": {"crop_padding": 1, "hflip": True}}
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (64,), generator=g).to(device)
-    archs = []
-    logging.getLogger("rarts").setLevel(logging.ERROR)  # random labels: its near-chance warning is expected
-    with tempfile.TemporaryDirectory() as tmp:
-        for run in range(2):
-            loop = SearchLoop(DartsSearchSpace(init_channels=2, layers=3, steps=2, multiplier=2), "rarts", 0, hp,
-                              SearchData(x[:32], y[:32], x[32:], y[32:]), device, Path(tmp) / f"{run}.pt")
-            loop.run()
-            archs.append([a.detach().cpu() for a in loop.algo.arch])
-    set_determinism(False)
-    diff = max(float((a - b).abs().max()) for a, b in zip(*archs))
-    out = {"identical": diff == 0.0, "max_abs_difference": diff, "deterministic": deterministic}
-    if diff and device.type == "cuda" and not deterministic:
-        out["why"] = ("cuDNN's autotuned kernels are not deterministic (set `deterministic: true` for runs that "
-                      "must repeat); results agree to float rounding, not bit for bit")
-    return out
-
-
-def darts2_fd_under_bf16(device) -> dict:
-    """DARTS-2's finite difference with the step under bf16 autocast (`amp: true`): its two perturbed
-    passes run in fp32 without TF32, so the Hessian-vector product equals the one computed with no
-    autocast bit for bit; and how far the whole bf16 hypergradient is from the fp32 one."""
-    from rarts.search.algorithms import Darts2
-    from rarts.spaces import DartsSearchSpace
-
-    torch.manual_seed(0)
-    algo = Darts2(DartsSearchSpace(init_channels=4, num_classes=10, layers=3), search_step.HP, device)
-    g = torch.Generator().manual_seed(0)
-    train, val = [(torch.randn(8, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (8,), generator=g).to(device))
-                  for _ in range(2)]
-    vector = [torch.randn(p.shape, generator=g).to(device) for p in algo.params(algo.net)[1]]
-    state = {k: v.clone() for k, v in algo.net.state_dict().items()}
-    amp = torch.autocast(device.type, dtype=torch.bfloat16)
-    with amp:
-        hvp_amp = algo.hessian_vector_product(vector, train)
-    algo.net.load_state_dict(state)
-    hvp = algo.hessian_vector_product(vector, train)
-    algo.net.load_state_dict(state)
-    with amp:
-        hyper_amp = algo.hypergradient(train, val, algo.w_lr)
-    algo.net.load_state_dict(state)
-    hyper = algo.hypergradient(train, val, algo.w_lr)
-    rel = max(float((a - b).norm() / b.norm()) for a, b in zip(hyper_amp, hyper))
-    return {"hvp_identical_under_amp": all(torch.equal(a, b) for a, b in zip(hvp_amp, hvp)),
-            "hypergradient_bf16_vs_fp32_relative_difference": rel}
-
-
-def host_syncs(device) -> dict:
-    """Steps of each algorithm with CUDA's sync debugging on: every operation that made the host wait
-    for the GPU inside a step (none is expected; the loss check batches its own)."""
-    if device.type != "cuda":
-        return {"skipped": "CUDA only (a CPU has no host-device sync)"}
-    import warnings
-
-    from rarts.search.loop import SearchData, SearchLoop
-    from rarts.spaces import DartsSearchSpace
-
-    hp = {**search_step.HP, "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 0, "eval_batches": 1,
-          "augment": {"crop_padding": 4, "hflip": True}, "latency": None}
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(512, 3, 32, 32, generator=g).to(device), torch.randint(0, 10, (512,), generator=g).to(device)
-    found = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for algo in ("darts1", "darts2", "milenas", "rarts"):
-            loop = SearchLoop(DartsSearchSpace(init_channels=8, layers=5), algo, 0, hp,
-                              SearchData(x[:256], y[:256], x[256:], y[256:]), device, Path(tmp) / f"{algo}.pt")
-            loop.train_step()  # warm-up: the first step allocates and autotunes
-            torch.cuda.synchronize(device)
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                torch.cuda.set_sync_debug_mode("warn")
-                try:
-                    for _ in range(3):
-                        loop.train_step()
-                finally:
-                    torch.cuda.set_sync_debug_mode("default")
-            found[algo] = sorted({str(w.message).splitlines()[0][:200] for w in caught})
-    return {"syncs_per_algorithm": found, "sync_free": not any(found.values())}
-
-
-def normalisation_peak(device) -> dict:
-    """The in-memory datasets' preparation on the device: its peak over the result's size (chunked and
-    in place: about 1; the expression `(x/255 − mean)/std` on the whole set would be about 3)."""
-    if device.type != "cuda":
-        return {"skipped": "CUDA only (tests/test_data.py measures the CPU's peak RSS)"}
-    from rarts.data.stream import prepare_images
-
-    x = torch.randint(0, 256, (4000, 3, 224, 224), dtype=torch.uint8)
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    before = torch.cuda.memory_allocated(device)
-    out = prepare_images(x, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), 224, device)
-    torch.cuda.synchronize(device)
-    peak = torch.cuda.max_memory_allocated(device) - before
-    return {"images": len(x), "result_GiB": out.numel() * 4 / 2**30, "peak_over_result": peak / (out.numel() * 4),
-            "on": str(out.device)}
-
-
-def latency_timing(device) -> dict:
-    """One candidate op at the search's shape timed as the latency table times it (CUDA events around
-    groups of calls), beside a synchronize after every call: the sync's share of a small op."""
-    from rarts.measure import latency
-    from rarts.models.darts_ops import OPS
-
-    op = OPS["sep_conv_3x3"](16, 1, False).to(device).eval()
-    x = torch.randn(64, 16, 32, 32, device=device)
-    events = latency.time_forward(op, x, warmup=10, repeats=10)
-    per_call = []
-    with torch.no_grad():
-        for _ in range(50):
-            search_step.sync(device)
-            t0 = time.perf_counter()
-            op(x)
-            search_step.sync(device)
-            per_call.append((time.perf_counter() - t0) * 1e3)
-    return {"table_ms": events, "synchronised_per_call_ms": statistics.median(per_call)}
-
-
-def sync_batchnorm(device) -> dict:
-    n = torch.cuda.device_count() if device.type == "cuda" else 0
-    return {"skipped": f"{n} GPU(s): NCCL puts one rank on a GPU, so SyncBatchNorm over ranks needs 2; the gloo "
-                       "path's statistics equal one process's on the global batch (tests/test_train.py)"}
-
-
 def timed(results: dict, key: str, fn, *args):
     """Run one section; its failure (out of memory, a driver error, …) is recorded in its place and the
     check goes on, so one bad section never costs the others' figures."""
@@ -602,14 +434,15 @@ def gpu_check_main(args) -> dict:
     if only:
         return finish(res, t0, args.out)
     res["correctness"] = {}
-    timed(res["correctness"], "darts2_hypergradient_float64", darts2_hypergradient_check, device)
-    timed(res["correctness"], "repeat_search", repeat_search_check, device)
-    timed(res["correctness"], "repeat_search_deterministic", repeat_search_check, device, True)
-    timed(res["correctness"], "darts2_fd_under_bf16", darts2_fd_under_bf16, device)
-    timed(res["correctness"], "host_syncs_in_search_steps", host_syncs, device)
-    timed(res["correctness"], "in_memory_normalisation_peak", normalisation_peak, device)
-    timed(res["correctness"], "latency_table_timing", latency_timing, device)
-    timed(res["correctness"], "sync_batchnorm", sync_batchnorm, device)
+    checks = res["correctness"]
+    timed(checks, "darts2_hypergradient_float64", device_checks.darts2_hypergradient_check, device)
+    timed(checks, "repeat_search", device_checks.repeat_search_check, device)
+    timed(checks, "repeat_search_deterministic", device_checks.repeat_search_check, device, True)
+    timed(checks, "darts2_fd_under_bf16", device_checks.darts2_fd_under_bf16, device)
+    timed(checks, "host_syncs_in_search_steps", device_checks.host_syncs, device)
+    timed(checks, "in_memory_normalisation_peak", device_checks.normalisation_peak, device)
+    timed(checks, "latency_table_timing", device_checks.latency_timing, device)
+    timed(checks, "sync_batchnorm", device_checks.sync_batchnorm, device)
     res["section_wall_s"].update(res["correctness"].pop("section_wall_s"))
     return finish(res, t0, args.out)
 

@@ -13,7 +13,6 @@ preparation, lookups, latency timing, tables) cost nothing here.
 
 from __future__ import annotations
 
-import json
 import heapq
 import math
 import re
