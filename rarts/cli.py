@@ -12,8 +12,7 @@ import logging
 import os
 import shlex
 import sys
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from rarts.pipeline import names
 from rarts.pipeline.commands import build_parser, workflow_argv
@@ -183,8 +182,7 @@ def mlflow_relocate(a) -> None:
     relocate_main(a.results)
 
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     run: Callable
     rule: bool  # a workflow rule runs it
     sampled: bool = True  # (run by a rule) its peak memory is sampled beside its log (rarts.core.usage)
