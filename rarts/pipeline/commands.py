@@ -242,6 +242,8 @@ def add_tool_commands(sub) -> None:
     rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
     rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")
     rr.add_argument("--bench", required=True, help="a CPU step table measured at paper size (make gpu-check on a CPU)")
+    rr.add_argument("--unmeasured", nargs="*", default=[], metavar="RULE",
+                    help="rules among the targets' jobs that the report leaves out (its step table, what runs after it)")
     rr.add_argument("--csv", required=True)
     rr.add_argument("--md", required=True)
 

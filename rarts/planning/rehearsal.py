@@ -21,7 +21,6 @@ from rarts.planning import plan
 from rarts.pipeline.io import write_csv, write_text
 
 PLAN_TOLERANCE = 1.5
-NOT_MEASURED = ("all", "rehearsal_report", "rehearsal_steps", "log_mlflow")  # the report, its step table, what runs after it
 
 
 def measured_step(outputs: list[str]) -> float | None:
@@ -107,7 +106,7 @@ def report_main(args) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:  # the run's own config: the dry run lists the jobs it ran
         configfile = Path(tmp) / "config.json"
         configfile.write_text(json.dumps(args.config))
-        jobs = [j for j in plan.dry_run_jobs(args.targets, [str(configfile)]) if j["rule"] not in NOT_MEASURED]
+        jobs = [j for j in plan.dry_run_jobs(args.targets, [str(configfile)]) if j["rule"] not in args.unmeasured]
     table = costs.StepTable.load(args.bench, required=True)
     rows = rule_rows(job_rows(jobs, table))
     df = pd.DataFrame(rows)

@@ -42,9 +42,11 @@ rule rehearsal_report:
         **job(),
     params:
         config=spec(config),
+        # the report itself, its step table and what runs after it, should the targets' jobs include them
+        unmeasured=["all", "rehearsal_report", "rehearsal_steps", "log_mlflow"],
     shell:
         "rarts rehearsal-report {input.targets} --config {params.config} --bench {input.steps} "
-        "--csv {output.csv} --md {output.md} 2> {log}"
+        "--unmeasured {params.unmeasured} --csv {output.csv} --md {output.md} 2> {log}"
 
 
 if config["data"]["rehearsal"]:
