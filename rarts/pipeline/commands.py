@@ -140,7 +140,7 @@ def add_job_commands(sub) -> None:
 
 
 def add_result_commands(sub) -> None:
-    """Tables, figures and verdicts from the jobs' files."""
+    """Tables, figures, verdicts and MLflow from the jobs' files."""
     f = sub.add_parser("fig1", help="Fig. 1 and the toy equilibria table")
     f.add_argument("--spec", type=_json_arg, required=True)
     f.add_argument("--png", required=True)
@@ -182,9 +182,47 @@ def add_result_commands(sub) -> None:
     sk.add_argument("--pdf", required=True)
     sk.add_argument("--title", default="skip connections over epochs")
 
+    m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
+    m.add_argument("--spec", type=_json_arg, required=True)
+    m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
+    m.add_argument("--artifacts", nargs="*", default=[])
+    m.add_argument("--search-runs", nargs="*", default=[])
+    m.add_argument("--job-runs", nargs="*", default=[], help="the jobs' files behind the tables: metrics.json, latency.json, scores.json")
+    m.add_argument("--out", required=True)
+
+
+def add_rehearsal_commands(sub) -> None:
+    """The dress rehearsal's: the step table at paper size, and the report of step times and memory."""
+    gc = sub.add_parser("gpu-check", help="time and check this GPU (or CPU): the step table `rarts plan` prices jobs with")
+    gc.add_argument("--size", choices=["paper", "small", "tiny"], help="default: paper on a GPU, small on a CPU")
+    gc.add_argument("--device", default="auto")
+    gc.add_argument("--steps", type=positive_int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
+    gc.add_argument("--warmup", type=nonnegative_int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
+    gc.add_argument("--workers", type=nonnegative_int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
+    gc.add_argument("--config", default="config/config.yaml",
+                    help="the networks' training settings (auxiliary loss, smoothing, clipping)")
+    gc.add_argument("--ranks", nargs="*", default=[], metavar="NET=N",
+                    help="also time NET's step over N torchrun ranks (the config's train.<net>.gpus)")
+    gc.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
+    gc.add_argument("--no-cpu-peaks", action="store_true",
+                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
+    gc.add_argument("--step-table-only", action="store_true",
+                    help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
+                    "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
+                    "CPU table at paper size)")
+
+    rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
+    rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
+    rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")
+    rr.add_argument("--bench", required=True, help="a CPU step table measured at paper size (make gpu-check on a CPU)")
+    rr.add_argument("--unmeasured", nargs="*", default=[], metavar="RULE",
+                    help="rules among the targets' jobs that the report leaves out (its step table, what runs after it)")
+    rr.add_argument("--csv", required=True)
+    rr.add_argument("--md", required=True)
+
 
 def add_tool_commands(sub) -> None:
-    """For people rather than rules: the solvable model, parameter counts, plans and reports."""
+    """For people rather than rules: the solvable model, parameter counts, plans, config checks, a moved store."""
     t = sub.add_parser("toy", help="iterate the solvable model of paper §2")
     t.add_argument("--method", choices=names.ALGORITHMS, required=True)
     t.add_argument("--lam", type=positive, default=1.0, help="λ (RARTS, MiLeNAS)")
@@ -220,46 +258,12 @@ def add_tool_commands(sub) -> None:
                     help="also say how long the targets take on one machine with G GPUs (default: this machine's "
                     "GPUs, or 1 2 4 8 where it has none)")
 
-    gc = sub.add_parser("gpu-check", help="time and check this GPU (or CPU): the step table `rarts plan` prices jobs with")
-    gc.add_argument("--size", choices=["paper", "small", "tiny"], help="default: paper on a GPU, small on a CPU")
-    gc.add_argument("--device", default="auto")
-    gc.add_argument("--steps", type=positive_int, help="timed steps (default: 10 on a GPU, 3 on a CPU)")
-    gc.add_argument("--warmup", type=nonnegative_int, help="untimed steps first (default: 3 on a GPU, 1 on a CPU)")
-    gc.add_argument("--workers", type=nonnegative_int, default=8, help="ImageNet decoding (the config's train.imagenet.workers)")
-    gc.add_argument("--config", default="config/config.yaml",
-                    help="the networks' training settings (auxiliary loss, smoothing, clipping)")
-    gc.add_argument("--ranks", nargs="*", default=[], metavar="NET=N",
-                    help="also time NET's step over N torchrun ranks (the config's train.<net>.gpus)")
-    gc.add_argument("--out", default="results/bench/gpu_check.json", help="also writes the .md beside it")
-    gc.add_argument("--no-cpu-peaks", action="store_true",
-                    help="on a CPU, skip each algorithm's peak-memory run in a process of its own (faster)")
-    gc.add_argument("--step-table-only", action="store_true",
-                    help="only what `rarts plan` reads: fp32 search steps (no copy-the-model DARTS-2), the "
-                    "networks' fp32 steps, the edges' operations and ImageNet's decoding (the rehearsal's "
-                    "CPU table at paper size)")
-
-    rr = sub.add_parser("rehearsal-report", help="the dress rehearsal's report: step times and memory per rule")
-    rr.add_argument("targets", nargs="+", help="the Snakemake targets the rehearsal ran, e.g. all")
-    rr.add_argument("--config", type=_json_arg, required=True, help="the run's whole config (the rule passes it)")
-    rr.add_argument("--bench", required=True, help="a CPU step table measured at paper size (make gpu-check on a CPU)")
-    rr.add_argument("--unmeasured", nargs="*", default=[], metavar="RULE",
-                    help="rules among the targets' jobs that the report leaves out (its step table, what runs after it)")
-    rr.add_argument("--csv", required=True)
-    rr.add_argument("--md", required=True)
-
     cc = sub.add_parser("check-config", help="say in one line what is wrong with config overlays (before Snakemake reads them)")
     cc.add_argument("files", nargs="+", help="YAML overlays, as given to --configfile")
 
     mv = sub.add_parser("mlflow-relocate", help="after moving results/: point its MLflow store at its artifacts again")
     mv.add_argument("results", nargs="?", default="results", help="the moved results folder (default: results)")
 
-    m = sub.add_parser("log-mlflow", help="log config, tables, figures and runs to MLflow")
-    m.add_argument("--spec", type=_json_arg, required=True)
-    m.add_argument("--config", type=_json_arg, required=True, help="the whole run config")
-    m.add_argument("--artifacts", nargs="*", default=[])
-    m.add_argument("--search-runs", nargs="*", default=[])
-    m.add_argument("--job-runs", nargs="*", default=[], help="the jobs' files behind the tables: metrics.json, latency.json, scores.json")
-    m.add_argument("--out", required=True)
 
 
 class Parser(argparse.ArgumentParser):
@@ -322,7 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "previous attempt) asks that one to checkpoint and stop, waits, and resumes; default: stop at once")
     sub = p.add_subparsers(dest="command", required=True)
 
-    for add in (add_data_commands, add_job_commands, add_result_commands, add_tool_commands):
+    for add in (add_data_commands, add_job_commands, add_result_commands, add_rehearsal_commands, add_tool_commands):
         add(sub)
     return p
 
