@@ -46,13 +46,13 @@ rule width_train:
     input:
         data="results/data/{dataset}/ready.json",
     output:
-        metrics="results/width/{table}/{dataset}/{kind}/seed{seed}/metrics.json",
-        model="results/width/{table}/{dataset}/{kind}/seed{seed}/model.pt",
-        genotype="results/width/{table}/{dataset}/{kind}/seed{seed}/genotype.json",
+        metrics=f"{layout.WIDTH_RUN}/metrics.json",
+        model=f"{layout.WIDTH_RUN}/model.pt",
+        genotype=f"{layout.WIDTH_RUN}/genotype.json",
     log:
-        "results/logs/width/{table}/{dataset}/{kind}/seed{seed}.log",
+        "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
-        kind="baseline|sparse",
+        method="baseline|sparse",
         seed=r"\d+",
     retries: job_retries(*width_all_minutes(width_train_minutes, ["baseline", "sparse"]))
     conda:
@@ -63,11 +63,11 @@ rule width_train:
             lambda w: w.dataset,
             lambda w: WIDTH[w.table]["net"]["name"],
             lambda w: WIDTH[w.table]["train"],
-            lambda w: width_train_minutes(w.table, w.dataset, w.kind),
+            lambda w: width_train_minutes(w.table, w.dataset, w.method),
         ),
     params:
-        name=lambda w: f"{w.table}-{w.dataset}-{w.kind}-seed{w.seed}",
-        spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.kind), w.seed)),
+        name=lambda w: f"{w.table}-{w.dataset}-{w.method}-seed{w.seed}",
+        spec=lambda w: spec(width_job_spec(w.table, w.dataset, width_train_hp(w.table, w.method), w.seed)),
         prune="",
         out_dir=out_dir,
         ckpt=checkpoint_path,
@@ -114,9 +114,9 @@ use rule width_train as width_finetune with:
         source=lambda w: prune_plan(w)["source"],
         like=lambda w: prune_plan(w)["like"],
     output:
-        metrics="results/width/{table}/{dataset}/{method}/seed{seed}/metrics.json",
-        model="results/width/{table}/{dataset}/{method}/seed{seed}/model.pt",
-        genotype="results/width/{table}/{dataset}/{method}/seed{seed}/genotype.json",
+        metrics=f"{layout.WIDTH_RUN}/metrics.json",
+        model=f"{layout.WIDTH_RUN}/model.pt",
+        genotype=f"{layout.WIDTH_RUN}/genotype.json",
     log:
         "results/logs/width/{table}/{dataset}/{method}/seed{seed}.log",
     wildcard_constraints:
