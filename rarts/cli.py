@@ -14,8 +14,9 @@ import shlex
 import sys
 from typing import Callable, NamedTuple
 
-from rarts.pipeline import names
+from rarts.pipeline import gpu_pool, locks, names
 from rarts.pipeline.commands import build_parser, workflow_argv
+from rarts.pipeline.errors import USER_ERRORS
 
 
 # -- what each subcommand runs ------------------------------------------------------------
@@ -250,19 +251,14 @@ def main(argv=None) -> None:
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s", stream=sys.stderr)
     if argv != given and os.environ.get("LOCAL_RANK", "0") == "0":  # the log names the whole command
         logging.getLogger("rarts").info("rarts %s", shlex.join(argv))
-    from rarts.pipeline.errors import USER_ERRORS
-
     if command.job and args.hold_gpus is not None:
-        from rarts.pipeline import gpu_pool
-
         try:  # before torch starts CUDA: the job sees only the GPUs it holds
             k = gpus_wanted(args) if args.hold_gpus == "auto" else args.hold_gpus
             gpu_pool.hold_for_job(k, args.device or "auto", args.gpu_slots, alone=command.alone)
         except USER_ERRORS as exc:
             sys.exit(f"rarts {args.command}: {exc}")
     if command.job:
-        from rarts.pipeline import locks
-        from rarts.core.devices import set_determinism
+        from rarts.core.devices import set_determinism  # torch
 
         locks.take_over = args.take_over
         set_determinism(args.deterministic)
@@ -284,8 +280,6 @@ def main(argv=None) -> None:
         sys.exit(f"rarts {args.command}: {exc.filename}: {exc.strerror}")
     finally:
         if command.job and os.environ.get("LOCAL_RANK", "0") == "0":
-            from rarts.pipeline import gpu_pool
-
             logging.getLogger("rarts").info(gpu_pool.summary(gpu_pool.record()))
         if usage is not None:
             usage.stop(status)

@@ -153,6 +153,9 @@ def test_quick_profile_runs_all_and_logs_to_mlflow(workdir, cli_env):
     snakemake(workdir, cli_env, "--cores", "4", profile, "all")
     res = workdir / "results"
     held_gpus_apart(res)
+    # the job options reach each job through the Snakefile's environment, and its log names them all
+    first = (res / "logs" / "search" / "darts" / "rarts" / "seed0.log").read_text().splitlines()[0]
+    assert "rarts --device cpu --mlflow" in first and "--hold-gpus auto --take-over" in first, first
     for name in ("fig1.pdf", "toy_equilibria.csv", "fig2.png", "fig2.pdf", "mlflow_run.json",
                  "table1.csv", "table1.md", "table2.csv", "table2.md", "table3.csv", "table3.md",
                  "table4.csv", "table4.md", "latency/cpu.json"):

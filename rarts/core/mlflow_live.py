@@ -9,6 +9,8 @@ import os
 
 log = logging.getLogger("rarts.core.mlflow_live")
 
+# The experiment's kind for MLflow 3 (model training, not GenAI). Its UI still starts in the GenAI view
+# until the user picks "Model training" (kept per browser) or a link says ?workflowType=machine_learning
 KIND_TAG, TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from rarts.planning import search_timing as search_step
+from rarts.planning import search_timing
 
 
 def darts2_hypergradient_check(device) -> dict:
@@ -24,7 +24,7 @@ def darts2_hypergradient_check(device) -> dict:
     from rarts.spaces import DartsSearchSpace
 
     torch.manual_seed(0)
-    algo = Darts2(DartsSearchSpace(init_channels=2, num_classes=3, layers=3), search_step.HP, device)
+    algo = Darts2(DartsSearchSpace(init_channels=2, num_classes=3, layers=3), search_timing.HP, device)
     algo.net.double()
     with torch.no_grad():
         algo.arch = [a.double().requires_grad_() for a in algo.arch]
@@ -37,7 +37,7 @@ def darts2_hypergradient_check(device) -> dict:
     loss_t = F.cross_entropy(torch.func.functional_call(algo.net, dict(zip(names, params)), (train[0], algo.arch)),
                              train[1])
     grads = torch.autograd.grad(loss_t, params, create_graph=True)
-    wd = search_step.HP["w_weight_decay"]
+    wd = search_timing.HP["w_weight_decay"]
     virtual = {n: p.detach() - xi * (gi + wd * p.detach()) for n, p, gi in zip(names, params, grads)}
     loss_v = F.cross_entropy(torch.func.functional_call(algo.net, virtual, (val[0], algo.arch)), val[1])
     exact = torch.autograd.grad(loss_v, algo.arch)
@@ -56,7 +56,7 @@ def repeat_search_check(device, deterministic=False) -> dict:
     from rarts.search.loop import SearchData, SearchLoop
     from rarts.spaces import DartsSearchSpace
 
-    hp = {**search_step.HP, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 4, "eval_batches": 1,
+    hp = {**search_timing.HP, "epochs": 1, "batch_size": 8, "max_steps_per_epoch": 4, "eval_batches": 1,
           "augment": {"crop_padding": 1, "hflip": True}}
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (64,), generator=g).to(device)
@@ -85,7 +85,7 @@ def darts2_fd_under_bf16(device) -> dict:
     from rarts.spaces import DartsSearchSpace
 
     torch.manual_seed(0)
-    algo = Darts2(DartsSearchSpace(init_channels=4, num_classes=10, layers=3), search_step.HP, device)
+    algo = Darts2(DartsSearchSpace(init_channels=4, num_classes=10, layers=3), search_timing.HP, device)
     g = torch.Generator().manual_seed(0)
     train, val = [(torch.randn(8, 3, 8, 8, generator=g).to(device), torch.randint(0, 10, (8,), generator=g).to(device))
                   for _ in range(2)]
@@ -116,7 +116,7 @@ def host_syncs(device) -> dict:
     from rarts.search.loop import SearchData, SearchLoop
     from rarts.spaces import DartsSearchSpace
 
-    hp = {**search_step.HP, "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 0, "eval_batches": 1,
+    hp = {**search_timing.HP, "epochs": 1, "batch_size": 32, "max_steps_per_epoch": 0, "eval_batches": 1,
           "augment": {"crop_padding": 4, "hflip": True}, "latency": None}
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(512, 3, 32, 32, generator=g).to(device), torch.randint(0, 10, (512,), generator=g).to(device)
@@ -169,10 +169,10 @@ def latency_timing(device) -> dict:
     per_call = []
     with torch.no_grad():
         for _ in range(50):
-            search_step.sync(device)
+            search_timing.sync(device)
             t0 = time.perf_counter()
             op(x)
-            search_step.sync(device)
+            search_timing.sync(device)
             per_call.append((time.perf_counter() - t0) * 1e3)
     return {"table_ms": events, "synchronised_per_call_ms": statistics.median(per_call)}
 

@@ -39,7 +39,7 @@ import yaml
 
 from rarts.pipeline import gpu_pool
 from rarts.pipeline.io import write_json, write_text
-from rarts.planning import device_checks, search_timing as search_step
+from rarts.planning import device_checks, search_timing
 
 # network → (size overrides, batch, resolution, classes) per check size; paper: the paper's own
 NETWORKS = {
@@ -89,14 +89,14 @@ SEARCH_SETTINGS = {"fp32": {}, "bf16": {"amp": True}, "channels_last": {"channel
 
 def search_steps(size_name, device, steps, warmup, cpu_peaks=True, settings=tuple(SEARCH_SETTINGS),
                  copy=True) -> list[dict]:
-    size, rows = search_step.SIZES[size_name], []
+    size, rows = search_timing.SIZES[size_name], []
     for label in settings:
         kw = SEARCH_SETTINGS[label]
         names = ["darts1", "darts2", "milenas", "rarts"] + (["darts2-copy"] if label == "fp32" and copy else [])
         # on a CPU, each algorithm's peak memory runs in a process of its own: fp32 only, for time
-        times, peaks = search_step.time_algorithms(names, size, device, steps, warmup, size_name=size_name,
+        times, peaks = search_timing.time_algorithms(names, size, device, steps, warmup, size_name=size_name,
                                                    cpu_peaks=cpu_peaks and label == "fp32", **kw)
-        rows += search_step.summarize(times, peaks, label, device)
+        rows += search_timing.summarize(times, peaks, label, device)
     for row in rows:  # JSON has no NaN: a peak not measured is null
         row["peak_mem_MiB"] = None if row["peak_mem_MiB"] != row["peak_mem_MiB"] else row["peak_mem_MiB"]
     return rows
@@ -104,12 +104,12 @@ def search_steps(size_name, device, steps, warmup, cpu_peaks=True, settings=tupl
 
 def time_step(step, device, steps, warmup) -> dict:
     times = []
-    with search_step.PeakMemory(device) as mem:
+    with search_timing.PeakMemory(device) as mem:
         for i in range(warmup + steps):
-            search_step.sync(device)
+            search_timing.sync(device)
             t0 = time.perf_counter()
             step()
-            search_step.sync(device)
+            search_timing.sync(device)
             if i >= warmup:
                 times.append(time.perf_counter() - t0)
     med, iqr = median_iqr(times)
@@ -137,7 +137,7 @@ def darts1_search_step(space, x, y, device, steps, warmup, fast) -> dict:
     """A DARTS-1 step of a search of `space` (its other algorithms scale by passes)."""
     from rarts.search.algorithms import build_algorithm
 
-    algo = build_algorithm("darts1", space, search_step.HP, device)
+    algo = build_algorithm("darts1", space, search_timing.HP, device)
     if fast:
         algo.net.to(memory_format=torch.channels_last)
 
@@ -347,8 +347,8 @@ def imagenet_decoding(size_name, workers, batch) -> dict:
 
 
 def cifar_augmentation(size_name, device) -> dict:
-    size = {**search_step.SIZES[size_name], "resolution": 32, "batch_size": 96}
-    return {"images_per_s": search_step.data_path(size, device), "batch_size": 96, "resolution": 32}
+    size = {**search_timing.SIZES[size_name], "resolution": 32, "batch_size": 96}
+    return {"images_per_s": search_timing.data_path(size, device), "batch_size": 96, "resolution": 32}
 
 
 def timed(results: dict, key: str, fn, *args):
@@ -416,7 +416,7 @@ def gpu_check_main(args) -> dict:
     args.steps, args.warmup = args.steps or (10 if gpu else 3), args.warmup if args.warmup is not None else (3 if gpu else 1)
     t0 = time.perf_counter()
     res = {"size": size, "environment": {**environment(device), "gpus_held": held.ids if held else []},
-           "steps": args.steps, "warmup": args.warmup, "search_size": search_step.SIZES[size]}
+           "steps": args.steps, "warmup": args.warmup, "search_size": search_timing.SIZES[size]}
     only, config = args.step_table_only, yaml.safe_load(Path(args.config).read_text())
     # first, while this process is small: its ranks are the job's size again (the rehearsal's 4 hold 14 GB)
     timed(res, "ranked_steps", ranked_steps, size, device, args.steps, args.warmup, ranks, args.config,

@@ -5,7 +5,8 @@ done or not), and each job's step count from the `--spec` its shell command carr
 parser that runs it (rarts.pipeline.commands), so the plan reads exactly the settings the jobs will
 run with. The dry run's printed jobs (`-n -p`) are read rather than Snakemake's Python API: in
 Snakemake 9.27 `snakemake.api.DAGApi` offers the DAG only to print or execute it, and its jobs,
-their shell commands and resources only through private members (`Workflow._prepare_dag`, `DAG.jobs`). Step times come from a measured table
+their shell commands and resources only through private members (`Workflow._prepare_dag`, `DAG.jobs`).
+Step times come from a measured table
 (`make gpu-check`'s results/bench/gpu_check.json) or, before any measurement, from the reference
 table shipped with the package; `rarts.pipeline.costs` holds the cost model. Jobs that do not train (data
 preparation, lookups, latency timing, tables) cost nothing here.
@@ -24,7 +25,9 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from rarts.pipeline import cluster as cluster_requests, costs, layout
+from rarts.pipeline import cluster as cluster_requests, costs, gpu_pool, layout
+from rarts.pipeline.config import check_overlay
+from rarts.pipeline.io import write_text
 from rarts.pipeline.commands import JOB_OPTIONS, build_parser, workflow_argv
 from rarts.pipeline.names import PASSES
 
@@ -164,8 +167,6 @@ def plan(targets, configfiles, bench, safety: float | None = None, snakemake=Non
 
 def default_local_gpus() -> list[int]:
     """This machine's GPU count when it has GPUs, else a few common ones."""
-    from rarts.pipeline import gpu_pool
-
     n = len(gpu_pool.pool())
     return [n] if n else [1, 2, 4, 8]
 
@@ -174,9 +175,9 @@ def load_config(configfiles) -> dict:
     """config/config.yaml overlaid with each --configfile, as Snakemake merges them."""
     from snakemake.utils import update_config
 
-    config = yaml.safe_load(Path(layout.CONFIG).read_text())
+    config = check_overlay(layout.CONFIG)
     for f in configfiles:
-        update_config(config, yaml.safe_load(Path(f).read_text()))
+        update_config(config, check_overlay(f))
     return config
 
 
@@ -190,8 +191,6 @@ def write_profile(df: pd.DataFrame, out_dir, base=layout.SLURM_PROFILE) -> Path:
             runtime = f"min({row.runtime_min} * attempt, {cap})"
             profile.setdefault("set-resources", {}).setdefault(row.rule, {})["runtime"] = runtime
     out = Path(out_dir) / "config.yaml"
-    from rarts.pipeline.io import write_text
-
     write_text(out, f"# Written by `rarts plan` from {base}: runtimes from the plan, capped at {cap} minutes.\n"
                + yaml.safe_dump(profile, sort_keys=False))
     return out

@@ -1,6 +1,7 @@
-"""MLflow: one run per reproduction with the config, every table and figure, provenance, and a
-nested run per search with its learning curves. Jobs never write the store themselves; this
-single local step does (SQLite stores corrupt under concurrent first writers)."""
+"""MLflow: one run per reproduction with the config, every table and figure, provenance and the
+headline numbers beside the paper's, and a nested run per job behind them (searches, trainings,
+latency measurements, lookups) with its curves. Jobs never write the store themselves; this single
+local step does (SQLite stores corrupt under concurrent first writers)."""
 
 from __future__ import annotations
 
@@ -62,8 +63,6 @@ def job_devices(search_runs) -> str:
     return "; ".join(sorted(devices)) or "none recorded"
 
 
-# The experiment's kind for MLflow 3 (model training, not GenAI). Its UI still starts in the GenAI view
-# until the user picks "Model training" (kept per browser) or a link says ?workflowType=machine_learning
 EPOCH_METRICS = ("train_loss", "train_acc", "val_loss", "val_acc", "lr", "wall_s", "expected_latency")
 
 
